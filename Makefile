@@ -43,6 +43,10 @@ vet: ## Run go vet.
 envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s (cached).
 	./hack/envtest.sh
 
+.PHONY: coredns-corefile
+coredns-corefile: ## Rewrite config/coredns/Corefile from Corefile.example (kubeconfig line dropped).
+	$(GO) test ./test/manifests -run '^TestClusterCorefileIsTheExample$$' -count=1 -update
+
 ##@ Build
 
 .PHONY: build
