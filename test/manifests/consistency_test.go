@@ -189,4 +189,3 @@ func declaresPort(spec corev1.PodSpec, target intstr.IntOrString, proto corev1.P
 	}
 	return false
 }
-
