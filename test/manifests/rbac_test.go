@@ -72,7 +72,7 @@ func TestServiceAccountsHaveLeastPrivilege(t *testing.T) {
 			{"create", "discovery.k8s.io", "endpointslices", "default"}, {"patch", "discovery.k8s.io", "endpointslices", "default"},
 			{"delete", "discovery.k8s.io", "endpointslices", "default"},
 			{"create", "", "endpoints", "default"}, {"patch", "", "endpoints", "default"},
-			{"create", "", "events", "default"},
+			{"create", "events.k8s.io", "events", "default"},
 		},
 		denied: []access{
 			{"create", "coordination.k8s.io", "leases", "kube-system"},
