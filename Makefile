@@ -65,28 +65,29 @@ IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGE_BUILDER := $(BIN)/image-builder
 # CA bundle installed in the images (the operator's HTTPS health checks verify against it).
 CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
-# The syncer runs iptables-restore, which an empty base lacks. For a cluster, build it on
-# kube-proxy's base (registry reference or image tarball):
+# The syncer runs iptables-restore: by default its image gets this machine's nf_tables iptables
+# (hack/image/iptables-rootfs.sh). For nodes on legacy iptables build it on kube-proxy's base
+# instead (a registry reference or an image tarball):
 #   make image SYNCER_BASE=registry.k8s.io/build-image/distroless-iptables:v0.9.9
 SYNCER_BASE ?=
 
-# build-image,NAME,DESCRIPTION[,BASE]: pack $(IMAGE_DIR)/linux-ARCH/NAME into $(IMAGE_DIR)/NAME.tar.
+# build-image,NAME,DESCRIPTION,ARGS: pack $(IMAGE_DIR)/linux-ARCH/NAME into $(IMAGE_DIR)/NAME.tar.
 define build-image
 	$(IMAGE_BUILDER) -binary $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/$(1) -arch $(IMAGE_ARCH) \
 		-tag $(IMAGE_REPO)/$(1):$(IMAGE_TAG) -out $(IMAGE_DIR)/$(1).tar \
-		-description "$(2)" -version "$(IMAGE_VERSION)" -revision "$(IMAGE_REVISION)" \
-		$(if $(3),-base $(3),$(if $(CA_CERTS),-ca-certs $(CA_CERTS)))
+		-description "$(2)" -version "$(IMAGE_VERSION)" -revision "$(IMAGE_REVISION)" $(3)
 endef
+CA_ARGS := $(if $(CA_CERTS),-ca-certs $(CA_CERTS))
 
 .PHONY: image
 image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Docker daemon; `docker load -i`).
 	$(GO) build -C hack/image -o $(IMAGE_BUILDER) .
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/ \
 		./operator/cmd/outpost-operator ./operator/cmd/outpost-syncer ./plugin/coredns
-	$(call build-image,outpost-operator,Outpost operator: ExternalBackends to Services$(comma) EndpointSlices and Endpoints)
-	$(call build-image,outpost-syncer,Outpost syncer: kube-proxy-style iptables rules for Services,$(SYNCER_BASE))
-	$(call build-image,coredns,CoreDNS with the outpost plugin: cluster DNS for Services and ExternalBackends)
-	$(if $(SYNCER_BASE),,@echo "note: outpost-syncer.tar has no iptables (empty base); for a cluster use SYNCER_BASE=registry.k8s.io/build-image/distroless-iptables:v0.9.9")
+	$(if $(SYNCER_BASE),,./hack/image/iptables-rootfs.sh $(IMAGE_DIR)/iptables-rootfs)
+	$(call build-image,outpost-operator,Outpost operator: ExternalBackends to Services$(comma) EndpointSlices and Endpoints,$(CA_ARGS))
+	$(call build-image,outpost-syncer,Outpost syncer: kube-proxy-style iptables rules for Services,$(if $(SYNCER_BASE),-base $(SYNCER_BASE),$(CA_ARGS) -add-dir $(IMAGE_DIR)/iptables-rootfs))
+	$(call build-image,coredns,CoreDNS with the outpost plugin: cluster DNS for Services and ExternalBackends,$(CA_ARGS))
 
 ##@ Test
 

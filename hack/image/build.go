@@ -33,9 +33,10 @@ type Spec struct {
 	Version     string
 	Revision    string
 	Source      string
-	Arch        string // GOARCH the binary was built for
-	Base        string // "" (empty base), an image tarball path, or a registry reference
-	CACerts     string // CA bundle for the empty base; "" for none
+	Arch        string   // GOARCH the binary was built for
+	Base        string   // "" (empty base), an image tarball path, or a registry reference
+	CACerts     string   // CA bundle for the empty base; "" for none
+	Dirs        []string // trees added as layers (each as if it were /), e.g. the syncer's iptables
 	Created     time.Time
 }
 
@@ -65,6 +66,17 @@ func Build(s Spec) (v1.Image, error) {
 			return nil, fmt.Errorf("root file system layer: %w", err)
 		}
 		adds = append(adds, addendum(layer, "outpost: /etc/passwd, /etc/group, /tmp, /home/nonroot, CA certificates", s.Created))
+	}
+	for _, dir := range s.Dirs {
+		files, err := treeFiles(dir)
+		if err != nil {
+			return nil, err
+		}
+		layer, err := tarLayer(files, s.Created)
+		if err != nil {
+			return nil, fmt.Errorf("layer from %s: %w", dir, err)
+		}
+		adds = append(adds, addendum(layer, "outpost: files from "+filepath.Base(dir), s.Created))
 	}
 	entry := "/" + s.Title
 	layer, err := tarLayer([]file{{path: entry, mode: 0o755, data: binary}}, s.Created)
@@ -173,12 +185,53 @@ func loadBase(ref, arch string) (v1.Image, error) {
 	return img, nil
 }
 
-// file is one entry of a layer; a nil data with mode.IsDir() is a directory.
+// file is one entry of a layer: a directory (mode.IsDir()), a symbolic link
+// (mode&fs.ModeSymlink, target in link) or a regular file with data.
 type file struct {
 	path     string
 	mode     fs.FileMode
 	uid, gid int
 	data     []byte
+	link     string
+}
+
+// treeFiles reads the tree under dir as layer entries rooted at /, owned by
+// root, keeping symbolic links as links, in lexical order (reproducible).
+func treeFiles(dir string) ([]file, error) {
+	var files []file
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f := file{path: "/" + filepath.ToSlash(rel), mode: info.Mode()}
+		switch {
+		case d.IsDir():
+		case info.Mode()&fs.ModeSymlink != 0:
+			if f.link, err = os.Readlink(path); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular():
+			if f.data, err = os.ReadFile(path); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: only directories, files and symbolic links can go into a layer", path)
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", dir, err)
+	}
+	return files, nil
 }
 
 // rootFS is what the empty base lacks and Go programs look for: user and
@@ -224,9 +277,12 @@ func tarLayer(files []file, mtime time.Time) (v1.Layer, error) {
 		if f.mode&fs.ModeSticky != 0 {
 			hdr.Mode |= 0o1000
 		}
-		if f.mode.IsDir() {
+		switch {
+		case f.mode.IsDir():
 			hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
-		} else {
+		case f.mode&fs.ModeSymlink != 0:
+			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, f.link, 0o777
+		default:
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(f.data))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {

@@ -40,6 +40,10 @@ func run(args []string) error {
 	fs.StringVar(&s.Arch, "arch", runtime.GOARCH, "architecture the binary was built for")
 	fs.StringVar(&s.Base, "base", "", "base image: an image tarball path or a registry reference (default: empty, FROM scratch)")
 	fs.StringVar(&s.CACerts, "ca-certs", "", "CA bundle to install as /etc/ssl/certs/ca-certificates.crt (only without -base)")
+	fs.Func("add-dir", "directory tree to add as a layer below the binary, as if it were / (repeatable)", func(dir string) error {
+		s.Dirs = append(s.Dirs, dir)
+		return nil
+	})
 	fs.StringVar(&out, "out", "", "tarball to write (required)")
 	fs.StringVar(&tag, "tag", "", "tag recorded in the tarball, e.g. outpost-dev/coredns:dev (required)")
 	if err := fs.Parse(args); err != nil {

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"debug/elf"
@@ -156,6 +157,40 @@ func TestBuilderOnABase(t *testing.T) {
 	}
 }
 
+// -add-dir adds a tree as a layer: files keep their modes, symbolic links
+// stay links.
+func TestBuilderAddsADirectoryTree(t *testing.T) {
+	dir := t.TempDir()
+	hello := buildHello(t, dir)
+	tree := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "usr", "sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(tree, "usr", "sbin"), "tool", "#!/bin/true\n")
+	if err := os.Symlink("tool", filepath.Join(tree, "usr", "sbin", "tool-alias")); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(dir, "tree.tar")
+	pack(t, "-binary", hello, "-tag", "outpost-dev/tree:test", "-out", tarball, "-add-dir", tree)
+	img, err := ReadTarball(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := img.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr := files["/usr/sbin/tool"]; hdr == nil || hdr.FileInfo().Mode() != 0o755 || hdr.Uid != 0 {
+		t.Errorf("/usr/sbin/tool: %+v, want a root-owned 0755 file", hdr)
+	}
+	if hdr := files["/usr/sbin/tool-alias"]; hdr == nil || hdr.Typeflag != tar.TypeSymlink || hdr.Linkname != "tool" {
+		t.Errorf("/usr/sbin/tool-alias: %+v, want a symbolic link to tool", hdr)
+	}
+	if _, ok := files["/hello"]; !ok {
+		t.Error("the binary is missing next to the tree")
+	}
+}
+
 // A binary that cannot run on an empty base is refused with a message that
 // says how to fix it, instead of an image that fails at the first pull.
 func TestBuilderRefusesWhatCannotRun(t *testing.T) {
@@ -226,13 +261,7 @@ func checkConfig(t *testing.T, img *Image, binary, tag string) {
 // fails in CI and, elsewhere, runs the unpacked binary on the host.
 func runInImage(t *testing.T, img *Image, args ...string) string {
 	t.Helper()
-	rootfs := t.TempDir()
-	if err := os.Chmod(rootfs, 0o755); err != nil { // the image's "/" must be readable by its user
-		t.Fatal(err)
-	}
-	if err := img.Unpack(rootfs); err != nil {
-		t.Fatalf("unpack: %v", err)
-	}
+	rootfs := unpack(t, img)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var cmd *exec.Cmd
@@ -249,6 +278,19 @@ func runInImage(t *testing.T, img *Image, args ...string) string {
 		t.Fatalf("%s %q in the image: %v\n%s", img.Config.Config.Entrypoint[0], args, err, out)
 	}
 	return string(out)
+}
+
+// unpack writes img's file system into a new directory and returns it.
+func unpack(t *testing.T, img *Image) string {
+	t.Helper()
+	rootfs := t.TempDir()
+	if err := os.Chmod(rootfs, 0o755); err != nil { // the image's "/" must be readable by its user
+		t.Fatal(err)
+	}
+	if err := img.Unpack(rootfs); err != nil {
+		t.Fatalf("unpack: %v", err)
+	}
+	return rootfs
 }
 
 // hostRun tells whether binaries run on the host instead of inside their

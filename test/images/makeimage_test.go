@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +70,75 @@ func TestMakeImage(t *testing.T) {
 					t.Errorf("%s %s does not mention %q:\n%s", want.name, strings.Join(want.args, " "), s, out)
 				}
 			}
+			if want.name == "outpost-syncer" {
+				checkIptablesInImage(t, unpack(t, img))
+			}
 		})
+	}
+}
+
+// A ruleset with the matches and targets the syncer writes; it only ever
+// exists inside the network namespace the test creates.
+const syncerLikeRules = `*nat
+:OUTPOST-SERVICES - [0:0]
+:OUTPOST-SVC-TEST - [0:0]
+:OUTPOST-SEP-TEST - [0:0]
+:OUTPOST-MARK-MASQ - [0:0]
+:OUTPOST-POSTROUTING - [0:0]
+-A OUTPOST-SERVICES -d 198.51.100.10/32 -p tcp -m comment --comment "default/svc1:port7064" -m tcp --dport 7064 -j OUTPOST-SVC-TEST
+-A OUTPOST-SERVICES -m addrtype --dst-type LOCAL -j RETURN
+-A OUTPOST-SVC-TEST -m statistic --mode random --probability 0.5 -j OUTPOST-SEP-TEST
+-A OUTPOST-SEP-TEST -s 203.0.113.2/32 -j OUTPOST-MARK-MASQ
+-A OUTPOST-SEP-TEST -p tcp -m recent --set --name OUTPOST-SEP-TEST --mask 255.255.255.255 --rsource -m tcp -j DNAT --to-destination 203.0.113.2:31496
+-A OUTPOST-MARK-MASQ -j MARK --or-mark 0x4000
+-A OUTPOST-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE --random-fully
+COMMIT
+*filter
+:OUTPOST-FORWARD - [0:0]
+-A OUTPOST-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A OUTPOST-FORWARD -d 198.51.100.11/32 -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+`
+
+// checkIptablesInImage runs the syncer image's own iptables-restore and
+// iptables-save (chrooted into rootfs) in a network namespace the test
+// creates: the image must carry a working iptables with every extension the
+// syncer's rules use, since the syncer execs it.
+func checkIptablesInImage(t *testing.T, rootfs string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("checking the syncer image's iptables needs root (network namespace, chroot)")
+		}
+		t.Log("not root: the syncer image's iptables is not checked")
+		return
+	}
+	ns := fmt.Sprintf("outpost-image-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
+	inImage := func(stdin string, argv ...string) string {
+		cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", ns, "chroot", rootfs}, argv...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s in the syncer image: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+		return string(out)
+	}
+	inImage(syncerLikeRules, "/usr/sbin/iptables-restore", "--noflush")
+	saved := inImage("", "/usr/sbin/iptables-save")
+	for _, want := range []string{
+		"-j DNAT --to-destination 203.0.113.2:31496",
+		"-m statistic --mode random --probability 0.50000000000",
+		"-j MASQUERADE --random-fully",
+		"-m recent --set --name OUTPOST-SEP-TEST",
+		"-j REJECT --reject-with icmp-port-unreachable",
+	} {
+		if !strings.Contains(saved, want) {
+			t.Errorf("iptables-save in the syncer image lacks %q:\n%s", want, saved)
+		}
 	}
 }
 
