@@ -11,17 +11,17 @@ import (
 
 // Condition reasons. Each names a state a person can act on.
 const (
-	ReasonEndpointsReady      = "EndpointsReady"
-	ReasonNoReadyEndpoints    = "NoReadyEndpoints"
-	ReasonAddressesDenied     = "AddressesDenied"
-	ReasonServiceConflict     = "ServiceConflict"
-	ReasonApplyFailed         = "ApplyFailed"
-	ReasonAliasConfigured     = "AliasConfigured"
-	ReasonStaticAddresses     = "StaticAddresses"
-	ReasonNotChecked          = "HealthCheckDisabled"
-	ReasonResolutionNotImpl   = "ResolutionNotImplemented"
-	ReasonDenied              = "Denied"
-	ReasonResolvedByClient    = "ResolvedByClient"
+	ReasonEndpointsReady    = "EndpointsReady"
+	ReasonNoReadyEndpoints  = "NoReadyEndpoints"
+	ReasonAddressesDenied   = "AddressesDenied"
+	ReasonServiceConflict   = "ServiceConflict"
+	ReasonApplyFailed       = "ApplyFailed"
+	ReasonAliasConfigured   = "AliasConfigured"
+	ReasonStaticAddresses   = "StaticAddresses"
+	ReasonNotChecked        = "HealthCheckDisabled"
+	ReasonResolutionNotImpl = "ResolutionNotImplemented"
+	ReasonDenied            = "Denied"
+	ReasonResolvedByClient  = "ResolvedByClient"
 )
 
 // observation is what one reconcile found; buildStatus turns it into status.
