@@ -17,15 +17,22 @@ dest="$root/bin/k8s"
 
 mkdir -p "$cache" "$dest"
 
-build() { # name, module dir, package
-  local name=$1 dir=$2 pkg=$3
-  if [[ -x "$cache/$name" ]]; then
+# Several checkouts (worktrees, parallel test runs) may ask at once: one builds.
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+  echo "envtest: another build holds $cache/.lock; waiting for it"
+  flock 9
+fi
+
+build() { # name, module dir, package, expected `--version` text, extra -ldflags
+  local name=$1 dir=$2 pkg=$3 want=$4 ldflags=${5:-}
+  if [[ -x "$cache/$name" ]] && "$cache/$name" --version 2>/dev/null | grep -qF "$want"; then
     echo "envtest: $name cached in $cache"
     return
   fi
   echo "envtest: building $name from $pkg (first time only, a few minutes on 2 cores)..."
   local start=$SECONDS
-  ( cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$cache/$name.tmp" "$pkg" ) &
+  ( cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$cache/$name.tmp" "$pkg" ) &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 15
@@ -43,8 +50,15 @@ if [[ "$pinned" != "$kube_version" ]]; then
   exit 1
 fi
 
-build kube-apiserver "$root/hack/envtest/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-build etcd "$root/hack/envtest/etcd" go.etcd.io/etcd/server/v3
+# Stamp the version the way Kubernetes' own build does, so that clients and
+# `kube-apiserver --version` report the real release instead of v0.0.0.
+minor=${kube_version#v1.}; minor=${minor%%.*}
+stamp=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  stamp+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+build kube-apiserver "$root/hack/envtest/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "Kubernetes $kube_version" "$stamp"
+build etcd "$root/hack/envtest/etcd" go.etcd.io/etcd/server/v3 "etcd Version: ${etcd_version#v}"
 
 for f in kube-apiserver etcd; do ln -sf "$cache/$f" "$dest/$f"; done
 echo "envtest: kube-apiserver $kube_version and etcd $etcd_version ready in $dest"

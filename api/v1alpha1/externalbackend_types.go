@@ -1,0 +1,318 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ExternalBackendSpec declares a backend outside the cluster. Exactly one of
+// Addresses (a selectorless Service with EndpointSlices) and ExternalName (an
+// ExternalName Service, a CNAME) is set.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.addresses) != has(self.externalName)",message="exactly one of spec.addresses and spec.externalName must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.addresses) || self.headless || (has(self.ports) && size(self.ports) > 0)",message="spec.ports: at least one port is required unless spec.headless is true"
+// +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !has(self.ports) || self.ports.all(p, !has(p.targetPort) || p.targetPort == p.port)",message="spec.ports[].targetPort: must equal port with spec.externalName, because a DNS alias cannot remap ports; list the backend under spec.addresses to reach a different port"
+// +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !has(self.healthCheck)",message="spec.healthCheck: not allowed with spec.externalName (alias mode has no endpoints to check)"
+// +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !has(self.resolution)",message="spec.resolution: only applies to DNS names in spec.addresses, not to spec.externalName"
+// +kubebuilder:validation:XValidation:rule="!has(self.externalName) || self.serviceType == 'ClusterIP'",message="spec.serviceType: must be ClusterIP (the default) with spec.externalName"
+// +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !self.headless",message="spec.headless: not allowed with spec.externalName"
+// +kubebuilder:validation:XValidation:rule="!self.headless || self.serviceType == 'ClusterIP'",message="spec.headless: only allowed with serviceType ClusterIP"
+// +kubebuilder:validation:XValidation:rule="self.serviceType != 'ClusterIP' || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="spec.ports[].nodePort: only allowed when spec.serviceType is NodePort or LoadBalancer"
+// +kubebuilder:validation:XValidation:rule="self.sessionAffinity == 'None' || !has(self.externalName)",message="spec.sessionAffinity: not allowed with spec.externalName"
+type ExternalBackendSpec struct {
+	// Addresses are IPv4/IPv6 literals or DNS names of the backend machines.
+	// Names are resolved by the operator and followed as their records change.
+	// A name's last label must start with a letter, so a mistyped IP address
+	// such as 192.168.1.256 is rejected instead of being looked up.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4000
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || self.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\\\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?\\\\.?$')",messageExpression="'spec.addresses: ' + self + ' is neither an IP address nor a DNS name'"
+	Addresses []string `json:"addresses,omitempty"`
+
+	// ExternalName makes the Service an alias (CNAME) for this DNS name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) && self.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\\\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\\\\.?$')",messageExpression="'spec.externalName: ' + self + ' is not a DNS name'"
+	ExternalName string `json:"externalName,omitempty"`
+
+	// Ports of the Service. Names are required when there is more than one.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 1 || self.all(p, has(p.name))",message="spec.ports[].name: required on every port when there is more than one port"
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.name) || self.filter(q, has(q.name) && q.name == p.name).size() == 1)",message="spec.ports[].name: port names must be unique"
+	// +kubebuilder:validation:XValidation:rule="self.all(p, self.filter(q, q.port == p.port && q.protocol == p.protocol).size() == 1)",message="spec.ports: each (port, protocol) pair must be unique"
+	Ports []BackendPort `json:"ports,omitempty"`
+
+	// ServiceType of the generated Service.
+	// +optional
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	ServiceType corev1.ServiceType `json:"serviceType,omitempty"`
+
+	// Headless makes the Service headless (clusterIP None): DNS answers with
+	// the backend addresses themselves.
+	// +optional
+	// +kubebuilder:default=false
+	Headless bool `json:"headless,omitempty"`
+
+	// SessionAffinity is copied to the Service.
+	// +optional
+	// +kubebuilder:default=None
+	// +kubebuilder:validation:Enum=None;ClientIP
+	SessionAffinity corev1.ServiceAffinity `json:"sessionAffinity,omitempty"`
+
+	// ServiceMetadata is copied onto the Service, its EndpointSlices and Endpoints.
+	// +optional
+	ServiceMetadata *ServiceMetadata `json:"serviceMetadata,omitempty"`
+
+	// Resolution controls how DNS names in Addresses are resolved.
+	// +optional
+	Resolution *Resolution `json:"resolution,omitempty"`
+
+	// HealthCheck probes every address; absent, every address is ready.
+	// +optional
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// BackendPort is one port of the generated Service.
+type BackendPort struct {
+	// Name of the port; a DNS label of at most 15 characters (an IANA service
+	// name, as SRV records need). Required when there is more than one port.
+	// +optional
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",messageExpression="'spec.ports[].name: ' + self + ' must be lower case letters, digits and dashes, starting and ending with a letter or digit'"
+	Name string `json:"name,omitempty"`
+
+	// Port the Service exposes.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// TargetPort on the backend; defaults to Port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	TargetPort int32 `json:"targetPort,omitempty"`
+
+	// Protocol of the port.
+	// +optional
+	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
+
+	// AppProtocol is copied to the Service and EndpointSlice ports.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	AppProtocol *string `json:"appProtocol,omitempty"`
+
+	// NodePort, only with serviceType NodePort or LoadBalancer; allocated by
+	// the API server when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	NodePort int32 `json:"nodePort,omitempty"`
+}
+
+// ServiceMetadata is copied onto the generated objects.
+type ServiceMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// IPFamily selects A (IPv4) or AAAA (IPv6) queries.
+// +kubebuilder:validation:Enum=IPv4;IPv6
+type IPFamily string
+
+const (
+	IPv4 IPFamily = "IPv4"
+	IPv6 IPFamily = "IPv6"
+)
+
+// Resolution controls how DNS names are resolved and refreshed.
+// +kubebuilder:validation:XValidation:rule="duration(self.minTTL) <= duration(self.maxTTL)",message="spec.resolution.minTTL must not be greater than spec.resolution.maxTTL"
+type Resolution struct {
+	// IPFamilies to query: IPv4 (A records) and/or IPv6 (AAAA records).
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={IPv4}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2
+	IPFamilies []IPFamily `json:"ipFamilies,omitempty"`
+
+	// MinTTL is the shortest time an answer is kept before re-resolving.
+	// +optional
+	// +kubebuilder:default="5s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.resolution.minTTL must be at least 1s"
+	MinTTL metav1.Duration `json:"minTTL,omitempty"`
+
+	// MaxTTL is the longest time an answer is kept; on resolver failure the
+	// last known addresses are kept for one more MaxTTL.
+	// +optional
+	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="spec.resolution.maxTTL must be at most 24h"
+	MaxTTL metav1.Duration `json:"maxTTL,omitempty"`
+}
+
+// HealthCheckType is the kind of probe.
+// +kubebuilder:validation:Enum=TCP;HTTP;HTTPS
+type HealthCheckType string
+
+const (
+	HealthCheckTCP   HealthCheckType = "TCP"
+	HealthCheckHTTP  HealthCheckType = "HTTP"
+	HealthCheckHTTPS HealthCheckType = "HTTPS"
+)
+
+// HealthCheck probes each address; failing addresses stay listed but not ready.
+// +kubebuilder:validation:XValidation:rule="!has(self.path) || self.type != 'TCP'",message="spec.healthCheck.path: only allowed for HTTP and HTTPS checks"
+// +kubebuilder:validation:XValidation:rule="!has(self.verifyCertificate) || self.type == 'HTTPS'",message="spec.healthCheck.verifyCertificate: only allowed for HTTPS checks"
+// +kubebuilder:validation:XValidation:rule="duration(self.timeout) <= duration(self.interval)",message="spec.healthCheck.timeout must not be greater than spec.healthCheck.interval"
+type HealthCheck struct {
+	// +optional
+	// +kubebuilder:default=TCP
+	Type HealthCheckType `json:"type,omitempty"`
+
+	// Port on the backend; defaults to the first port's targetPort.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// Path for HTTP(S) checks; 2xx and 3xx answers are healthy.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	Path string `json:"path,omitempty"`
+
+	// VerifyCertificate checks the HTTPS server's certificate; off by default,
+	// since backends outside the cluster often use private CAs.
+	// +optional
+	VerifyCertificate *bool `json:"verifyCertificate,omitempty"`
+
+	// +optional
+	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.healthCheck.interval must be at least 1s"
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// +optional
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="spec.healthCheck.timeout must be positive"
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+
+	// HealthyThreshold is the number of successes that make an address ready.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	HealthyThreshold int32 `json:"healthyThreshold,omitempty"`
+
+	// UnhealthyThreshold is the number of failures that make an address not ready.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	UnhealthyThreshold int32 `json:"unhealthyThreshold,omitempty"`
+}
+
+// Mode is how an ExternalBackend reaches its backend.
+type Mode string
+
+const (
+	// ModeStatic: only IP literals.
+	ModeStatic Mode = "Static"
+	// ModeResolved: DNS names among the addresses.
+	ModeResolved Mode = "Resolved"
+	// ModeAlias: an ExternalName Service.
+	ModeAlias Mode = "Alias"
+)
+
+// Condition types. Ready summarises the others.
+const (
+	ConditionReady    = "Ready"
+	ConditionResolved = "Resolved"
+	ConditionHealthy  = "Healthy"
+)
+
+// EndpointStatus is one address the operator considered.
+type EndpointStatus struct {
+	// Address is the IP address.
+	Address string `json:"address"`
+	// Host is the DNS name the address was resolved from.
+	// +optional
+	Host string `json:"host,omitempty"`
+	// Ready is true when the address is written as ready.
+	Ready bool `json:"ready"`
+	// Expires is when a resolved address is next re-resolved.
+	// +optional
+	Expires *metav1.Time `json:"expires,omitempty"`
+	// Reason the address is not ready or was left out, e.g. Denied or Unhealthy.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message is a human readable explanation of Reason.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ExternalBackendStatus is what the operator observed and wrote.
+type ExternalBackendStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Mode is Static, Resolved or Alias.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+	// ServiceName is the generated Service.
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+	// Conditions: Ready, Resolved, Healthy.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Endpoints has one row per address, including those left out.
+	// +optional
+	// +listType=atomic
+	Endpoints []EndpointStatus `json:"endpoints,omitempty"`
+	// ReadyEndpoints counts the ready addresses written.
+	ReadyEndpoints int32 `json:"readyEndpoints"`
+	// TotalEndpoints counts the addresses written, ready or not.
+	TotalEndpoints int32 `json:"totalEndpoints"`
+	// Ready is ReadyEndpoints/TotalEndpoints, for kubectl.
+	// +optional
+	Ready string `json:"ready,omitempty"`
+}
+
+// ExternalBackend turns addresses outside the cluster into a Service.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=xb,categories=outpost
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name: must be a DNS-1035 label (at most 63 lower case letters, digits and dashes, starting with a letter) because it names the generated Service"
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.mode`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.status.serviceName`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ExternalBackend struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ExternalBackendSpec   `json:"spec"`
+	Status ExternalBackendStatus `json:"status,omitempty"`
+}
+
+// ExternalBackendList is a list of ExternalBackends.
+//
+// +kubebuilder:object:root=true
+type ExternalBackendList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ExternalBackend `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ExternalBackend{}, &ExternalBackendList{})
+}

@@ -1,0 +1,46 @@
+// Command outpost-operator runs the ExternalBackend controller.
+package main
+
+import (
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/outpost-dev/outpost/operator"
+)
+
+func main() {
+	opts := operator.DefaultOptions()
+	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", opts.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", opts.HealthProbeBindAddress, "Address the /healthz and /readyz endpoints bind to.")
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", opts.LeaderElection, "Elect a leader so that only one replica reconciles.")
+	flag.StringVar(&opts.LeaderElectionNS, "leader-election-namespace", opts.LeaderElectionNS, "Namespace of the leader election lease; defaults to the pod's namespace.")
+	flag.BoolVar(&opts.WriteEndpoints, "write-endpoints", opts.WriteEndpoints, "Also write legacy Endpoints (read by Prometheus' endpoints discovery and kubectl get endpoints).")
+	flag.StringVar(&opts.DeniedCIDRs, "denied-cidrs", opts.DeniedCIDRs, "Comma-separated CIDRs no ExternalBackend may point at.")
+	flag.StringVar(&opts.ServiceCIDRs, "service-cidr", opts.ServiceCIDRs, "The cluster's Service CIDRs (comma-separated); denied as backend addresses.")
+	flag.StringVar(&opts.PodCIDRs, "pod-cidr", opts.PodCIDRs, "The cluster's Pod CIDRs (comma-separated); denied as backend addresses.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse() // --kubeconfig is registered by controller-runtime's config package.
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "load kubeconfig")
+		os.Exit(1)
+	}
+	mgr, err := operator.New(cfg, opts)
+	if err != nil {
+		log.Error(err, "set up operator")
+		os.Exit(1)
+	}
+	log.Info("starting operator", "writeEndpoints", opts.WriteEndpoints, "deniedCIDRs", opts.DeniedCIDRs)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}

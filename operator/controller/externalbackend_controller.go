@@ -1,0 +1,384 @@
+// Package controller reconciles ExternalBackends: it reads the object, decides
+// which addresses may be published (address policy), computes the children
+// with package desired, applies what changed with server-side apply, deletes
+// what is no longer wanted, and records status conditions and Events.
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	discoveryac "k8s.io/client-go/applyconfigurations/discovery/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/policy"
+)
+
+// Event reasons.
+const (
+	EventCreated         = "Created"
+	EventUpdated         = "Updated"
+	EventDeleted         = "Deleted"
+	EventServiceConflict = "ServiceConflict"
+	EventAddressDenied   = "AddressDenied"
+)
+
+// ExternalBackendReconciler turns ExternalBackends into Services,
+// EndpointSlices and Endpoints.
+type ExternalBackendReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads past the cache; used only to confirm that a Service
+	// the cache does not know really does not exist before creating it, so a
+	// lagging cache can never make us take over someone else's Service.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	Policy    *policy.Policy
+	Options   desired.Options
+}
+
+// +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends,verbs=get;list;watch
+// +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=services;endpoints,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings the children of one ExternalBackend to their desired state.
+func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	xb := &v1alpha1.ExternalBackend{}
+	if err := r.Client.Get(ctx, req.NamespacedName, xb); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Garbage collection removes the children through their owner
+			// references too; deleting them here does not wait for it and
+			// keeps clusters without a garbage collector clean.
+			return ctrl.Result{}, r.deleteChildren(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, err
+	}
+	if !xb.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	obs, endpoints := r.observe(ctx, xb)
+	if conflict, err := r.serviceConflict(ctx, xb); err != nil {
+		return ctrl.Result{}, err
+	} else if conflict != "" {
+		obs.conflict = conflict
+		if !conditionHasReason(xb, v1alpha1.ConditionReady, ReasonServiceConflict) {
+			r.Recorder.Eventf(xb, nil, corev1.EventTypeWarning, EventServiceConflict, "Reconcile", "%s", conflict)
+		}
+		return ctrl.Result{}, r.updateStatus(ctx, xb, obs)
+	}
+
+	obs.applyErr = r.applyChildren(ctx, xb, desired.Compute(xb, endpoints, r.Options))
+	if err := r.updateStatus(ctx, xb, obs); err != nil {
+		return ctrl.Result{}, errors.Join(obs.applyErr, err)
+	}
+	return ctrl.Result{}, obs.applyErr
+}
+
+// observe decides, address by address, what is published.
+func (r *ExternalBackendReconciler) observe(ctx context.Context, xb *v1alpha1.ExternalBackend) (observation, []desired.Endpoint) {
+	obs := observation{mode: v1alpha1.ModeStatic}
+	if desired.IsAlias(xb) {
+		obs.mode = v1alpha1.ModeAlias
+		return obs, nil
+	}
+	var endpoints []desired.Endpoint
+	var newlyDenied []string
+	for _, a := range xb.Spec.Addresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			obs.names = append(obs.names, a)
+			continue
+		}
+		row := v1alpha1.EndpointStatus{Address: ip.String()}
+		if err := r.Policy.Check(ip); err != nil {
+			row.Reason, row.Message = ReasonDenied, err.Error()
+			if !previouslyDenied(xb, row.Address) {
+				newlyDenied = append(newlyDenied, row.Message)
+				logf.FromContext(ctx).Info("address denied", "address", a, "reason", err.Error())
+			}
+		} else {
+			row.Ready = true
+			endpoints = append(endpoints, desired.Endpoint{Address: ip, Ready: true})
+		}
+		obs.rows = append(obs.rows, row)
+	}
+	if len(obs.names) > 0 {
+		obs.mode = v1alpha1.ModeResolved
+	}
+	if len(newlyDenied) > 0 {
+		// One Event per reconcile: the events API folds Events that differ
+		// only in their note into a series, which would hide all but one.
+		r.Recorder.Eventf(xb, nil, corev1.EventTypeWarning, EventAddressDenied, "Deny",
+			"%d address(es) left out by the address policy: %s", len(newlyDenied), strings.Join(newlyDenied, "; "))
+	}
+	return obs, endpoints
+}
+
+func previouslyDenied(xb *v1alpha1.ExternalBackend, address string) bool {
+	return slices.ContainsFunc(xb.Status.Endpoints, func(row v1alpha1.EndpointStatus) bool {
+		return row.Address == address && row.Reason == ReasonDenied
+	})
+}
+
+func conditionHasReason(xb *v1alpha1.ExternalBackend, condType, reason string) bool {
+	for _, c := range xb.Status.Conditions {
+		if c.Type == condType {
+			return c.Reason == reason
+		}
+	}
+	return false
+}
+
+// serviceConflict returns a message when a Service of xb's name exists that
+// xb does not control. It also deletes our own Service when it must be
+// recreated because its clusterIP (headless or not) cannot be changed.
+func (r *ExternalBackendReconciler) serviceConflict(ctx context.Context, xb *v1alpha1.ExternalBackend) (string, error) {
+	key := client.ObjectKeyFromObject(xb)
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, key, svc)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, svc)
+	}
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get Service %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(svc, xb) {
+		return fmt.Sprintf("Service %s already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name", key), nil
+	}
+	if !desired.IsAlias(xb) && svc.Spec.Type != corev1.ServiceTypeExternalName &&
+		svc.Spec.ClusterIP != "" && (svc.Spec.ClusterIP == corev1.ClusterIPNone) != xb.Spec.Headless {
+		if err := r.Client.Delete(ctx, svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
+			return "", fmt.Errorf("delete Service %s to switch headless: %w", key, err)
+		}
+		writes.WithLabelValues("Service", "delete").Inc()
+		r.Recorder.Eventf(xb, svc, corev1.EventTypeNormal, EventDeleted, "Recreate", "Service %s recreated: headless changed and clusterIP is immutable", key)
+	}
+	return "", nil
+}
+
+// applyChildren applies what changed and deletes what is no longer wanted.
+func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alpha1.ExternalBackend, objs desired.Objects) error {
+	var errs []error
+	svc := &corev1.Service{}
+	errs = append(errs, r.apply(ctx, xb, svc, objs.Service, func() (any, error) {
+		return corev1ac.ExtractService(svc, desired.FieldManager)
+	}))
+
+	wanted := map[string]bool{}
+	for _, want := range objs.EndpointSlices {
+		wanted[*want.Name] = true
+		slice := &discoveryv1.EndpointSlice{}
+		errs = append(errs, r.apply(ctx, xb, slice, want, func() (any, error) {
+			return discoveryac.ExtractEndpointSlice(slice, desired.FieldManager)
+		}))
+	}
+	errs = append(errs, r.deleteChildSlices(ctx, xb, wanted))
+
+	if objs.Endpoints != nil {
+		eps := &corev1.Endpoints{}
+		errs = append(errs, r.apply(ctx, xb, eps, objs.Endpoints, func() (any, error) {
+			return corev1ac.ExtractEndpoints(eps, desired.FieldManager) //nolint:staticcheck // legacy Endpoints are written on purpose
+		}))
+	} else {
+		errs = append(errs, r.deleteChild(ctx, xb, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: xb.Name, Namespace: xb.Namespace}}))
+	}
+	return errors.Join(errs...)
+}
+
+// applyConfiguration is what every typed apply configuration offers.
+type applyConfiguration interface {
+	runtime.ApplyConfiguration
+	GetName() *string
+	GetNamespace() *string
+}
+
+// apply writes want unless the fields we own in the live object already equal
+// it, so a resync of a steady cluster makes no write at all. live is filled
+// from the cache; extract returns the part of live owned by our field manager.
+func (r *ExternalBackendReconciler) apply(ctx context.Context, xb *v1alpha1.ExternalBackend, live client.Object, want applyConfiguration, extract func() (any, error)) error {
+	kind := reflect.TypeOf(live).Elem().Name()
+	key := types.NamespacedName{Namespace: *want.GetNamespace(), Name: *want.GetName()}
+	err := r.Client.Get(ctx, key, live)
+	exists := err == nil
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("get %s %s: %w", kind, key, err)
+	default:
+		owned, err := extract()
+		if err != nil {
+			return fmt.Errorf("extract %s %s: %w", kind, key, err)
+		}
+		if same, err := sameJSON(owned, want); err != nil {
+			return err
+		} else if same {
+			return nil
+		}
+	}
+	if err := r.Client.Apply(ctx, want, client.FieldOwner(desired.FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply %s %s: %w", kind, key, err)
+	}
+	if exists {
+		writes.WithLabelValues(kind, "update").Inc()
+		r.Recorder.Eventf(xb, live, corev1.EventTypeNormal, EventUpdated, "Apply", "%s %s updated", kind, key.Name)
+	} else {
+		writes.WithLabelValues(kind, "create").Inc()
+		r.Recorder.Eventf(xb, live, corev1.EventTypeNormal, EventCreated, "Apply", "%s %s created", kind, key.Name)
+	}
+	return nil
+}
+
+// sameJSON compares two objects by their JSON form, the form the API server
+// sees, so that typed and extracted apply configurations compare equal.
+func sameJSON(a, b any) (bool, error) {
+	var av, bv any
+	for _, x := range []struct {
+		in  any
+		out *any
+	}{{a, &av}, {b, &bv}} {
+		raw, err := json.Marshal(x.in)
+		if err != nil {
+			return false, err
+		}
+		if err := json.Unmarshal(raw, x.out); err != nil {
+			return false, err
+		}
+	}
+	return reflect.DeepEqual(av, bv), nil
+}
+
+// deleteChildSlices deletes the slices of xb not named in wanted.
+func (r *ExternalBackendReconciler) deleteChildSlices(ctx context.Context, xb *v1alpha1.ExternalBackend, wanted map[string]bool) error {
+	list := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(xb.Namespace), client.MatchingLabels(desired.SliceLabels(xb.Name))); err != nil {
+		return fmt.Errorf("list EndpointSlices of %s: %w", xb.Name, err)
+	}
+	var errs []error
+	for i := range list.Items {
+		if !wanted[list.Items[i].Name] {
+			errs = append(errs, r.deleteChild(ctx, xb, &list.Items[i]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteChild deletes obj if xb controls it; obj needs only name and namespace.
+func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, xb *v1alpha1.ExternalBackend, obj client.Object) error {
+	kind := reflect.TypeOf(obj).Elem().Name()
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, xb) {
+		return nil
+	}
+	uid := obj.GetUID()
+	if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete %s %s: %w", kind, obj.GetName(), err)
+	}
+	writes.WithLabelValues(kind, "delete").Inc()
+	r.Recorder.Eventf(xb, obj, corev1.EventTypeNormal, EventDeleted, "Delete", "%s %s deleted: no longer wanted", kind, obj.GetName())
+	return nil
+}
+
+// deleteChildren removes everything a deleted ExternalBackend generated: the
+// objects whose controller reference names an ExternalBackend called key.Name.
+func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, key types.NamespacedName) error {
+	candidates := []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}},
+		&corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}},
+	}
+	owned := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, owned, client.InNamespace(key.Namespace), client.MatchingLabels(desired.SliceLabels(key.Name))); err != nil {
+		return fmt.Errorf("list EndpointSlices of %s: %w", key, err)
+	}
+	for i := range owned.Items {
+		candidates = append(candidates, &owned.Items[i])
+	}
+	var errs []error
+	for _, obj := range candidates {
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			errs = append(errs, client.IgnoreNotFound(err))
+			continue
+		}
+		owner := metav1.GetControllerOf(obj)
+		if owner == nil || owner.Kind != "ExternalBackend" || owner.Name != key.Name ||
+			owner.APIVersion != v1alpha1.GroupVersion.String() {
+			continue
+		}
+		uid := obj.GetUID()
+		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("delete %T %s: %w", obj, obj.GetName(), err))
+			continue
+		}
+		writes.WithLabelValues(reflect.TypeOf(obj).Elem().Name(), "delete").Inc()
+	}
+	return errors.Join(errs...)
+}
+
+func (r *ExternalBackendReconciler) updateStatus(ctx context.Context, xb *v1alpha1.ExternalBackend, obs observation) error {
+	status := buildStatus(xb, obs)
+	if equality.Semantic.DeepEqual(status, xb.Status) {
+		return nil
+	}
+	xb.Status = status
+	// An update, not a merge patch: it carries the resourceVersion, so a
+	// status computed from a stale object is refused and recomputed.
+	if err := r.Client.Status().Update(ctx, xb); err != nil {
+		return fmt.Errorf("update status of %s: %w", client.ObjectKeyFromObject(xb), err)
+	}
+	writes.WithLabelValues("ExternalBackendStatus", "update").Inc()
+	return nil
+}
+
+// SetupWithManager registers the reconciler. Besides its own children, it
+// watches the deletion of any Service, so that an ExternalBackend blocked by
+// a foreign Service of its name takes the name as soon as it is free.
+func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(obj)}}
+	})
+	onlyDeletes := predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ExternalBackend{}).
+		Owns(&corev1.Service{}).
+		Owns(&discoveryv1.EndpointSlice{}).
+		Owns(&corev1.Endpoints{}). //nolint:staticcheck // legacy Endpoints are written on purpose
+		Watches(&corev1.Service{}, sameName, builder.WithPredicates(onlyDeletes)).
+		Named("externalbackend").
+		Complete(r)
+}

@@ -1,0 +1,136 @@
+// Package operator wires the ExternalBackend controller into a
+// controller-runtime manager. The binary's main only parses flags into
+// Options; tests build the same manager with New.
+package operator
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator/controller"
+	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/policy"
+)
+
+// Options are the operator's settings, one per flag.
+type Options struct {
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	LeaderElection         bool
+	LeaderElectionID       string
+	LeaderElectionNS       string
+	WriteEndpoints         bool
+	DeniedCIDRs            string
+	ServiceCIDRs           string
+	PodCIDRs               string
+}
+
+// DefaultOptions are the flag defaults.
+func DefaultOptions() Options {
+	return Options{
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		LeaderElectionID:       "outpost-operator.outpost.dev",
+		WriteEndpoints:         true,
+		DeniedCIDRs:            policy.DefaultDeniedCIDRs,
+	}
+}
+
+// Scheme knows the built-in types and ExternalBackend.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// New returns a manager running the ExternalBackend controller.
+func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
+	addressPolicy, err := policy.Parse(opts.DeniedCIDRs, opts.ServiceCIDRs, opts.PodCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        opts.LeaderElectionID,
+		LeaderElectionNamespace: opts.LeaderElectionNS,
+		Cache:                   cacheOptions(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	r := &controller.ExternalBackendReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(desired.FieldManager),
+		Policy:    addressPolicy,
+		Options:   desired.Options{WriteEndpoints: opts.WriteEndpoints},
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up ExternalBackend controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// cacheOptions keep the operator's memory proportional to what it owns: the
+// slices and Endpoints it wrote, in full, and of every other Service only the
+// metadata needed to notice a name conflict.
+func cacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&discoveryv1.EndpointSlice{}: {
+				Label: labels.SelectorFromSet(labels.Set{discoveryv1.LabelManagedBy: desired.SliceManagedBy}),
+			},
+			&corev1.Endpoints{}: { //nolint:staticcheck // legacy Endpoints are written on purpose
+				Label: labels.SelectorFromSet(labels.Set{desired.LabelManagedBy: desired.ManagedBy}),
+			},
+			&corev1.Service{}: {Transform: shrinkForeignService},
+		},
+	}
+}
+
+// shrinkForeignService drops everything but identity and ownership from
+// Services the operator does not manage.
+func shrinkForeignService(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok || svc.Labels[desired.LabelManagedBy] == desired.ManagedBy {
+		return obj, nil
+	}
+	return &corev1.Service{
+		TypeMeta: svc.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            svc.Name,
+			Namespace:       svc.Namespace,
+			UID:             svc.UID,
+			ResourceVersion: svc.ResourceVersion,
+			OwnerReferences: svc.OwnerReferences,
+		},
+	}, nil
+}
