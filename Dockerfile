@@ -26,17 +26,17 @@ COPY . .
 FROM source AS build-operator
 ARG TARGETOS TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w" -o /out/outpost-operator ./operator/cmd/outpost-operator
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags=-s -o /out/outpost-operator ./operator/cmd/outpost-operator
 
 FROM source AS build-syncer
 ARG TARGETOS TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w" -o /out/outpost-syncer ./operator/cmd/outpost-syncer
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags=-s -o /out/outpost-syncer ./operator/cmd/outpost-syncer
 
 FROM source AS build-coredns
 ARG TARGETOS TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w" -o /out/coredns ./plugin/coredns
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags=-s -o /out/coredns ./plugin/coredns
 
 FROM ${STATIC_BASE} AS outpost-operator
 ARG VERSION=dev

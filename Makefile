@@ -63,6 +63,8 @@ IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGE_BUILDER := $(BIN)/image-builder
+# Flags for the static (CGO_ENABLED=0) builds that go into the images.
+IMAGE_BUILD_FLAGS ?= -trimpath -ldflags=-s
 # CA bundle installed in the images (the operator's HTTPS health checks verify against it).
 CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # The syncer runs iptables-restore: by default its image gets this machine's nf_tables iptables
@@ -82,7 +84,7 @@ CA_ARGS := $(if $(CA_CERTS),-ca-certs $(CA_CERTS))
 .PHONY: image
 image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Docker daemon; `docker load -i`).
 	$(GO) build -C hack/image -o $(IMAGE_BUILDER) .
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/ \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build $(IMAGE_BUILD_FLAGS) -o $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/ \
 		./operator/cmd/outpost-operator ./operator/cmd/outpost-syncer ./plugin/coredns
 	$(if $(SYNCER_BASE),,./hack/image/iptables-rootfs.sh $(IMAGE_DIR)/iptables-rootfs)
 	$(call build-image,outpost-operator,Outpost operator: ExternalBackends to Services$(comma) EndpointSlices and Endpoints,$(CA_ARGS))
