@@ -150,14 +150,14 @@ type Resolution struct {
 	// +optional
 	// +kubebuilder:default="5s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.resolution.minTTL must be at least 1s"
-	MinTTL metav1.Duration `json:"minTTL,omitempty"`
+	MinTTL *metav1.Duration `json:"minTTL,omitempty"`
 
 	// MaxTTL is the longest time an answer is kept; on resolver failure the
 	// last known addresses are kept for one more MaxTTL.
 	// +optional
 	// +kubebuilder:default="30m"
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="spec.resolution.maxTTL must be at most 24h"
-	MaxTTL metav1.Duration `json:"maxTTL,omitempty"`
+	MaxTTL *metav1.Duration `json:"maxTTL,omitempty"`
 }
 
 // HealthCheckType is the kind of probe.
@@ -199,12 +199,12 @@ type HealthCheck struct {
 	// +optional
 	// +kubebuilder:default="10s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.healthCheck.interval must be at least 1s"
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// +optional
 	// +kubebuilder:default="2s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="spec.healthCheck.timeout must be positive"
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// HealthyThreshold is the number of successes that make an address ready.
 	// +optional

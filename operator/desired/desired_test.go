@@ -1,0 +1,154 @@
+package desired
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
+)
+
+func xb(spec v1alpha1.ExternalBackendSpec) *v1alpha1.ExternalBackend {
+	return &v1alpha1.ExternalBackend{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "prod", UID: "uid-1"}, Spec: spec}
+}
+
+func eps(ready bool, addrs ...string) []Endpoint {
+	var out []Endpoint
+	for _, a := range addrs {
+		out = append(out, Endpoint{Address: netip.MustParseAddr(a), Ready: ready})
+	}
+	return out
+}
+
+func TestAliasIsOnlyAnExternalNameService(t *testing.T) {
+	objs := Compute(xb(v1alpha1.ExternalBackendSpec{ExternalName: "db.example.com", Ports: []v1alpha1.BackendPort{{Name: "pg", Port: 5432}}}),
+		nil, Options{WriteEndpoints: true})
+	if objs.EndpointSlices != nil || objs.Endpoints != nil {
+		t.Fatalf("alias wrote slices or Endpoints: %+v", objs)
+	}
+	spec := objs.Service.Spec
+	if *spec.Type != corev1.ServiceTypeExternalName || *spec.ExternalName != "db.example.com" {
+		t.Errorf("type %v externalName %v", *spec.Type, *spec.ExternalName)
+	}
+	if got := spec.Ports[0].TargetPort.IntValue(); got != 5432 {
+		t.Errorf("alias targetPort %d, want the port itself", got)
+	}
+	owner := objs.Service.OwnerReferences[0]
+	if *owner.Kind != "ExternalBackend" || *owner.UID != "uid-1" || !*owner.Controller {
+		t.Errorf("owner reference %+v", owner)
+	}
+}
+
+func TestEndpointsAreSortedDeduplicatedAndSplitByFamily(t *testing.T) {
+	in := append(eps(true, "192.168.0.3", "2001:db8::2", "192.168.0.1", "192.168.0.3"), eps(false, "2001:db8::1")...)
+	objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}}), in, Options{})
+	if objs.Endpoints != nil {
+		t.Errorf("Endpoints written without WriteEndpoints")
+	}
+	if len(objs.EndpointSlices) != 2 {
+		t.Fatalf("%d slices, want 2", len(objs.EndpointSlices))
+	}
+	v4, v6 := objs.EndpointSlices[0], objs.EndpointSlices[1]
+	if *v4.Name != "db-ipv4" || *v4.AddressType != discoveryv1.AddressTypeIPv4 || *v6.Name != "db-ipv6" {
+		t.Errorf("slices %s/%s %s", *v4.Name, *v4.AddressType, *v6.Name)
+	}
+	var got []string
+	for _, e := range v4.Endpoints {
+		got = append(got, e.Addresses[0])
+	}
+	if fmt.Sprint(got) != "[192.168.0.1 192.168.0.3]" {
+		t.Errorf("IPv4 endpoints %v", got)
+	}
+	if first := v6.Endpoints[0]; first.Addresses[0] != "2001:db8::1" || *first.Conditions.Ready || *first.Conditions.Serving {
+		t.Errorf("not-ready IPv6 endpoint written as %+v", first.Conditions)
+	}
+}
+
+func TestSlicesSplitAtTheAPILimit(t *testing.T) {
+	var in []Endpoint
+	for i := range 2001 {
+		in = append(in, Endpoint{Address: netip.AddrFrom4([4]byte{192, 168, byte(i / 250), byte(i%250 + 1)}), Ready: i%2 == 0})
+	}
+	objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}}), in, Options{WriteEndpoints: true})
+	var names []string
+	for _, s := range objs.EndpointSlices {
+		names = append(names, fmt.Sprintf("%s:%d", *s.Name, len(s.Endpoints)))
+	}
+	if fmt.Sprint(names) != "[db-ipv4:1000 db-ipv4-2:1000 db-ipv4-3:1]" {
+		t.Errorf("slices %v", names)
+	}
+	subset := objs.Endpoints.Subsets[0]
+	// 1001 of the 2001 are ready: the cut keeps 1000 ready ones, no not-ready.
+	if len(subset.Addresses) != MaxEndpointsAddresses || len(subset.NotReadyAddresses) != 0 {
+		t.Errorf("Endpoints hold %d ready + %d not ready, want %d ready first", len(subset.Addresses), len(subset.NotReadyAddresses), MaxEndpointsAddresses)
+	}
+	if objs.Endpoints.Annotations[OverCapacityAnnotation] != "truncated" {
+		t.Errorf("over-capacity annotation missing")
+	}
+}
+
+func TestNoEndpointsWritesOneEmptySliceOfTheBackendsFamily(t *testing.T) {
+	for _, c := range []struct {
+		addresses []string
+		want      string
+	}{
+		{[]string{"192.168.0.1"}, "db-ipv4"},
+		{[]string{"2001:db8::1"}, "db-ipv6"},
+	} {
+		objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: c.addresses, Ports: []v1alpha1.BackendPort{{Port: 80}}}), nil, Options{})
+		if len(objs.EndpointSlices) != 1 || *objs.EndpointSlices[0].Name != c.want || len(objs.EndpointSlices[0].Endpoints) != 0 {
+			t.Errorf("%v: slices %+v, want one empty %s", c.addresses, objs.EndpointSlices, c.want)
+		}
+	}
+}
+
+func TestServiceFamilies(t *testing.T) {
+	for _, c := range []struct {
+		addresses []string
+		families  []v1alpha1.IPFamily
+		policy    string
+		want      string
+	}{
+		{[]string{"192.168.0.1"}, nil, "<nil>", "[]"},
+		{[]string{"2001:db8::1"}, nil, "SingleStack", "[IPv6]"},
+		{[]string{"192.168.0.1", "2001:db8::1"}, nil, "PreferDualStack", "[IPv4 IPv6]"},
+		{[]string{"db.example.com"}, []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4}, "PreferDualStack", "[IPv6 IPv4]"},
+	} {
+		b := xb(v1alpha1.ExternalBackendSpec{Addresses: c.addresses, Ports: []v1alpha1.BackendPort{{Port: 80}}})
+		if c.families != nil {
+			b.Spec.Resolution = &v1alpha1.Resolution{IPFamilies: c.families}
+		}
+		spec := Compute(b, nil, Options{}).Service.Spec
+		policy := "<nil>"
+		if spec.IPFamilyPolicy != nil {
+			policy = string(*spec.IPFamilyPolicy)
+		}
+		if policy != c.policy || fmt.Sprint(spec.IPFamilies) != c.want {
+			t.Errorf("%v: policy %s families %v, want %s %s", c.addresses, policy, spec.IPFamilies, c.policy, c.want)
+		}
+	}
+}
+
+func TestUserMetadataCannotOverrideOwnership(t *testing.T) {
+	b := xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.0.1"}, Ports: []v1alpha1.BackendPort{{Port: 80}},
+		ServiceMetadata: &v1alpha1.ServiceMetadata{Labels: map[string]string{
+			LabelManagedBy:               "someone",
+			discoveryv1.LabelServiceName: "other",
+			discoveryv1.LabelManagedBy:   "endpointslice-controller.k8s.io",
+		}}})
+	objs := Compute(b, eps(true, "192.168.0.1"), Options{WriteEndpoints: true})
+	if objs.Service.Labels[LabelManagedBy] != ManagedBy {
+		t.Errorf("Service managed-by %q", objs.Service.Labels[LabelManagedBy])
+	}
+	l := objs.EndpointSlices[0].Labels
+	if l[discoveryv1.LabelServiceName] != "db" || l[discoveryv1.LabelManagedBy] != SliceManagedBy {
+		t.Errorf("slice labels %v", l)
+	}
+	if objs.Endpoints.Labels[discoveryv1.LabelSkipMirror] != "true" {
+		t.Errorf("Endpoints lack skip-mirror: %v", objs.Endpoints.Labels)
+	}
+}
