@@ -83,18 +83,34 @@ func TestDefaultAppliesToAPIServer(t *testing.T) {
 	installed(t)
 	ctx := t.Context()
 	// Everything rendered is now stored, under the name kustomize gave it.
-	for _, u := range rendered {
-		got := &unstructured.Unstructured{}
-		got.SetGroupVersionKind(u.GroupVersionKind())
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
-			t.Errorf("%s was applied but cannot be read back: %v", Ref(u), err)
-		}
-	}
-	// Applying the same tree again is accepted and changes nothing: a user can
-	// re-run the install command.
+	versions := storedVersions(t)
+	// Applying the same tree again is accepted and writes nothing (no
+	// resourceVersion moves): a user can re-run the install command.
 	if err := Install(ctx, k8s, rendered, false); err != nil {
 		t.Fatalf("second apply of config/default: %v", err)
 	}
+	for ref, after := range storedVersions(t) {
+		if before := versions[ref]; after != before {
+			t.Errorf("re-applying config/default rewrote %s (resourceVersion %s -> %s)", ref, before, after)
+		}
+	}
+}
+
+// storedVersions reads every rendered object back from the API server and
+// returns its resourceVersion by Ref.
+func storedVersions(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, u := range rendered {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(u.GroupVersionKind())
+		if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(u), got); err != nil {
+			t.Errorf("%s was applied but cannot be read back: %v", Ref(u), err)
+			continue
+		}
+		out[Ref(u)] = got.GetResourceVersion()
+	}
+	return out
 }
 
 func TestSamplesApplyAgainstTheCRD(t *testing.T) {
