@@ -43,6 +43,13 @@ vet: ## Run go vet.
 envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s (cached).
 	./hack/envtest.sh
 
+##@ Try it
+
+.PHONY: run
+run: envtest build ## Start a local control plane, the operator and the samples, and show what to try.
+	$(GO) build -o $(BIN)/outpost-run ./hack/run
+	$(BIN)/outpost-run --bin $(BIN)
+
 ##@ Build
 
 .PHONY: build
@@ -57,4 +64,4 @@ test: envtest verify-generated vet ## Run every test (envtest, real CoreDNS, rea
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks side by side with their references.
-	$(GO) test ./operator/... -run '^$$' -bench . -benchtime 1x -timeout 30m
+	$(GO) test ./operator/ -run '^$$' -bench . -benchtime 1x -timeout 30m
