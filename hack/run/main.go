@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -136,6 +137,7 @@ Try:
   kubectl get externalbackends -A          # or: kubectl get xb
   kubectl get svc,endpointslices,endpoints -n default
   kubectl describe xb svc1
+  kubectl get ingress outside -o wide        # an Ingress whose backends are ExternalBackends
   kubectl apply -f config/samples/          # edit a sample and watch the slices follow
 
 Press Ctrl-C to stop everything.
@@ -182,28 +184,34 @@ func startProcess(ctx context.Context, logPath, name string, args ...string) (fu
 	}, nil
 }
 
+// applySamples applies every object in config/samples/ and returns the
+// ExternalBackends among them.
 func applySamples(ctx context.Context, k8s client.Client) ([]client.ObjectKey, error) {
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "outpost_*.yaml"))
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
-	var keys []client.ObjectKey
+	var backends []client.ObjectKey
 	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
-		xb := &v1alpha1.ExternalBackend{}
-		if err := yaml.UnmarshalStrict(raw, xb); err != nil {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(raw, &obj.Object); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
-		xb.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("ExternalBackend"))
-		if err := k8s.Patch(ctx, xb, client.Apply, client.FieldOwner("outpost-run"), client.ForceOwnership); err != nil { //nolint:staticcheck // typed objects, not apply configurations
+		if err := k8s.Patch(ctx, obj, client.Apply, client.FieldOwner("outpost-run"), client.ForceOwnership); err != nil { //nolint:staticcheck // unstructured objects, not apply configurations
 			return nil, fmt.Errorf("apply %s: %w", f, err)
 		}
-		keys = append(keys, client.ObjectKeyFromObject(xb))
+		if obj.GetKind() == "ExternalBackend" {
+			backends = append(backends, client.ObjectKeyFromObject(obj))
+		}
 	}
-	return keys, nil
+	return backends, nil
 }
 
 func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) error {
