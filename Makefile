@@ -48,6 +48,13 @@ envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s 
 coredns-corefile: ## Rewrite config/coredns/Corefile from Corefile.example (kubeconfig line dropped).
 	$(GO) test ./test/manifests -run '^TestClusterCorefileIsTheExample$$' -count=1 -update
 
+##@ Try it
+
+.PHONY: run
+run: envtest build ## Start a local control plane, the operator and the samples, and show what to try.
+	$(GO) build -o $(BIN)/outpost-run ./hack/run
+	$(BIN)/outpost-run --bin $(BIN)
+
 ##@ Build
 
 .PHONY: build
@@ -99,4 +106,4 @@ test: envtest verify-generated vet ## Run every test (envtest, real CoreDNS, rea
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks side by side with their references.
-	$(GO) test ./operator/... -run '^$$' -bench . -benchtime 1x -timeout 30m
+	$(GO) test ./operator/ -run '^$$' -bench . -benchtime 1x -timeout 30m

@@ -37,16 +37,20 @@ type Options struct {
 	DeniedCIDRs            string
 	ServiceCIDRs           string
 	PodCIDRs               string
+	// MaxConcurrentReconciles bounds how many ExternalBackends are
+	// reconciled at once.
+	MaxConcurrentReconciles int
 }
 
 // DefaultOptions are the flag defaults.
 func DefaultOptions() Options {
 	return Options{
-		MetricsBindAddress:     ":8080",
-		HealthProbeBindAddress: ":8081",
-		LeaderElectionID:       "outpost-operator.outpost.dev",
-		WriteEndpoints:         true,
-		DeniedCIDRs:            policy.DefaultDeniedCIDRs,
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8081",
+		LeaderElectionID:        "outpost-operator.outpost.dev",
+		WriteEndpoints:          true,
+		DeniedCIDRs:             policy.DefaultDeniedCIDRs,
+		MaxConcurrentReconciles: 4,
 	}
 }
 
@@ -87,7 +91,7 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		Policy:    addressPolicy,
 		Options:   desired.Options{WriteEndpoints: opts.WriteEndpoints},
 	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {
 		return nil, fmt.Errorf("set up ExternalBackend controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -26,6 +26,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -186,31 +187,52 @@ func (r *ExternalBackendReconciler) serviceConflict(ctx context.Context, xb *v1a
 	return "", nil
 }
 
-// applyChildren applies what changed and deletes what is no longer wanted.
+// applyChildren applies what changed and deletes what is no longer wanted,
+// then tells the user in one Event per kind of change.
 func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alpha1.ExternalBackend, objs desired.Objects) error {
 	var errs []error
+	changes := map[string][]string{} // Event reason -> "Kind name"
+	record := func(reason, what string, err error) {
+		if reason != "" {
+			changes[reason] = append(changes[reason], what)
+		}
+		errs = append(errs, err)
+	}
+
 	svc := &corev1.Service{}
-	errs = append(errs, r.apply(ctx, xb, svc, objs.Service, func() (any, error) {
+	record(r.apply(ctx, svc, objs.Service, func() (any, error) {
 		return corev1ac.ExtractService(svc, desired.FieldManager)
 	}))
-
 	wanted := map[string]bool{}
 	for _, want := range objs.EndpointSlices {
 		wanted[*want.Name] = true
 		slice := &discoveryv1.EndpointSlice{}
-		errs = append(errs, r.apply(ctx, xb, slice, want, func() (any, error) {
+		record(r.apply(ctx, slice, want, func() (any, error) {
 			return discoveryac.ExtractEndpointSlice(slice, desired.FieldManager)
 		}))
 	}
-	errs = append(errs, r.deleteChildSlices(ctx, xb, wanted))
-
+	list := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(xb.Namespace), client.MatchingLabels(desired.SliceLabels(xb.Name))); err != nil {
+		errs = append(errs, fmt.Errorf("list EndpointSlices of %s: %w", xb.Name, err))
+	}
+	for i := range list.Items {
+		if !wanted[list.Items[i].Name] {
+			record(r.deleteChild(ctx, xb, &list.Items[i]))
+		}
+	}
 	if objs.Endpoints != nil {
 		eps := &corev1.Endpoints{}
-		errs = append(errs, r.apply(ctx, xb, eps, objs.Endpoints, func() (any, error) {
+		record(r.apply(ctx, eps, objs.Endpoints, func() (any, error) {
 			return corev1ac.ExtractEndpoints(eps, desired.FieldManager) //nolint:staticcheck // legacy Endpoints are written on purpose
 		}))
 	} else {
-		errs = append(errs, r.deleteChild(ctx, xb, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: xb.Name, Namespace: xb.Namespace}}))
+		record(r.deleteChild(ctx, xb, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: xb.Name, Namespace: xb.Namespace}}))
+	}
+
+	for _, reason := range []string{EventCreated, EventUpdated, EventDeleted} {
+		if what := changes[reason]; len(what) > 0 {
+			r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, reason, "Apply", "%s %s", strings.ToLower(reason), strings.Join(what, ", "))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -225,37 +247,38 @@ type applyConfiguration interface {
 // apply writes want unless the fields we own in the live object already equal
 // it, so a resync of a steady cluster makes no write at all. live is filled
 // from the cache; extract returns the part of live owned by our field manager.
-func (r *ExternalBackendReconciler) apply(ctx context.Context, xb *v1alpha1.ExternalBackend, live client.Object, want applyConfiguration, extract func() (any, error)) error {
+// It returns the Event reason for the write it made ("" for none) and what it
+// wrote, as "Kind name".
+func (r *ExternalBackendReconciler) apply(ctx context.Context, live client.Object, want applyConfiguration, extract func() (any, error)) (reason, what string, err error) {
 	kind := reflect.TypeOf(live).Elem().Name()
 	key := types.NamespacedName{Namespace: *want.GetNamespace(), Name: *want.GetName()}
-	err := r.Client.Get(ctx, key, live)
+	what = kind + " " + key.Name
+	err = r.Client.Get(ctx, key, live)
 	exists := err == nil
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return fmt.Errorf("get %s %s: %w", kind, key, err)
+		return "", what, fmt.Errorf("get %s %s: %w", kind, key, err)
 	default:
 		owned, err := extract()
 		if err != nil {
-			return fmt.Errorf("extract %s %s: %w", kind, key, err)
+			return "", what, fmt.Errorf("extract %s %s: %w", kind, key, err)
 		}
 		if same, err := sameJSON(owned, want); err != nil {
-			return err
+			return "", what, err
 		} else if same {
-			return nil
+			return "", what, nil
 		}
 	}
 	if err := r.Client.Apply(ctx, want, client.FieldOwner(desired.FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply %s %s: %w", kind, key, err)
+		return "", what, fmt.Errorf("apply %s %s: %w", kind, key, err)
 	}
 	if exists {
 		writes.WithLabelValues(kind, "update").Inc()
-		r.Recorder.Eventf(xb, live, corev1.EventTypeNormal, EventUpdated, "Apply", "%s %s updated", kind, key.Name)
-	} else {
-		writes.WithLabelValues(kind, "create").Inc()
-		r.Recorder.Eventf(xb, live, corev1.EventTypeNormal, EventCreated, "Apply", "%s %s created", kind, key.Name)
+		return EventUpdated, what, nil
 	}
-	return nil
+	writes.WithLabelValues(kind, "create").Inc()
+	return EventCreated, what, nil
 }
 
 // sameJSON compares two objects by their JSON form, the form the API server
@@ -277,37 +300,22 @@ func sameJSON(a, b any) (bool, error) {
 	return reflect.DeepEqual(av, bv), nil
 }
 
-// deleteChildSlices deletes the slices of xb not named in wanted.
-func (r *ExternalBackendReconciler) deleteChildSlices(ctx context.Context, xb *v1alpha1.ExternalBackend, wanted map[string]bool) error {
-	list := &discoveryv1.EndpointSliceList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(xb.Namespace), client.MatchingLabels(desired.SliceLabels(xb.Name))); err != nil {
-		return fmt.Errorf("list EndpointSlices of %s: %w", xb.Name, err)
-	}
-	var errs []error
-	for i := range list.Items {
-		if !wanted[list.Items[i].Name] {
-			errs = append(errs, r.deleteChild(ctx, xb, &list.Items[i]))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // deleteChild deletes obj if xb controls it; obj needs only name and namespace.
-func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, xb *v1alpha1.ExternalBackend, obj client.Object) error {
+func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, xb *v1alpha1.ExternalBackend, obj client.Object) (reason, what string, err error) {
 	kind := reflect.TypeOf(obj).Elem().Name()
+	what = kind + " " + obj.GetName()
 	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-		return client.IgnoreNotFound(err)
+		return "", what, client.IgnoreNotFound(err)
 	}
 	if !metav1.IsControlledBy(obj, xb) {
-		return nil
+		return "", what, nil
 	}
 	uid := obj.GetUID()
 	if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete %s %s: %w", kind, obj.GetName(), err)
+		return "", what, fmt.Errorf("delete %s: %w", what, err)
 	}
 	writes.WithLabelValues(kind, "delete").Inc()
-	r.Recorder.Eventf(xb, obj, corev1.EventTypeNormal, EventDeleted, "Delete", "%s %s deleted: no longer wanted", kind, obj.GetName())
-	return nil
+	return EventDeleted, what, nil
 }
 
 // deleteChildren removes everything a deleted ExternalBackend generated: the
@@ -363,7 +371,7 @@ func (r *ExternalBackendReconciler) updateStatus(ctx context.Context, xb *v1alph
 // SetupWithManager registers the reconciler. Besides its own children, it
 // watches the deletion of any Service, so that an ExternalBackend blocked by
 // a foreign Service of its name takes the name as soon as it is free.
-func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
 	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(obj)}}
 	})
@@ -380,5 +388,6 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Endpoints{}). //nolint:staticcheck // legacy Endpoints are written on purpose
 		Watches(&corev1.Service{}, sameName, builder.WithPredicates(onlyDeletes)).
 		Named("externalbackend").
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
 }

@@ -268,6 +268,8 @@ func fmtIP(i int) string {
 	return fmt.Sprintf("192.168.%d.%d", i/250, i%250+1)
 }
 
+func itoa(i int32) string { return fmt.Sprint(i) }
+
 var _ = Describe("Deletion", func() {
 	It("removes everything the ExternalBackend generated", func() {
 		ns := newNamespace()

@@ -140,7 +140,12 @@ var _ = Describe("Updates", func() {
 		Expect(service(ns, "flip").Spec.ClusterIP).NotTo(Equal(corev1.ClusterIPNone))
 
 		update(xb, func(cur *v1alpha1.ExternalBackend) { cur.Spec.Headless = true })
-		Eventually(func() string { return service(ns, "flip").Spec.ClusterIP }, timeout, poll).Should(Equal(corev1.ClusterIPNone))
+		// The Service is deleted and created again, so it may be missing for a moment.
+		Eventually(func() string {
+			svc := &corev1.Service{}
+			_ = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flip"}, svc)
+			return svc.Spec.ClusterIP
+		}, timeout, poll).Should(Equal(corev1.ClusterIPNone))
 		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
 	})
 

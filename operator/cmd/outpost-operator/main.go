@@ -21,6 +21,7 @@ func main() {
 	flag.StringVar(&opts.DeniedCIDRs, "denied-cidrs", opts.DeniedCIDRs, "Comma-separated CIDRs no ExternalBackend may point at.")
 	flag.StringVar(&opts.ServiceCIDRs, "service-cidr", opts.ServiceCIDRs, "The cluster's Service CIDRs (comma-separated); denied as backend addresses.")
 	flag.StringVar(&opts.PodCIDRs, "pod-cidr", opts.PodCIDRs, "The cluster's Pod CIDRs (comma-separated); denied as backend addresses.")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "How many ExternalBackends are reconciled at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse() // --kubeconfig is registered by controller-runtime's config package.

@@ -1,0 +1,262 @@
+// Command run is `make run`: it brings up a local control plane from bin/k8s
+// (or uses the cluster in $KUBECONFIG), installs the CRD, starts the operator,
+// applies config/samples, and shows what to try. Ctrl-C stops everything it
+// started and removes its temporary files.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator"
+	"github.com/outpost-dev/outpost/test/testenv"
+)
+
+func main() {
+	bin := flag.String("bin", filepath.Join(testenv.RepoRoot(), "bin"), "Directory holding the built binaries.")
+	flag.Parse()
+	// --kubeconfig is controller-runtime's flag; with it or $KUBECONFIG set,
+	// the existing cluster is used instead of a local control plane.
+	kubeconfig := os.Getenv("KUBECONFIG")
+	if f := flag.Lookup("kubeconfig"); f != nil && f.Value.String() != "" {
+		kubeconfig = f.Value.String()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, kubeconfig, *bin); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		os.Exit(1)
+	}
+}
+
+// step prints numbered progress so a new user sees what is happening.
+type step struct{ n, total int }
+
+func (s *step) start(format string, args ...any) func() {
+	s.n++
+	begin := time.Now()
+	fmt.Printf("[%d/%d] %s ... ", s.n, s.total, fmt.Sprintf(format, args...))
+	return func() { fmt.Printf("done (%.1fs)\n", time.Since(begin).Seconds()) }
+}
+
+func run(ctx context.Context, kubeconfig, bin string) error {
+	workDir := filepath.Join(bin, "run")
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+	steps := &step{total: 4}
+
+	var cfg *rest.Config
+	if kubeconfig != "" {
+		done := steps.start("using the cluster in %s", kubeconfig)
+		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", kubeconfig, err)
+		}
+		cfg = c
+		done()
+	} else {
+		done := steps.start("starting a local control plane (kube-apiserver + etcd from bin/k8s)")
+		env, err := testenv.New()
+		if err != nil {
+			return err
+		}
+		if cfg, err = env.Start(); err != nil {
+			return err
+		}
+		defer func() {
+			fmt.Println("stopping the control plane")
+			_ = env.Stop()
+		}()
+		kubeconfig = filepath.Join(workDir, "kubeconfig")
+		if err := writeKubeconfig(env, kubeconfig); err != nil {
+			return err
+		}
+		done()
+		fmt.Printf("      API server %s, kubeconfig %s\n", cfg.Host, kubeconfig)
+	}
+
+	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		return err
+	}
+	done := steps.start("installing the ExternalBackend CRD")
+	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(testenv.RepoRoot(), "config", "crd", "bases")},
+	}); err != nil {
+		return err
+	}
+	done()
+
+	done = steps.start("starting bin/outpost-operator (log: %s)", filepath.Join(workDir, "operator.log"))
+	stopOperator, err := startProcess(ctx, filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
+		"--kubeconfig", kubeconfig, "--metrics-bind-address", "127.0.0.1:18080", "--health-probe-bind-address", "127.0.0.1:18081")
+	if err != nil {
+		return err
+	}
+	defer stopOperator()
+	done()
+
+	done = steps.start("applying config/samples and waiting until they are Ready")
+	names, err := applySamples(ctx, k8s)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, k8s, names); err != nil {
+		return err
+	}
+	done()
+
+	if err := printBackends(ctx, k8s); err != nil {
+		return err
+	}
+	fmt.Printf(`
+Try:
+  export KUBECONFIG=%s
+  kubectl get externalbackends -A          # or: kubectl get xb
+  kubectl get svc,endpointslices,endpoints -n default
+  kubectl describe xb svc1
+  kubectl get ingress outside -o wide        # an Ingress whose backends are ExternalBackends
+  kubectl apply -f config/samples/          # edit a sample and watch the slices follow
+
+Press Ctrl-C to stop everything.
+`, kubeconfig)
+	<-ctx.Done()
+	return nil
+}
+
+func writeKubeconfig(env *envtest.Environment, path string) error {
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "outpost-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	raw, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
+}
+
+// startProcess runs a binary with its output in logPath and returns a
+// function that stops it and waits for it to exit.
+func startProcess(ctx context.Context, logPath, name string, args ...string) (func(), error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited); logFile.Close() }()
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}, nil
+}
+
+// applySamples applies every object in config/samples/ and returns the
+// ExternalBackends among them.
+func applySamples(ctx context.Context, k8s client.Client) ([]client.ObjectKey, error) {
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var backends []client.ObjectKey
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(raw, &obj.Object); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if err := k8s.Patch(ctx, obj, client.Apply, client.FieldOwner("outpost-run"), client.ForceOwnership); err != nil { //nolint:staticcheck // unstructured objects, not apply configurations
+			return nil, fmt.Errorf("apply %s: %w", f, err)
+		}
+		if obj.GetKind() == "ExternalBackend" {
+			backends = append(backends, client.ObjectKeyFromObject(obj))
+		}
+	}
+	return backends, nil
+}
+
+func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		ready := 0
+		for _, key := range keys {
+			xb := &v1alpha1.ExternalBackend{}
+			if err := k8s.Get(ctx, key, xb); err == nil && meta.FindStatusCondition(xb.Status.Conditions, v1alpha1.ConditionReady) != nil {
+				ready++
+			}
+		}
+		if ready == len(keys) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d samples have no Ready condition yet: see the operator log", len(keys)-ready, len(keys))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func printBackends(ctx context.Context, k8s client.Client) error {
+	list := &v1alpha1.ExternalBackendList{}
+	if err := k8s.List(ctx, list); err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nNAMESPACE\tNAME\tMODE\tREADY\tSERVICE\tCLUSTER-IP / EXTERNAL NAME\tCONDITION")
+	for _, xb := range list.Items {
+		svc := &corev1.Service{}
+		target := "-"
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(&xb), svc); err == nil {
+			target = strings.Join(svc.Spec.ClusterIPs, ",")
+			if svc.Spec.Type == corev1.ServiceTypeExternalName {
+				target = svc.Spec.ExternalName
+			}
+		}
+		cond := "-"
+		if c := meta.FindStatusCondition(xb.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+			cond = fmt.Sprintf("Ready=%s %s", c.Status, c.Reason)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", xb.Namespace, xb.Name, xb.Status.Mode, xb.Status.Ready, xb.Status.ServiceName, target, cond)
+	}
+	return w.Flush()
+}
