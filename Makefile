@@ -46,8 +46,12 @@ envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s 
 ##@ Build
 
 .PHONY: build
-build: ## Build every binary into bin/.
+build: coredns ## Build every binary into bin/.
 	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+
+.PHONY: coredns
+coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
+	$(GO) build -o $(BIN)/coredns ./plugin/coredns
 
 ##@ Test
 
