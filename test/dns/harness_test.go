@@ -258,9 +258,10 @@ func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	}
 }
 
-// startUpstream runs a DNS server (UDP and TCP) on 127.0.0.1 standing in for the resolvers
-// behind forward: it answers A for every name under "example." with
-// 203.0.113.7 and NXDOMAIN for anything else.
+// startUpstream runs a DNS server (UDP and TCP) on 127.0.0.1 standing in for
+// the resolvers behind forward: it answers A for every name under "example."
+// with 203.0.113.7, for names under cluster.local. (which only fallthrough
+// sends it) with fallthroughIP, and NXDOMAIN for anything else.
 func startUpstream(t testing.TB) int {
 	t.Helper()
 	p := freePort(t)
@@ -280,6 +281,9 @@ func startUpstream(t testing.TB) int {
 		case dns.IsSubDomain("example.", q.Name) && q.Qtype == dns.TypeA:
 			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP("203.0.113.7")}}
 		case dns.IsSubDomain("example.", q.Name):
+		case dns.IsSubDomain("cluster.local.", q.Name) && q.Qtype == dns.TypeA:
+			// Only reached through outpost's fallthrough.
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(fallthroughIP)}}
 		default:
 			m.Rcode = dns.RcodeNameError
 		}
@@ -291,6 +295,8 @@ func startUpstream(t testing.TB) int {
 	}
 	return p
 }
+
+const fallthroughIP = "203.0.113.8"
 
 // namespace creates a namespace for one test and deletes it afterwards.
 func namespace(t testing.TB, name string, labels map[string]string) string {
