@@ -357,7 +357,7 @@ type endpoint struct {
 func createSlice(t testing.TB, ns, service, name string, family discovery.AddressType, ports []discovery.EndpointPort, eps ...endpoint) *discovery.EndpointSlice {
 	t.Helper()
 	es := &discovery.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{discovery.LabelServiceName: service}},
+		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{discovery.LabelServiceName: service}},
 		AddressType: family,
 		Ports:       ports,
 	}
