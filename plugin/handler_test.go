@@ -3,8 +3,8 @@ package outpost
 import (
 	"context"
 	"fmt"
-	"sort"
 	"net"
+	"sort"
 	"testing"
 
 	"github.com/coredns/coredns/plugin/pkg/dnstest"

@@ -11,13 +11,17 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/coredns/coredns/plugin/pkg/upstream"
+	"github.com/go-logr/logr"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 )
 
 func init() { plugin.Register(pluginName, setup) }
 
 func setup(c *caddy.Controller) error {
+	// Not klog.InitFlags: it panics on reload.
+	klog.SetLogger(logr.New(&klogSink{}))
 	o, err := parse(c)
 	if err != nil {
 		return plugin.Error(pluginName, err)
@@ -154,10 +158,17 @@ func parseBlock(c *caddy.Controller) (*Outpost, error) {
 			}
 			o.startupTimeout = d
 		case "snapshot":
-			if len(args) != 1 {
-				return nil, c.Errf("snapshot takes one file PATH")
+			if len(args) != 1 && len(args) != 2 {
+				return nil, c.Errf("snapshot takes a file PATH and an optional write INTERVAL")
 			}
 			o.snapshotPath = args[0]
+			if len(args) == 2 {
+				d, err := time.ParseDuration(args[1])
+				if err != nil || d <= 0 {
+					return nil, c.Errf("snapshot interval must be a positive duration such as 10s, got %q", args[1])
+				}
+				o.snapshotInterval = d
+			}
 		default:
 			return nil, c.Errf("unknown property '%s'", directive)
 		}

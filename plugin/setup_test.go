@@ -79,6 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"outpost {\nstartup_timeout soon\n}", "startup_timeout"},
 		{"outpost {\nsnapshot\n}", "snapshot"},
 		{"outpost {\nsnapshot a b\n}", "snapshot"},
+		{"outpost {\nsnapshot a 1s 2\n}", "snapshot"},
 		{"outpost {\npods insecure\n}", "unknown property 'pods'"},
 		{"outpost {\nkubeconfig /k\n endpoint https://x\n}", "mutually exclusive"},
 		{"outpost 10.in-addr.arpa", "forward"},

@@ -9,16 +9,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
 	"github.com/outpost-dev/outpost/test/testenv"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 var (
@@ -53,6 +55,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build bin/coredns: %v\n", err)
 		return 1
 	}
+	crlog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
 	var err error
 	env, err = testenv.New()
 	if err != nil {
@@ -74,7 +77,12 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "kubeconfig: %v\n", err)
 		return 1
 	}
-	apiHost = strings.TrimPrefix(cfg.Host, "https://")
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "API server URL %q: %v\n", cfg.Host, err)
+		return 1
+	}
+	apiHost = u.Host
 	if kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "client: %v\n", err)
 		return 1
