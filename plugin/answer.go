@@ -35,13 +35,13 @@ func (o *Outpost) address(ctx context.Context, state request.Request, q question
 	if err != nil {
 		return nil, false, err
 	}
-	var seen map[string]struct{}
-	if len(recs) > 1 {
+	var seen map[string]struct{} // for long answers; short ones are scanned
+	if len(recs) > 16 {
 		seen = make(map[string]struct{}, len(recs))
 	}
-	for _, r := range recs {
+	for i, r := range recs {
 		if r.ip == nil {
-			chased, tc := o.chase(ctx, state, q, r.host, previous, o.address)
+			chased, tc := o.chase(ctx, state, q, r.target, previous, o.address)
 			rrs = append(rrs, chased...)
 			truncated = truncated || tc
 			continue
@@ -51,10 +51,15 @@ func (o *Outpost) address(ctx context.Context, state request.Request, q question
 			continue
 		}
 		if seen != nil {
-			if _, dup := seen[r.host]; dup {
+			if _, dup := seen[string(r.ip)]; dup {
 				continue
 			}
-			seen[r.host] = struct{}{}
+			seen[string(r.ip)] = struct{}{}
+		} else if seenBefore(recs[:i], r.ip) {
+			continue
+		}
+		if rrs == nil {
+			rrs = make([]dns.RR, 0, len(recs))
 		}
 		if isV4 {
 			rrs = append(rrs, &dns.A{Hdr: o.hdr(q.qname, dns.TypeA), A: r.ip})
@@ -63,6 +68,15 @@ func (o *Outpost) address(ctx context.Context, state request.Request, q question
 		}
 	}
 	return rrs, truncated, nil
+}
+
+func seenBefore(recs []record, ip net.IP) bool {
+	for _, r := range recs {
+		if r.ip.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 type resolver func(ctx context.Context, state request.Request, q question, previous []dns.RR) ([]dns.RR, bool, error)
@@ -107,7 +121,7 @@ func (o *Outpost) txt(ctx context.Context, state request.Request, q question, pr
 		case r.text != "":
 			rrs = append(rrs, &dns.TXT{Hdr: dns.RR_Header{Name: q.qname, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 28800}, Txt: []string{r.text}})
 		case r.ip == nil:
-			chased, tc := o.chase(ctx, state, q, r.host, previous, o.txt)
+			chased, tc := o.chase(ctx, state, q, r.target, previous, o.txt)
 			rrs = append(rrs, chased...)
 			truncated = truncated || tc
 		}
@@ -134,20 +148,23 @@ func (o *Outpost) srv(q question) (rrs, extra []dns.RR, err error) {
 		target string
 		port   int32
 	}
-	type glueKey struct{ target, addr string }
+	type glueKey struct{ target, addr string } // addr: the IP's bytes
 	seenSRV := make(map[srvKey]struct{}, len(recs))
 	seenGlue := make(map[glueKey]struct{}, len(recs))
 	for _, r := range recs {
 		if r.port == -1 || r.ip == nil {
 			continue
 		}
-		target := r.name + "." + q.zone
+		target := r.service + "." + r.namespace + "." + svcLabel + "." + q.zone
+		if r.endpoint != nil {
+			target = r.endpoint.name(o.podNames) + "." + target
+		}
 		if _, dup := seenSRV[srvKey{target, r.port}]; !dup {
 			seenSRV[srvKey{target, r.port}] = struct{}{}
 			rrs = append(rrs, &dns.SRV{Hdr: o.hdr(q.qname, dns.TypeSRV), Weight: weight, Port: uint16(r.port), Target: target}) // #nosec G115 -- ports are 1-65535
 		}
-		if _, dup := seenGlue[glueKey{target, r.host}]; !dup {
-			seenGlue[glueKey{target, r.host}] = struct{}{}
+		if _, dup := seenGlue[glueKey{target, string(r.ip)}]; !dup {
+			seenGlue[glueKey{target, string(r.ip)}] = struct{}{}
 			extra = append(extra, o.addressRR(target, r.ip))
 		}
 	}
@@ -167,8 +184,8 @@ func (o *Outpost) cname(q question) ([]dns.RR, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(recs) > 0 && net.ParseIP(recs[0].host) == nil {
-		return []dns.RR{&dns.CNAME{Hdr: o.hdr(q.qname, dns.TypeCNAME), Target: dns.Fqdn(recs[0].host)}}, nil
+	if len(recs) > 0 && recs[0].ip == nil {
+		return []dns.RR{&dns.CNAME{Hdr: o.hdr(q.qname, dns.TypeCNAME), Target: dns.Fqdn(recs[0].target)}}, nil
 	}
 	return nil, nil
 }
@@ -177,12 +194,12 @@ func (o *Outpost) cname(q question) ([]dns.RR, error) {
 func (o *Outpost) ns(q question) (rrs, extra []dns.RR) {
 	seen := map[string]bool{}
 	for _, r := range o.nsRecords(q.zone) {
-		extra = append(extra, o.addressRR(r.name, r.ip))
-		if seen[r.name] {
+		extra = append(extra, o.addressRR(r.target, r.ip))
+		if seen[r.target] {
 			continue
 		}
-		seen[r.name] = true
-		rrs = append(rrs, &dns.NS{Hdr: o.hdr(q.qname, dns.TypeNS), Ns: r.name})
+		seen[r.target] = true
+		rrs = append(rrs, &dns.NS{Hdr: o.hdr(q.qname, dns.TypeNS), Ns: r.target})
 	}
 	return rrs, extra
 }

@@ -83,23 +83,30 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return o.negative(state, zone, dns.RcodeSuccess)
 	}
 
+	resultSuccess.Inc()
+	if !truncated && extra == nil && writeWire(w, r, dns.RcodeSuccess, records, nil) {
+		return dns.RcodeSuccess, nil
+	}
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Truncated = truncated
 	m.Authoritative = true
 	m.Answer = records
 	m.Extra = extra
-	resultSuccess.Inc()
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
 }
 
 // negative writes NXDOMAIN, NODATA or SERVFAIL with the zone's SOA.
 func (o *Outpost) negative(state request.Request, zone string, rcode int) (int, error) {
+	soa := o.soa(zone)
+	if writeWire(state.W, state.Req, rcode, nil, soa) {
+		return dns.RcodeSuccess, nil
+	}
 	m := new(dns.Msg)
 	m.SetRcode(state.Req, rcode)
 	m.Authoritative = true
-	m.Ns = []dns.RR{o.soa(zone)}
+	m.Ns = []dns.RR{soa}
 	state.W.WriteMsg(m)
 	return dns.RcodeSuccess, nil
 }

@@ -70,10 +70,10 @@ func newTestOutpost(t testing.TB) *Outpost {
 		},
 		[]*EndpointSlice{
 			slice("hdls1-v4", "testns", "hdls1", []Port{httpPort},
-				Endpoint{IP: "198.51.100.1", Hostname: "db-0"},
-				Endpoint{IP: "198.51.100.2", TargetRefName: "pod-2"}),
-			slice("hdls1-v6", "testns", "hdls1", []Port{httpPort}, Endpoint{IP: "2001:db8::5"}),
-			slice("svc1-abc", "testns", "svc1", []Port{httpPort}, Endpoint{IP: "198.51.100.10"}),
+				Endpoint{Addr: parseAddress("198.51.100.1"), Hostname: "db-0"},
+				Endpoint{Addr: parseAddress("198.51.100.2"), TargetRefName: "pod-2"}),
+			slice("hdls1-v6", "testns", "hdls1", []Port{httpPort}, Endpoint{Addr: parseAddress("2001:db8::5")}),
+			slice("svc1-abc", "testns", "svc1", []Port{httpPort}, Endpoint{Addr: parseAddress("198.51.100.10")}),
 		},
 		[]string{"testns", "default"},
 	)
@@ -315,7 +315,7 @@ func TestOptions(t *testing.T) {
 			Answer: []dns.RR{test.A("ns.dns.cluster.local. 5 IN A 198.51.100.53")}})
 		// When the address is an endpoint of a Service (kube-dns), the NS is that Service.
 		o.idx.setService(svc("kube-dns", "testns", []string{"10.96.0.53"}, Port{Name: "dns", Protocol: "UDP", Port: 53}))
-		o.idx.setSlice(slice("kube-dns-x", "testns", "kube-dns", []Port{{Name: "dns", Protocol: "UDP", Port: 53}}, Endpoint{IP: "198.51.100.53"}))
+		o.idx.setSlice(slice("kube-dns-x", "testns", "kube-dns", []Port{{Name: "dns", Protocol: "UDP", Port: 53}}, Endpoint{Addr: parseAddress("198.51.100.53")}))
 		o.idx.modified.Store(testSerial)
 		check(t, o, test.Case{Qname: "cluster.local.", Qtype: dns.TypeNS, Rcode: dns.RcodeSuccess,
 			Answer: []dns.RR{test.NS("cluster.local. 5 IN NS kube-dns.testns.svc.cluster.local.")},

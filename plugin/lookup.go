@@ -3,6 +3,7 @@ package outpost
 import (
 	"errors"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
@@ -30,14 +31,16 @@ func isNameError(err error) bool { return errors.Is(err, errNoItems) }
 // or, for ExternalName Services, another name. It plays the part of
 // msg.Service in the kubernetes plugin.
 type record struct {
-	host string // IP literal or CNAME target, as in the API object
-	ip   net.IP // parsed host; nil means host is a name (CNAME)
+	ip   net.IP // nil means target is a name (CNAME)
 	port int32
-	// name is the owner name of this record's SRV target and glue, without
-	// the zone ("svc.ns.svc" or "host.svc.ns.svc"); for NS records it is
-	// the full name.
-	name string
-	text string // TXT data (dns-version)
+	// target is the CNAME target of an ExternalName Service; for NS
+	// records, the name server's full name.
+	target string
+	// service, namespace and endpoint name the record for SRV targets and
+	// glue: [endpoint.]service.namespace.svc.<zone>.
+	service, namespace string
+	endpoint           *Endpoint
+	text               string // TXT data (dns-version)
 }
 
 // question is a query as the lookups see it.
@@ -70,12 +73,38 @@ const (
 // parseName splits name (lower case) below zone, as the kubernetes plugin's
 // parseRequest does without multicluster and zonal names:
 // [_port._protocol.|endpoint.]service.namespace.svc.zone.
-func parseName(name, zone string) (r parsed, err error) {
+// The labels are substrings of name: parsing allocates nothing unless the
+// name has escaped characters.
+func parseName(name, zone string) (parsed, error) {
 	base, _ := dnsutil.TrimZone(name, zone)
 	if base == "" || base == svcLabel || base == podLabel {
-		return r, nil // the apex and the svc/pod subtrees exist, with no data
+		return parsed{}, nil // the apex and the svc/pod subtrees exist, with no data
 	}
-	segs := dns.SplitDomainName(base)
+	if strings.IndexByte(base, '\\') >= 0 {
+		return fromLabels(dns.SplitDomainName(base))
+	}
+	var buf [maxLabels]string
+	segs := buf[:0]
+	for rest := base; ; {
+		if len(segs) == maxLabels {
+			return parsed{}, errNoItems // too long
+		}
+		i := strings.LastIndexByte(rest, '.')
+		segs = append(segs, rest[i+1:])
+		if i < 0 {
+			break
+		}
+		rest = rest[:i]
+	}
+	slices.Reverse(segs)
+	return fromLabels(segs)
+}
+
+// maxLabels is the longest name below a zone: _port._protocol.service.namespace.svc.
+const maxLabels = 5
+
+// fromLabels assigns the labels (in name order) to the schema's parts.
+func fromLabels(segs []string) (r parsed, err error) {
 	last := len(segs) - 1
 	if last < 0 {
 		return r, nil
@@ -155,7 +184,7 @@ func (o *Outpost) services(q question) ([]record, error) {
 		return recs, err
 	}
 	// ExternalName Services have no SRV records.
-	internal := recs[:0:0]
+	internal := recs[:0]
 	for _, r := range recs {
 		if r.ip != nil {
 			internal = append(internal, r)
@@ -197,14 +226,13 @@ func (o *Outpost) records(q question) ([]record, error) {
 	if r.service == "" {
 		return nil, nil // an existing namespace: NODATA
 	}
-	key := serviceKey(r.service, r.namespace)
-	svc, ok := o.idx.services[key]
-	if !ok {
+	e := o.idx.lookup(r.namespace, r.service)
+	if e == nil || e.svc == nil {
 		return nil, errNoItems
 	}
-	slices := o.idx.slices[key]
+	svc := e.svc
 
-	if o.ignoreEmptyService && !svc.IsExternal && !svc.Headless() && readyAddresses(slices) == 0 {
+	if o.ignoreEmptyService && !svc.IsExternal && !svc.Headless() && readyAddresses(e.slices) == 0 {
 		return nil, errNoItems
 	}
 
@@ -215,25 +243,26 @@ func (o *Outpost) records(q question) ([]record, error) {
 		if net.ParseIP(svc.ExternalName) != nil {
 			return nil, errNoItems // an IP is not a CNAME target
 		}
-		return []record{{host: svc.ExternalName}}, nil
+		return []record{{target: svc.ExternalName}}, nil
 	}
 
 	var out []record
 	if svc.Headless() || r.endpoint != "" {
 		err = errNoItems
-		prefix := "." + svc.Name + "." + svc.Namespace + "." + svcLabel
-		for _, es := range slices {
+		for _, es := range e.slices {
 			for i := range es.Endpoints {
 				ep := &es.Endpoints[i]
-				host := endpointHostname(ep, o.podNames)
-				if r.endpoint != "" && r.endpoint != host && !strings.EqualFold(r.endpoint, host) {
+				if r.endpoint != "" && !ep.hasName(r.endpoint, o.podNames) {
 					continue
 				}
 				for _, p := range es.Ports {
 					if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
 						continue
 					}
-					out = append(out, record{host: ep.IP, ip: ep.ip, port: p.Port, name: host + prefix})
+					if out == nil {
+						out = make([]record, 0, len(es.Endpoints)*len(es.Ports))
+					}
+					out = append(out, record{ip: ep.Addr.ip(), port: p.Port, service: svc.Name, namespace: svc.Namespace, endpoint: ep})
 					err = nil
 				}
 			}
@@ -242,20 +271,22 @@ func (o *Outpost) records(q question) ([]record, error) {
 	}
 
 	err = errNoItems
-	name := svc.Name + "." + svc.Namespace + "." + svcLabel
 	for _, p := range svc.Ports {
 		if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
 			continue
 		}
 		err = nil
-		for i, ip := range svc.ClusterIPs {
-			out = append(out, record{host: ip, ip: svc.ips[i], port: p.Port, name: name})
+		for i := range svc.ips {
+			if out == nil {
+				out = make([]record, 0, len(svc.ips)*len(svc.Ports))
+			}
+			out = append(out, record{ip: svc.ips[i].ip(), port: p.Port, service: svc.Name, namespace: svc.Namespace})
 		}
 	}
 	return out, err
 }
 
-func readyAddresses(slices map[string]*EndpointSlice) (n int) {
+func readyAddresses(slices []*EndpointSlice) (n int) {
 	for _, es := range slices {
 		n += len(es.Endpoints)
 	}

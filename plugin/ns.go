@@ -2,6 +2,7 @@ package outpost
 
 import (
 	"net"
+	"net/netip"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
@@ -19,28 +20,33 @@ func (o *Outpost) nsRecords(zone string) []record {
 		found bool
 	)
 	for _, local := range o.localIPs {
-		for _, es := range o.idx.endpointIPs[local.String()] {
+		ip, ok := netip.AddrFromSlice(local)
+		if !ok {
+			continue
+		}
+		for _, es := range o.idx.slicesWithIP(ip.Unmap()) {
 			found = true
-			svc, ok := o.idx.services[es.serviceKey()]
-			if !ok {
+			e := o.idx.lookup(es.Namespace, es.Service)
+			if e == nil || e.svc == nil {
 				continue
 			}
+			svc := e.svc
 			name := svc.Name + "." + svc.Namespace + "." + svcLabel + "." + zone
 			if svc.Headless() {
 				for i := range es.Endpoints {
 					ep := &es.Endpoints[i]
-					out = append(out, record{host: ep.IP, ip: ep.ip, name: endpointHostname(ep, o.podNames) + "." + name})
+					out = append(out, record{ip: ep.Addr.ip(), target: ep.name(o.podNames) + "." + name})
 				}
 				continue
 			}
-			for i, ip := range svc.ClusterIPs {
-				out = append(out, record{host: ip, ip: svc.ips[i], name: name})
+			for i := range svc.ips {
+				out = append(out, record{ip: svc.ips[i].ip(), target: name})
 			}
 		}
 	}
 	if !found {
 		for _, ip := range o.localIPs {
-			out = append(out, record{host: ip.String(), ip: ip, name: defaultNSName + zone})
+			out = append(out, record{ip: ip, target: defaultNSName + zone})
 		}
 	}
 	return out

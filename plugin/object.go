@@ -1,7 +1,7 @@
 package outpost
 
 import (
-	"net"
+	"encoding/json"
 	"strings"
 	"sync"
 
@@ -27,9 +27,8 @@ type Service struct {
 	ExternalName string   `json:"externalName,omitempty"`
 	IsExternal   bool     `json:"isExternal,omitempty"`
 	Ports        []Port   `json:"ports"`
-	Version      string   `json:"-"`
 
-	ips []net.IP // parsed ClusterIPs, nil entries for "None"/""
+	ips []address // parsed ClusterIPs; not ok for "None" and ""
 
 	*object.Empty `json:"-"`
 }
@@ -50,24 +49,42 @@ type EndpointSlice struct {
 	Service   string     `json:"service"`
 	Ports     []Port     `json:"ports"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
-	Version   string     `json:"-"`
 
 	*object.Empty `json:"-"`
 }
 
-// Endpoint is one ready address of an EndpointSlice.
+// Endpoint is one ready address of an EndpointSlice. There are five per
+// Service in a typical cluster, so it is kept small: the address inline, no
+// derived strings (the dashed name is written on demand).
 type Endpoint struct {
+	Addr          address
+	Hostname      string
+	TargetRefName string
+}
+
+// endpointJSON is Endpoint in snapshots.
+type endpointJSON struct {
 	IP            string `json:"ip"`
 	Hostname      string `json:"hostname,omitempty"`
 	TargetRefName string `json:"targetRef,omitempty"`
+}
 
-	ip net.IP
+func (e Endpoint) MarshalJSON() ([]byte, error) {
+	return json.Marshal(endpointJSON{IP: e.Addr.String(), Hostname: e.Hostname, TargetRefName: e.TargetRefName})
+}
+
+func (e *Endpoint) UnmarshalJSON(data []byte) error {
+	var j endpointJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*e = Endpoint{Addr: parseAddress(j.IP), Hostname: j.Hostname, TargetRefName: j.TargetRefName}
+	return nil
 }
 
 // Namespace is a namespace name; its existence gates every answer.
 type Namespace struct {
-	Name    string
-	Version string
+	Name string
 
 	*object.Empty
 }
@@ -77,13 +94,6 @@ func (s *Service) Headless() bool {
 	return len(s.ClusterIPs) > 0 && s.ClusterIPs[0] == api.ClusterIPNone
 }
 
-func (s *Service) key() string { return serviceKey(s.Name, s.Namespace) }
-
-func (e *EndpointSlice) serviceKey() string { return serviceKey(e.Service, e.Namespace) }
-
-// serviceKey is the index key for a Service: "name.namespace", which is
-// also the order in which the two labels appear in a query name.
-func serviceKey(name, namespace string) string { return name + "." + namespace }
 
 // toService shrinks a core/v1 Service; it is the informer's transform.
 func toService(obj any) (any, error) {
@@ -94,7 +104,6 @@ func toService(obj any) (any, error) {
 	s := &Service{
 		Name:         svc.Name,
 		Namespace:    intern(svc.Namespace),
-		Version:      svc.ResourceVersion,
 		ExternalName: svc.Spec.ExternalName,
 		IsExternal:   svc.Spec.Type == api.ServiceTypeExternalName,
 	}
@@ -120,9 +129,9 @@ func (s *Service) finish() {
 	if len(s.Ports) == 0 {
 		s.Ports = []Port{{Port: -1}}
 	}
-	s.ips = make([]net.IP, len(s.ClusterIPs))
+	s.ips = make([]address, len(s.ClusterIPs))
 	for i, ip := range s.ClusterIPs {
-		s.ips[i] = parseIP(ip)
+		s.ips[i] = parseAddress(ip)
 	}
 }
 
@@ -137,7 +146,6 @@ func toEndpointSlice(obj any) (any, error) {
 		Name:      es.Name,
 		Namespace: intern(es.Namespace),
 		Service:   es.Labels[discovery.LabelServiceName],
-		Version:   es.ResourceVersion,
 	}
 	e.Ports = make([]Port, 0, len(es.Ports))
 	for _, p := range es.Ports {
@@ -159,7 +167,7 @@ func toEndpointSlice(obj any) (any, error) {
 			continue
 		}
 		for _, a := range end.Addresses {
-			ep := Endpoint{IP: a}
+			ep := Endpoint{Addr: parseAddress(a)}
 			if end.Hostname != nil {
 				ep.Hostname = *end.Hostname
 			}
@@ -177,9 +185,6 @@ func (e *EndpointSlice) finish() {
 	if len(e.Ports) == 0 {
 		e.Ports = []Port{{Port: -1}}
 	}
-	for i := range e.Endpoints {
-		e.Endpoints[i].ip = parseIP(e.Endpoints[i].IP)
-	}
 }
 
 // toNamespace keeps only a namespace's name.
@@ -188,59 +193,63 @@ func toNamespace(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	return &Namespace{Name: intern(ns.Name), Version: ns.ResourceVersion}, nil
+	return &Namespace{Name: intern(ns.Name)}, nil
 }
 
-// parseIP returns the IP in its shortest form (4 bytes for IPv4), or nil.
-func parseIP(s string) net.IP {
-	ip := net.ParseIP(s)
-	if ip == nil {
-		return nil
-	}
-	if v4 := ip.To4(); v4 != nil {
-		return v4
-	}
-	return ip
-}
-
-// endpointHostname is the DNS label of an endpoint: its hostname, else (with
+// name is the endpoint's DNS label: its hostname, else (with
 // endpoint_pod_names) the name of the object it points at, else its IP with
 // dashes, exactly as the kubernetes plugin names it.
-func endpointHostname(ep *Endpoint, podNames bool) string {
+func (ep *Endpoint) name(podNames bool) string {
 	if ep.Hostname != "" {
 		return ep.Hostname
 	}
 	if podNames && ep.TargetRefName != "" {
 		return ep.TargetRefName
 	}
-	if strings.Contains(ep.IP, ".") {
-		return strings.ReplaceAll(ep.IP, ".", "-")
+	var buf [64]byte
+	return string(ep.Addr.appendDashed(buf[:0]))
+}
+
+// hasName reports, without allocating, whether label (any case) names ep.
+func (ep *Endpoint) hasName(label string, podNames bool) bool {
+	if ep.Hostname != "" {
+		return strings.EqualFold(label, ep.Hostname)
 	}
-	if strings.Contains(ep.IP, ":") {
-		h := strings.ReplaceAll(ep.IP, ":", "-")
-		if strings.HasSuffix(h, "-") {
-			return h + "0"
+	if podNames && ep.TargetRefName != "" {
+		return strings.EqualFold(label, ep.TargetRefName)
+	}
+	var buf [64]byte
+	dashed := ep.Addr.appendDashed(buf[:0])
+	if len(dashed) != len(label) {
+		return false
+	}
+	for i := range dashed {
+		c := label[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		return h
+		if c != dashed[i] {
+			return false
+		}
 	}
-	return ""
+	return true
 }
 
 // Metadata accessors the informer store needs for keys.
 func (s *Service) GetName() string                  { return s.Name }
 func (s *Service) GetNamespace() string             { return s.Namespace }
-func (s *Service) GetResourceVersion() string       { return s.Version }
+func (s *Service) GetResourceVersion() string       { return "" }
 func (s *Service) DeepCopyObject() runtime.Object   { c := *s; return &c }
 func (e *EndpointSlice) GetName() string            { return e.Name }
 func (e *EndpointSlice) GetNamespace() string       { return e.Namespace }
-func (e *EndpointSlice) GetResourceVersion() string { return e.Version }
+func (e *EndpointSlice) GetResourceVersion() string { return "" }
 func (e *EndpointSlice) DeepCopyObject() runtime.Object {
 	c := *e
 	return &c
 }
 func (n *Namespace) GetName() string                { return n.Name }
 func (n *Namespace) GetNamespace() string           { return "" }
-func (n *Namespace) GetResourceVersion() string     { return n.Version }
+func (n *Namespace) GetResourceVersion() string     { return "" }
 func (n *Namespace) DeepCopyObject() runtime.Object { c := *n; return &c }
 
 func (s *Service) SetName(string)                  {}

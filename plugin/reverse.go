@@ -1,6 +1,8 @@
 package outpost
 
 import (
+	"net/netip"
+
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/miekg/dns"
 )
@@ -35,7 +37,11 @@ func (o *Outpost) ptr(q question) ([]dns.RR, error) {
 // ClusterIP, else its endpoints' names. The namespaces directive filters
 // them; as in the kubernetes plugin, namespace existence is checked only
 // when that directive is set.
-func (o *Outpost) reverseNames(ip string) []string {
+func (o *Outpost) reverseNames(s string) []string {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return nil
+	}
 	zone := o.Zones[o.primaryZone]
 	o.idx.mu.RLock()
 	defer o.idx.mu.RUnlock()
@@ -43,14 +49,14 @@ func (o *Outpost) reverseNames(ip string) []string {
 		return []string{svc.Name + "." + svc.Namespace + "." + svcLabel + "." + zone}
 	}
 	var names []string
-	for _, es := range o.idx.endpointIPs[ip] {
+	for _, es := range o.idx.slicesWithIP(ip) {
 		if len(o.namespaces) > 0 && !o.namespaceExposed(es.Namespace) {
 			continue
 		}
 		for i := range es.Endpoints {
 			ep := &es.Endpoints[i]
-			if ep.IP == ip {
-				names = append(names, endpointHostname(ep, o.podNames)+"."+es.Service+"."+es.Namespace+"."+svcLabel+"."+zone)
+			if ep.Addr.addr() == ip {
+				names = append(names, ep.name(o.podNames)+"."+es.Service+"."+es.Namespace+"."+svcLabel+"."+zone)
 			}
 		}
 	}
