@@ -53,14 +53,22 @@ run: envtest build ## Start a local control plane, the operator and the samples,
 ##@ Build
 
 .PHONY: build
-build: ## Build every binary into bin/.
+build: coredns ## Build every binary into bin/.
 	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+
+.PHONY: coredns
+coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
+	$(GO) build -o $(BIN)/coredns ./plugin/coredns
 
 ##@ Test
 
 .PHONY: test
 test: envtest verify-generated vet ## Run every test (envtest, real CoreDNS, real iptables in network namespaces).
 	$(GO) test ./... -count=1 -timeout 30m
+
+.PHONY: bench-dns
+bench-dns: envtest ## Benchmark outpost against the kubernetes plugin (10k Services, dnsperf, RSS, propagation).
+	$(GO) test ./test/dns/ -run '^$$' -bench BenchmarkDNS -benchtime 1x -timeout 30m
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks side by side with their references.
