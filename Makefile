@@ -48,6 +48,7 @@ envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s 
 .PHONY: build
 build: ## Build every binary into bin/.
 	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+	$(GO) build -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
 
 ##@ Test
 
