@@ -109,8 +109,15 @@ func Endpoints(sp *render.ServicePort, slices []*discovery.EndpointSlice, ipv6 b
 	if ipv6 {
 		want = discovery.AddressTypeIPv6
 	}
-	var out []render.Endpoint
-	seen := map[string]bool{}
+	type keyed struct {
+		key string
+		ep  render.Endpoint
+	}
+	var list []keyed
+	var seen map[string]bool
+	if len(slices) > 1 {
+		seen = map[string]bool{}
+	}
 	for _, s := range slices {
 		if s.AddressType != want {
 			continue
@@ -155,13 +162,21 @@ func Endpoints(sp *render.ServicePort, slices []*discovery.EndpointSlice, ipv6 b
 			if e.NodeName != nil {
 				ep.NodeName = *e.NodeName
 			}
-			if key := ep.String(); !seen[key] {
+			key := ep.String()
+			if seen != nil {
+				if seen[key] {
+					continue
+				}
 				seen[key] = true
-				out = append(out, ep)
 			}
+			list = append(list, keyed{key, ep})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	sort.Slice(list, func(i, j int) bool { return list[i].key < list[j].key })
+	out := make([]render.Endpoint, len(list))
+	for i := range list {
+		out[i] = list[i].ep
+	}
 	return out
 }
 

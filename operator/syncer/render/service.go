@@ -269,10 +269,19 @@ func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key st
 		}
 	}
 	affinity := strconv.Itoa(sp.AffinitySeconds)
-	if sp.AffinitySeconds > 0 {
+	sticky := sp.AffinitySeconds > 0
+	// Endpoint chain names are sha256 hashes: only compute them when the
+	// layout or session affinity needs them.
+	sepName := func(ep *Endpoint) string {
+		if !kube && !sticky {
+			return ""
+		}
+		return r.names.EndpointChain(key, proto, ep.String())
+	}
+	if sticky {
 		for i := range eps {
 			epStr := eps[i].String()
-			sep := r.names.EndpointChain(key, proto, epStr)
+			sep := sepName(&eps[i])
 			if kube {
 				b.Write("-A", name, comment(key+" -> "+epStr), "-m recent --name", sep, "--rcheck --seconds", affinity, "--reap -j", sep)
 			} else {
@@ -280,12 +289,13 @@ func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key st
 			}
 		}
 	}
+	b.Grow(len(eps) * (len(name) + 96))
 	for i := range eps {
-		epStr := eps[i].String()
-		sep := r.names.EndpointChain(key, proto, epStr)
+		ep := &eps[i]
+		sep := sepName(ep)
 		b.Start("-A", name)
 		if kube {
-			b.Word(comment(key + " -> " + epStr))
+			b.Word(comment(key + " -> " + ep.String()))
 		}
 		if i < len(eps)-1 {
 			b.Word("-m statistic --mode random --probability", r.probability(len(eps)-i))
@@ -294,10 +304,10 @@ func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key st
 			b.Word("-j", sep).End()
 			continue
 		}
-		if sp.AffinitySeconds > 0 {
+		if sticky {
 			b.Word("-m recent --name", sep, "--set")
 		}
-		b.Word("-p", proto, "-j DNAT --to-destination", epStr).End()
+		b.Word("-p", proto, "-j DNAT --to-destination").AddrPort(netip.AddrPortFrom(ep.IP, uint16(ep.Port))).End()
 	}
 }
 

@@ -11,6 +11,7 @@ package rules
 
 import (
 	"bytes"
+	"net/netip"
 	"sort"
 	"strconv"
 )
@@ -84,6 +85,22 @@ func (b *LineBuffer) Int(n int) *LineBuffer {
 func (b *LineBuffer) Raw(s string) *LineBuffer {
 	b.buf = append(b.buf, s...)
 	return b
+}
+
+// AddrPort appends " ip:port" ("[ip]:port" for IPv6) without allocating.
+func (b *LineBuffer) AddrPort(ap netip.AddrPort) *LineBuffer {
+	b.buf = append(b.buf, ' ')
+	b.buf = ap.AppendTo(b.buf)
+	return b
+}
+
+// Grow makes room for n more bytes.
+func (b *LineBuffer) Grow(n int) {
+	if cap(b.buf)-len(b.buf) < n {
+		nb := make([]byte, len(b.buf), len(b.buf)+n)
+		copy(nb, b.buf)
+		b.buf = nb
+	}
 }
 
 // End finishes the line started with Start.
@@ -220,6 +237,11 @@ func (tx *Transaction) Rules() int {
 // it is reused). Chains are written in name order within a table so that the
 // input is deterministic.
 func (tx *Transaction) WriteTo(out *bytes.Buffer) {
+	size := 64
+	for _, c := range tx.write {
+		size += len(c.Name) + 10 + len(c.Rules.Bytes())
+	}
+	out.Grow(size + 32*len(tx.delete))
 	sort.Slice(tx.write, func(i, j int) bool {
 		a, b := tx.write[i].ChainRef, tx.write[j].ChainRef
 		if a.Table != b.Table {
