@@ -21,7 +21,46 @@ import (
 // keeps nothing). kube-proxy's side of this comparison is in
 // hack/bench-syncer (make bench-syncer).
 func BenchmarkFullSync(b *testing.B) {
+	tr, _ := benchTracker()
+	b.ResetTimer()
+	for range b.N {
+		s, err := New(tr, discard{restore.NewFake()}, Options{Log: logr.Discard(), Families: []render.Config{{Prefix: "OUTPOST", NodeName: "node0",
+			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Sync(context.Background(), true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOneEndpointChange measures a partial sync after one endpoint of
+// one of 10k services went away.
+func BenchmarkOneEndpointChange(b *testing.B) {
+	tr, slices := benchTracker()
+	s, err := New(tr, discard{restore.NewFake()}, Options{Log: logr.Discard(), Families: []render.Config{{Prefix: "OUTPOST", NodeName: "node0",
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Sync(context.Background(), true); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		sl := slices[5000].DeepCopy()
+		sl.Endpoints = sl.Endpoints[:9-i%2]
+		tr.SetSlice(sl)
+		if err := s.Sync(context.Background(), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchTracker() (*Tracker, []*discovery.EndpointSlice) {
 	tr := NewTracker()
+	var slices []*discovery.EndpointSlice
 	ip := netip.MustParseAddr("10.128.0.0")
 	for i := 0; i < 10000; i++ {
 		name := fmt.Sprintf("svc%05d", i)
@@ -36,20 +75,9 @@ func BenchmarkFullSync(b *testing.B) {
 			s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{ip.String()}, NodeName: ptr.To(fmt.Sprintf("node%d", j))})
 		}
 		tr.SetSlice(s)
+		slices = append(slices, s)
 	}
-	snap := tr.take()
-	b.ResetTimer()
-	for range b.N {
-		tr.dirty = snap.dirty
-		s, err := New(tr, discard{restore.NewFake()}, Options{Log: logr.Discard(), Families: []render.Config{{Prefix: "OUTPOST", NodeName: "node0",
-			ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Sync(context.Background(), true); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return tr, slices
 }
 
 type discard struct{ *restore.Fake }

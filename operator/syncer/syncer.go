@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -98,7 +97,11 @@ func New(tracker *Tracker, runner restore.Runner, opts Options) (*Syncer, error)
 // deletes stale ones; otherwise only chains that changed are written. A
 // failed family is retried as a full sync next time.
 func (s *Syncer) Sync(ctx context.Context, full bool) error {
-	snap := s.tracker.take()
+	all := false
+	for _, f := range s.families {
+		all = all || len(f.rendered) == 0 && f.applied == nil
+	}
+	snap := s.tracker.take(all)
 	var errs []error
 	for _, f := range s.families {
 		if err := s.syncFamily(ctx, f, snap, full); err != nil {
@@ -123,7 +126,17 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 	full = full || f.applied == nil
 
 	// Re-render what changed (everything on the first sync).
+	dispatchChanged := false
+	type change struct{ old, new []*render.ServiceRules }
+	changes := make([]change, 0, len(snap.dirty))
 	refresh := func(nn types.NamespacedName) {
+		old := f.rendered[nn]
+		defer func() {
+			if !render.SameDispatch(old, f.rendered[nn]) {
+				dispatchChanged = true
+			}
+			changes = append(changes, change{old, f.rendered[nn]})
+		}()
 		svc, ok := snap.services[nn]
 		if !ok {
 			delete(f.rendered, nn)
@@ -146,30 +159,36 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 		}
 		f.rendered[nn] = out
 	}
-	if f.applied == nil && len(f.rendered) == 0 {
-		for nn := range snap.services {
-			refresh(nn)
+	for nn := range snap.dirty {
+		refresh(nn)
+	}
+
+	var desired *rules.Ruleset
+	if f.applied != nil && !dispatchChanged {
+		// Only services' own chains changed: patch the applied set
+		// instead of rebuilding the dispatch (O(changes), not O(services)).
+		desired = f.applied.Clone()
+		for _, c := range changes {
+			for _, sr := range c.old {
+				for _, ch := range sr.Chains {
+					desired.Remove(ch.ChainRef)
+				}
+			}
+			for _, sr := range c.new {
+				for _, ch := range sr.Chains {
+					desired.Add(ch)
+				}
+			}
 		}
 	} else {
-		for nn := range snap.dirty {
-			refresh(nn)
+		// The dispatch entries are sorted by address in Assemble, so the
+		// order of services here does not change the output.
+		all := make([]*render.ServiceRules, 0, len(f.rendered))
+		for _, rs := range f.rendered {
+			all = append(all, rs...)
 		}
+		desired = f.renderer.Assemble(all)
 	}
-	keys := make([]types.NamespacedName, 0, len(f.rendered))
-	for nn := range f.rendered {
-		keys = append(keys, nn)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Namespace != keys[j].Namespace {
-			return keys[i].Namespace < keys[j].Namespace
-		}
-		return keys[i].Name < keys[j].Name
-	})
-	var all []*render.ServiceRules
-	for _, nn := range keys {
-		all = append(all, f.rendered[nn]...)
-	}
-	desired := f.renderer.Assemble(all)
 
 	var tx *rules.Transaction
 	if full {
@@ -232,7 +251,7 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 	rulesTotal.WithLabelValues(fam, "nat").Set(float64(desired.RuleCount(rules.NAT)))
 	rulesTotal.WithLabelValues(fam, "filter").Set(float64(desired.RuleCount(rules.Filter)))
 	log.V(1).Info("Synced rules", "full", full, "chainsWritten", stats.ChainsWritten, "chainsDeleted", stats.ChainsDeleted,
-		"rules", stats.Rules, "bytes", stats.Bytes, "services", len(keys), "elapsed", time.Since(start))
+		"rules", stats.Rules, "bytes", stats.Bytes, "services", len(f.rendered), "elapsed", time.Since(start))
 	return nil
 }
 

@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
@@ -257,5 +260,59 @@ func TestEndpointsFromSlices(t *testing.T) {
 	}
 	if eps[1].Ready || !eps[1].Serving || !eps[1].Terminating {
 		t.Errorf("conditions lost: %+v", eps[1])
+	}
+}
+
+// TestPartialSyncsConvergeToFullSync applies a series of changes with
+// partial syncs and checks that the kernel (fake) ends up with exactly the
+// rules a fresh full sync of the same state writes.
+func TestPartialSyncsConvergeToFullSync(t *testing.T) {
+	ctx := context.Background()
+	s, tr, fake := newTestSyncer(t)
+	for i := 0; i < 60; i++ {
+		tr.SetService(service(fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.1.%d", i+1), tcpPort("", 80)))
+		tr.SetSlice(slice(fmt.Sprintf("s%d", i), fmt.Sprintf("s%d-1", i), "", 8080, fmt.Sprintf("10.244.1.%d", i+1), fmt.Sprintf("10.244.2.%d", i+1)))
+	}
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	for step := 0; step < 30; step++ {
+		i := (step * 7) % 60
+		name := fmt.Sprintf("s%d", i)
+		switch step % 4 {
+		case 0: // endpoint removed
+			tr.SetSlice(slice(name, name+"-1", "", 8080, fmt.Sprintf("10.244.1.%d", i+1)))
+		case 1: // service removed
+			tr.DeleteService("default", name)
+		case 2: // new service
+			tr.SetService(service(fmt.Sprintf("n%d", step), fmt.Sprintf("10.96.2.%d", step+1), tcpPort("", 81)))
+			tr.SetSlice(slice(fmt.Sprintf("n%d", step), fmt.Sprintf("n%d-1", step), "", 9090, fmt.Sprintf("10.244.3.%d", step+1)))
+		case 3: // all endpoints gone
+			tr.DeleteSlice(slice(name, name+"-1", "", 8080))
+		}
+		if err := s.Sync(ctx, false); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if s.LastSync.Full {
+			t.Fatalf("step %d was a full sync", step)
+		}
+		fresh := restore.NewFake()
+		s2, err := New(tr, fresh, Options{Families: s.opts.Families, Log: s.opts.Log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.mu.Lock()
+		saved := tr.dirty
+		tr.dirty = map[types.NamespacedName]bool{}
+		tr.mu.Unlock()
+		if err := s2.Sync(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		tr.mu.Lock()
+		tr.dirty = saved
+		tr.mu.Unlock()
+		if !reflect.DeepEqual(fake.Tables(false), fresh.Tables(false)) {
+			t.Fatalf("step %d: partial syncs diverged from a full sync", step)
+		}
 	}
 }

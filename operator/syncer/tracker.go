@@ -113,32 +113,47 @@ func (t *Tracker) DeleteSlice(s *discovery.EndpointSlice) {
 	t.touch(nn)
 }
 
-// snapshot is the tracker state handed to one sync. Objects are shared
-// with the tracker and never modified.
+// snapshot is the part of the tracker state one sync needs: the Services
+// that changed (or all of them) with their slices. Objects are shared with
+// the tracker and never modified.
 type snapshot struct {
 	services map[types.NamespacedName]*v1.Service
 	slices   map[types.NamespacedName][]*discovery.EndpointSlice
 	dirty    map[types.NamespacedName]bool
 }
 
-// take copies the state and clears the dirty set.
-func (t *Tracker) take() snapshot {
+// take returns the dirty Services (every Service if all) with their
+// slices, and clears the dirty set. A deleted Service is dirty but absent
+// from services.
+func (t *Tracker) take(all bool) snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := snapshot{
-		services: make(map[types.NamespacedName]*v1.Service, len(t.services)),
-		slices:   make(map[types.NamespacedName][]*discovery.EndpointSlice, len(t.slices)),
-		dirty:    t.dirty,
-	}
-	for k, v := range t.services {
-		s.services[k] = v
-	}
-	for k, m := range t.slices {
-		list := make([]*discovery.EndpointSlice, 0, len(m))
-		for _, sl := range m {
-			list = append(list, sl)
+	keys := t.dirty
+	if all {
+		keys = make(map[types.NamespacedName]bool, len(t.services))
+		for k := range t.services {
+			keys[k] = true
 		}
-		s.slices[k] = list
+		for k := range t.dirty {
+			keys[k] = true
+		}
+	}
+	s := snapshot{
+		services: make(map[types.NamespacedName]*v1.Service, len(keys)),
+		slices:   make(map[types.NamespacedName][]*discovery.EndpointSlice, len(keys)),
+		dirty:    keys,
+	}
+	for k := range keys {
+		if svc, ok := t.services[k]; ok {
+			s.services[k] = svc
+		}
+		if m := t.slices[k]; len(m) > 0 {
+			list := make([]*discovery.EndpointSlice, 0, len(m))
+			for _, sl := range m {
+				list = append(list, sl)
+			}
+			s.slices[k] = list
+		}
 	}
 	t.dirty = map[types.NamespacedName]bool{}
 	return s

@@ -1,9 +1,14 @@
 package render
 
 import (
+	"cmp"
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
 )
@@ -19,53 +24,57 @@ const (
 	inlineMax = 2
 )
 
-// trieKey is a dispatch key as a big-endian bit string of width bits.
+// trieKey is a dispatch key as a big-endian bit string of width bits,
+// left-aligned in two words so keys compare with two integer compares.
 type trieKey struct {
-	b     [16]byte
-	width int
+	hi, lo uint64
+	width  int
 }
 
 func addrKey(a netip.Addr) trieKey {
 	if a.Is4() {
-		k := trieKey{width: 32}
 		v4 := a.As4()
-		copy(k.b[:], v4[:])
-		return k
+		return trieKey{hi: uint64(binary.BigEndian.Uint32(v4[:])) << 32, width: 32}
 	}
-	return trieKey{b: a.As16(), width: 128}
+	b := a.As16()
+	return trieKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), width: 128}
 }
 
-func portKey(p int) trieKey {
-	return trieKey{b: [16]byte{byte(p >> 8), byte(p)}, width: 16}
-}
-
-func (k trieKey) bit(i int) byte { return (k.b[i/8] >> (7 - i%8)) & 1 }
+func portKey(p int) trieKey { return trieKey{hi: uint64(p) << 48, width: 16} }
 
 // prefix returns k with all bits from n on cleared.
 func (k trieKey) prefix(n int) trieKey {
-	out := trieKey{width: k.width}
-	for i := 0; i < n; i++ {
-		out.b[i/8] |= k.bit(i) << (7 - i%8)
+	switch {
+	case n <= 0:
+		k.hi, k.lo = 0, 0
+	case n < 64:
+		k.hi &^= ^uint64(0) >> n
+		k.lo = 0
+	case n < 128:
+		k.lo &^= ^uint64(0) >> (n - 64)
 	}
-	return out
+	return k
 }
 
 func commonPrefixLen(a, b trieKey) int {
-	for i := 0; i < a.width; i++ {
-		if a.bit(i) != b.bit(i) {
-			return i
-		}
+	if x := a.hi ^ b.hi; x != 0 {
+		return min(bits.LeadingZeros64(x), a.width)
+	}
+	if x := a.lo ^ b.lo; x != 0 {
+		return min(64+bits.LeadingZeros64(x), a.width)
 	}
 	return a.width
 }
 
-func lessKey(a, b trieKey) bool {
-	for i := range a.b {
-		if a.b[i] != b.b[i] {
-			return a.b[i] < b.b[i]
-		}
+func compareKeyed(a, b keyed) int {
+	if c := cmp.Compare(a.key.hi, b.key.hi); c != 0 {
+		return c
 	}
-	return false
+	if c := cmp.Compare(a.key.lo, b.key.lo); c != 0 {
+		return c
+	}
+	// Same address (several ports): a stable, input-independent order.
+	return strings.Compare(a.e.Rule, b.e.Rule)
 }
 
 // keyed is an entry with its trie key.
@@ -87,7 +96,7 @@ type trie struct {
 }
 
 func (t *trie) build(root string, entries []keyed) {
-	sort.SliceStable(entries, func(i, j int) bool { return lessKey(entries[i].key, entries[j].key) })
+	slices.SortFunc(entries, compareKeyed)
 	t.emit(t.rs.Chain(t.table, root), entries)
 }
 
@@ -128,14 +137,19 @@ func (t *trie) emit(c *rules.Chain, entries []keyed) {
 	}
 }
 
-func addrPrefix(k trieKey, bits int) netip.Prefix {
+func addrPrefix(k trieKey, n int) netip.Prefix {
 	var a netip.Addr
 	if k.width == 32 {
-		a = netip.AddrFrom4([4]byte(k.b[:4]))
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(k.hi>>32))
+		a = netip.AddrFrom4(b)
 	} else {
-		a = netip.AddrFrom16(k.b)
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], k.hi)
+		binary.BigEndian.PutUint64(b[8:], k.lo)
+		a = netip.AddrFrom16(b)
 	}
-	return netip.PrefixFrom(a, bits)
+	return netip.PrefixFrom(a, n)
 }
 
 func (r *Renderer) destTrie(rs *rules.Ruleset, table rules.Table) *trie {
@@ -149,7 +163,7 @@ func (r *Renderer) destTrie(rs *rules.Ruleset, table rules.Table) *trie {
 // portTrie dispatches node ports of one protocol by port range.
 func (r *Renderer) portTrie(rs *rules.Ruleset, table rules.Table, proto string) *trie {
 	portRange := func(k trieKey, bits int) string {
-		lo := int(k.b[0])<<8 | int(k.b[1])
+		lo := int(k.hi >> 48)
 		hi := lo | (1<<(16-bits) - 1)
 		return strconv.Itoa(lo) + ":" + strconv.Itoa(hi)
 	}
@@ -211,7 +225,7 @@ func (r *Renderer) Assemble(services []*ServiceRules) *rules.Ruleset {
 	// filter
 	r.destTrie(rs, rules.Filter).build(n.Services(), filterDest)
 	r.destTrie(rs, rules.Filter).build(n.ExternalServices(), filterExtDest)
-	sort.SliceStable(filterExtPorts, func(i, j int) bool { return lessKey(filterExtPorts[i].key, filterExtPorts[j].key) })
+	slices.SortFunc(filterExtPorts, compareKeyed)
 	ext := rs.Chain(rules.Filter, n.ExternalServices())
 	for _, k := range filterExtPorts {
 		ext.Rules.Write("-A", ext.Name, k.e.Rule)

@@ -2,6 +2,7 @@ package render
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,23 @@ type ServiceRules struct {
 	FilterDest         []Entry
 	FilterExtDest      []Entry
 	FilterExtNodePorts []Entry
+}
+
+// SameDispatch reports whether two renderings of a service contribute the
+// same dispatch entries, so the shared dispatch chains need no rewrite.
+func SameDispatch(a, b []*ServiceRules) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !slices.Equal(x.NATDest, y.NATDest) || !slices.Equal(x.NATNodePorts, y.NATNodePorts) ||
+			!slices.Equal(x.FilterDest, y.FilterDest) || !slices.Equal(x.FilterExtDest, y.FilterExtDest) ||
+			!slices.Equal(x.FilterExtNodePorts, y.FilterExtNodePorts) {
+			return false
+		}
+	}
+	return true
 }
 
 // Renderer renders services for one Config. It keeps small caches

@@ -155,6 +155,19 @@ func (r *Ruleset) Chain(t Table, name string) *Chain {
 // Add puts an already built chain into the set (replacing one of that name).
 func (r *Ruleset) Add(c *Chain) { r.chains[c.ChainRef] = c }
 
+// Remove drops a chain from the set.
+func (r *Ruleset) Remove(ref ChainRef) { delete(r.chains, ref) }
+
+// Clone returns a set holding the same chains (shared, not copied: chains
+// are never modified once in a set).
+func (r *Ruleset) Clone() *Ruleset {
+	out := &Ruleset{chains: make(map[ChainRef]*Chain, len(r.chains))}
+	for k, v := range r.chains {
+		out.chains[k] = v
+	}
+	return out
+}
+
 // Get returns a chain if it exists.
 func (r *Ruleset) Get(t Table, name string) (*Chain, bool) {
 	c, ok := r.chains[ChainRef{t, name}]
@@ -212,17 +225,22 @@ func (tx *Transaction) Delete(ref ChainRef) { tx.delete = append(tx.delete, ref)
 // Empty reports whether the transaction changes nothing.
 func (tx *Transaction) Empty() bool { return len(tx.write) == 0 && len(tx.delete) == 0 }
 
-// Written returns the chains the transaction rewrites.
+// Written returns the chains the transaction rewrites, sorted.
 func (tx *Transaction) Written() []ChainRef {
 	refs := make([]ChainRef, len(tx.write))
 	for i, c := range tx.write {
 		refs[i] = c.ChainRef
 	}
+	sortRefs(refs)
 	return refs
 }
 
-// Deleted returns the chains the transaction deletes.
-func (tx *Transaction) Deleted() []ChainRef { return tx.delete }
+// Deleted returns the chains the transaction deletes, sorted.
+func (tx *Transaction) Deleted() []ChainRef {
+	refs := append([]ChainRef(nil), tx.delete...)
+	sortRefs(refs)
+	return refs
+}
 
 // Rules returns the number of rule lines the transaction writes.
 func (tx *Transaction) Rules() int {
@@ -318,14 +336,15 @@ func (r *Ruleset) Diff(prev *Ruleset) *Transaction {
 		return r.Full()
 	}
 	tx := &Transaction{}
-	for _, ref := range r.Refs() {
-		c := r.chains[ref]
+	for ref, c := range r.chains {
 		old, ok := prev.chains[ref]
-		if !ok || !bytes.Equal(old.Rules.Bytes(), c.Rules.Bytes()) {
+		// Chains rendered once and reused (a service that did not change)
+		// are the same object: no need to compare their bytes.
+		if !ok || old != c && !bytes.Equal(old.Rules.Bytes(), c.Rules.Bytes()) {
 			tx.Write(c)
 		}
 	}
-	for _, ref := range prev.Refs() {
+	for ref := range prev.chains {
 		if _, ok := r.chains[ref]; !ok {
 			tx.Delete(ref)
 		}
