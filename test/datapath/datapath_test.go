@@ -536,4 +536,22 @@ func TestDatapath(t *testing.T) {
 			t.Errorf("PREROUTING jump present %d times after the resync", n)
 		}
 	})
+
+	t.Run("--once --dry-run prints the restore input", func(t *testing.T) {
+		out, err := exec.Command(syncerBin, "--kubeconfig", kubeconfig, "--node-name", nodeName, "--cluster-cidr", clusterCID,
+			"--service-selector", "app.kubernetes.io/managed-by=outpost-operator", "--chain-prefix", "KUBE", "--layout", "kube-proxy",
+			"--once", "--dry-run").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(out)
+		for _, want := range []string{"*nat\n", ":KUBE-SERVICES - [0:0]", "-d " + web.Spec.ClusterIP + " --dport 80 -j KUBE-SVC-", "-j KUBE-SEP-", "COMMIT\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("dry-run output lacks %q:\n%s", want, text)
+			}
+		}
+		if strings.Contains(text, other.Spec.ClusterIP) {
+			t.Error("dry-run output has the unselected Service")
+		}
+	})
 }
