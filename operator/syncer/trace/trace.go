@@ -325,7 +325,7 @@ func (w *walker) match(words []string, s *state) (ok, probabilistic bool, target
 		case "-s":
 			result = inPrefix(p.Src, arg())
 		case "-d":
-			result = inPrefix(w.dst(s), arg())
+			result = inPrefix(p.Dst, arg())
 		case "-p":
 			result = strings.EqualFold(arg(), p.Proto)
 		case "--dport":
@@ -337,7 +337,7 @@ func (w *walker) match(words []string, s *state) (ok, probabilistic bool, target
 			}
 			result = p.DPort >= l && p.DPort <= h
 		case "--dst-type":
-			result = arg() == "LOCAL" && w.local(w.dst(s))
+			result = arg() == "LOCAL" && w.local(p.Dst)
 		case "--src-type":
 			result = arg() == "LOCAL" && w.local(p.Src)
 		case "--probability":
@@ -384,7 +384,6 @@ func lastName(words []string) string {
 	return ""
 }
 
-func (w *walker) dst(*state) netip.Addr { return w.pkt.Dst }
 
 func (w *walker) local(a netip.Addr) bool {
 	for _, l := range w.tr.LocalAddrs {
