@@ -55,6 +55,7 @@ run: envtest build ## Start a local control plane, the operator and the samples,
 .PHONY: build
 build: coredns ## Build every binary into bin/.
 	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+	$(GO) build -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
 
 .PHONY: coredns
 coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
@@ -73,3 +74,13 @@ bench-dns: envtest ## Benchmark outpost against the kubernetes plugin (10k Servi
 .PHONY: bench
 bench: envtest ## Run the benchmarks side by side with their references.
 	$(GO) test ./operator/ -run '^$$' -bench . -benchtime 1x -timeout 30m
+
+BENCH_SYNCER_SIZES ?= 1000,10000,30000
+
+.PHONY: bench-syncer
+bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SYNCER_SIZES); real restores need root.
+	cd hack/bench-syncer && $(GO) test -count=1 -run Equals . && $(GO) build -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
+
+.PHONY: test-kube-proxy-equivalence
+test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: identical rules.
+	cd hack/bench-syncer && $(GO) test -count=1 -run Equals .
