@@ -58,8 +58,13 @@ run: envtest build ## Start a local control plane, the operator and the samples,
 ##@ Build
 
 .PHONY: build
-build: ## Build every binary into bin/.
+build: coredns ## Build every binary into bin/.
 	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+	$(GO) build -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
+
+.PHONY: coredns
+coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
+	$(GO) build -o $(BIN)/coredns ./plugin/coredns
 
 ##@ Images
 
@@ -104,6 +109,20 @@ image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Dock
 test: envtest verify-generated vet ## Run every test (envtest, real CoreDNS, real iptables in network namespaces).
 	$(GO) test ./... -count=1 -timeout 30m
 
+.PHONY: bench-dns
+bench-dns: envtest ## Benchmark outpost against the kubernetes plugin (10k Services, dnsperf, RSS, propagation).
+	$(GO) test ./test/dns/ -run '^$$' -bench BenchmarkDNS -benchtime 1x -timeout 30m
+
 .PHONY: bench
 bench: envtest ## Run the benchmarks side by side with their references.
 	$(GO) test ./operator/ -run '^$$' -bench . -benchtime 1x -timeout 30m
+
+BENCH_SYNCER_SIZES ?= 1000,10000,30000
+
+.PHONY: bench-syncer
+bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SYNCER_SIZES); real restores need root.
+	cd hack/bench-syncer && $(GO) test -count=1 -run Equals . && $(GO) build -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
+
+.PHONY: test-kube-proxy-equivalence
+test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: identical rules.
+	cd hack/bench-syncer && $(GO) test -count=1 -run Equals .

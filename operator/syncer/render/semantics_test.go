@@ -1,0 +1,283 @@
+package render_test
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/trace"
+)
+
+func wantEndpoints(t *testing.T, res trace.Result, want ...string) {
+	t.Helper()
+	if got := res.Endpoints(); !slices.Equal(got, want) {
+		t.Errorf("endpoints = %v, want %v (outcomes %+v)", got, want, res.Outcomes)
+	}
+}
+
+func wantVerdict(t *testing.T, res trace.Result, want string) {
+	t.Helper()
+	if got := res.Verdicts(); !slices.Equal(got, []string{want}) {
+		t.Errorf("verdicts = %v, want [%s]", got, want)
+	}
+}
+
+func TestClusterIPSpreadsWithStatistic(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		w.add(tcp("default", "httpd-svc", "", "10.96.203.6", 8080),
+			ep("10.244.1.28", 80), ep("10.244.1.29", 80), ep("10.244.2.22", 80))
+		tr := tracer(t, cfg, w)
+		res := tr.Trace(pkt(podSrc, ip("10.96.203.6"), "tcp", 8080))
+		wantEndpoints(t, res, "10.244.1.28:80", "10.244.1.29:80", "10.244.2.22:80")
+		text, _ := renderText(t, cfg, w)
+		// 1/3, then 1/2 of the rest, then the rest: uniform.
+		for _, p := range []string{"--probability 0.3333333333", "--probability 0.5000000000"} {
+			if !strings.Contains(string(text), p) {
+				t.Errorf("rules lack %q", p)
+			}
+		}
+		if res.Masquerade("10.244.2.22:80") {
+			t.Error("pod traffic to a cluster IP must not be masqueraded")
+		}
+		if !tr.Trace(pkt(outsideSrc, ip("10.96.203.6"), "tcp", 8080)).Masquerade("10.244.2.22:80") {
+			t.Error("traffic from outside the cluster CIDR must be masqueraded")
+		}
+		// Wrong port or protocol: untouched.
+		wantVerdict(t, tr.Trace(pkt(podSrc, ip("10.96.203.6"), "tcp", 80)), "ACCEPT")
+		wantVerdict(t, tr.Trace(pkt(podSrc, ip("10.96.203.6"), "udp", 8080)), "ACCEPT")
+	})
+}
+
+func TestMasqueradeAll(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		cfg.MasqueradeAll = true
+		w := &world{}
+		w.add(tcp("ns", "a", "", "10.96.0.10", 80), ep("192.168.1.2", 80))
+		res := tracer(t, cfg, w).Trace(pkt(podSrc, ip("10.96.0.10"), "tcp", 80))
+		wantEndpoints(t, res, "192.168.1.2:80")
+		if !res.Masquerade("") {
+			t.Error("--masquerade-all must masquerade pod traffic")
+		}
+	})
+}
+
+func TestNodePort(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		sp := tcp("default", "web", "", "10.96.0.20", 80)
+		sp.NodePort, sp.ExternallyAccessible = 30000, true
+		w.add(sp, ep("10.244.1.1", 8080))
+		tr := tracer(t, cfg, w)
+		res := tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30000))
+		wantEndpoints(t, res, "10.244.1.1:8080")
+		if !res.Masquerade("") {
+			t.Error("Cluster policy node-port traffic must be masqueraded")
+		}
+		// Not a local address: no node port.
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, ip("198.51.100.7"), "tcp", 30000)), "ACCEPT")
+
+		// --node-ip restricts node ports to that address.
+		cfg.NodeIPs = []netip.Addr{ip("192.168.0.3")}
+		tr = tracer(t, cfg, w)
+		tr.LocalAddrs = append(tr.LocalAddrs, ip("192.168.0.3"))
+		wantEndpoints(t, tr.Trace(pkt(outsideSrc, ip("192.168.0.3"), "tcp", 30000)), "10.244.1.1:8080")
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30000)), "ACCEPT")
+	})
+}
+
+func TestExternalAndLoadBalancerIPs(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		sp := tcp("default", "lb", "http", "10.96.0.30", 80)
+		sp.ExternalIPs = []netip.Addr{ip("198.51.100.10")}
+		sp.LoadBalancerIPs = []netip.Addr{ip("203.0.113.10")}
+		sp.ExternallyAccessible = true
+		w.add(sp, ep("10.244.1.1", 80))
+		tr := tracer(t, cfg, w)
+		for _, dst := range []string{"198.51.100.10", "203.0.113.10"} {
+			res := tr.Trace(pkt(outsideSrc, ip(dst), "tcp", 80))
+			wantEndpoints(t, res, "10.244.1.1:80")
+			if !res.Masquerade("") {
+				t.Errorf("%s: external traffic must be masqueraded", dst)
+			}
+		}
+	})
+}
+
+func TestSessionAffinity(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		sp := tcp("default", "sticky", "", "10.96.0.40", 80)
+		sp.AffinitySeconds = 10800
+		w.add(sp, ep("10.244.1.1", 80), ep("10.244.1.2", 80), ep("10.244.1.3", 80))
+		text, _ := renderText(t, cfg, w)
+		if !strings.Contains(string(text), "--rcheck --seconds 10800 --reap") {
+			t.Errorf("no affinity timeout in rules:\n%s", text)
+		}
+		tr := tracer(t, cfg, w)
+		p := pkt(podSrc, ip("10.96.0.40"), "tcp", 80)
+		first := tr.Trace(p)
+		wantEndpoints(t, first, "10.244.1.1:80", "10.244.1.2:80", "10.244.1.3:80")
+		// The client's first connection went to the second endpoint: the
+		// next one must go there again.
+		for _, o := range first.Outcomes {
+			if o.Endpoint == "10.244.1.2:80" {
+				tr.Remember(p, o)
+			}
+		}
+		wantEndpoints(t, tr.Trace(p), "10.244.1.2:80")
+		// Another client is not pinned.
+		other := pkt(ip("10.0.0.6"), ip("10.96.0.40"), "tcp", 80)
+		wantEndpoints(t, tr.Trace(other), "10.244.1.1:80", "10.244.1.2:80", "10.244.1.3:80")
+	})
+}
+
+func TestExternalTrafficPolicyLocal(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		sp := tcp("default", "local", "", "10.96.0.50", 80)
+		sp.NodePort, sp.ExternallyAccessible, sp.ExternalPolicyLocal = 30050, true, true
+		local := ep("10.244.1.1", 80)
+		local.NodeName = testNode
+		remote := ep("10.244.2.1", 80)
+		remote.NodeName = "node2"
+		w.add(sp, local, remote)
+		tr := tracer(t, cfg, w)
+		res := tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30050))
+		wantEndpoints(t, res, "10.244.1.1:80")
+		if res.Masquerade("") {
+			t.Error("Local policy must keep the client address")
+		}
+		// Pods short-circuit to all endpoints; cluster IP uses all endpoints.
+		wantEndpoints(t, tr.Trace(pkt(podSrc, nodeIP, "tcp", 30050)), "10.244.1.1:80", "10.244.2.1:80")
+		wantEndpoints(t, tr.Trace(pkt(podSrc, ip("10.96.0.50"), "tcp", 80)), "10.244.1.1:80", "10.244.2.1:80")
+
+		// No local endpoint: external traffic is dropped, cluster IP works.
+		w2 := &world{}
+		w2.add(sp, remote)
+		tr = tracer(t, cfg, w2)
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30050)), "DROP")
+		wantEndpoints(t, tr.Trace(pkt(podSrc, ip("10.96.0.50"), "tcp", 80)), "10.244.2.1:80")
+	})
+}
+
+func TestInternalTrafficPolicyLocal(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		sp := tcp("default", "itp", "", "10.96.0.60", 80)
+		sp.InternalPolicyLocal = true
+		local := ep("10.244.1.1", 80)
+		local.NodeName = testNode
+		remote := ep("10.244.2.1", 80)
+		remote.NodeName = "node2"
+		w := &world{}
+		w.add(sp, local, remote)
+		wantEndpoints(t, tracer(t, cfg, w).Trace(pkt(podSrc, ip("10.96.0.60"), "tcp", 80)), "10.244.1.1:80")
+		w2 := &world{}
+		w2.add(sp, remote)
+		wantVerdict(t, tracer(t, cfg, w2).Trace(pkt(podSrc, ip("10.96.0.60"), "tcp", 80)), "DROP")
+	})
+}
+
+func TestNoEndpointsReject(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		sp := tcp("default", "empty", "", "10.96.0.70", 80)
+		sp.NodePort, sp.ExternallyAccessible = 30070, true
+		sp.ExternalIPs = []netip.Addr{ip("198.51.100.70")}
+		notReady := ep("10.244.1.1", 80)
+		notReady.Ready, notReady.Serving = false, false
+		w := &world{}
+		w.add(sp, notReady)
+		tr := tracer(t, cfg, w)
+		wantVerdict(t, tr.Trace(pkt(podSrc, ip("10.96.0.70"), "tcp", 80)), "REJECT")
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, ip("198.51.100.70"), "tcp", 80)), "REJECT")
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30070)), "REJECT")
+	})
+}
+
+func TestTerminatingEndpointsOnlyWithoutReady(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		sp := tcp("default", "term", "", "10.96.0.80", 80)
+		terminating := ep("10.244.1.9", 80)
+		terminating.Ready, terminating.Terminating = false, true
+		w := &world{}
+		w.add(sp, ep("10.244.1.1", 80), terminating)
+		wantEndpoints(t, tracer(t, cfg, w).Trace(pkt(podSrc, ip("10.96.0.80"), "tcp", 80)), "10.244.1.1:80")
+		w2 := &world{}
+		w2.add(sp, terminating)
+		wantEndpoints(t, tracer(t, cfg, w2).Trace(pkt(podSrc, ip("10.96.0.80"), "tcp", 80)), "10.244.1.9:80")
+		// Terminating but no longer serving: nothing.
+		gone := terminating
+		gone.Serving = false
+		w3 := &world{}
+		w3.add(sp, gone)
+		wantVerdict(t, tracer(t, cfg, w3).Trace(pkt(podSrc, ip("10.96.0.80"), "tcp", 80)), "REJECT")
+	})
+}
+
+func TestHairpin(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		self := ep("10.244.1.1", 80)
+		self.NodeName = testNode
+		w := &world{}
+		w.add(tcp("default", "hp", "", "10.96.0.90", 80), self)
+		res := tracer(t, cfg, w).Trace(pkt(ip("10.244.1.1"), ip("10.96.0.90"), "tcp", 80))
+		wantEndpoints(t, res, "10.244.1.1:80")
+		if !res.Masquerade("10.244.1.1:80") {
+			t.Error("an endpoint reaching itself through its service must be masqueraded")
+		}
+	})
+}
+
+func TestProtocolsAndNamedPorts(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		// User story 1: svc1 with two named ports to an external machine,
+		// through a selectorless service and operator-written slices.
+		w := &world{}
+		w.add(tcp("default", "svc1", "a", "10.96.0.100", 7064), ep("192.168.1.2", 31496))
+		w.add(tcp("default", "svc1", "b", "10.96.0.100", 7164), ep("192.168.1.2", 31337))
+		dns := render.ServicePort{Namespace: "kube-system", Name: "dns", PortName: "dns", Protocol: "udp", ClusterIP: ip("10.96.0.10"), Port: 53}
+		w.add(dns, ep("10.244.3.3", 53))
+		sctp := render.ServicePort{Namespace: "default", Name: "sig", Protocol: "sctp", ClusterIP: ip("10.96.0.101"), Port: 2905}
+		w.add(sctp, ep("10.244.3.4", 2905))
+		tr := tracer(t, cfg, w)
+		wantEndpoints(t, tr.Trace(pkt(podSrc, ip("10.96.0.100"), "tcp", 7064)), "192.168.1.2:31496")
+		wantEndpoints(t, tr.Trace(pkt(podSrc, ip("10.96.0.100"), "tcp", 7164)), "192.168.1.2:31337")
+		wantEndpoints(t, tr.Trace(pkt(podSrc, ip("10.96.0.10"), "udp", 53)), "10.244.3.3:53")
+		wantVerdict(t, tr.Trace(pkt(podSrc, ip("10.96.0.10"), "tcp", 53)), "ACCEPT")
+		wantEndpoints(t, tr.Trace(pkt(podSrc, ip("10.96.0.101"), "sctp", 2905)), "10.244.3.4:2905")
+	})
+}
+
+func TestIPv6(t *testing.T) {
+	cfg := baseConfig("OUTPOST", render.Compact)
+	cfg.IPv6 = true
+	cfg.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("fd00:10:244::/56")}
+	w := &world{}
+	w.add(tcp("default", "v6", "", "fd00:10:96::10", 80), ep("fd00:10:244::5", 8080))
+	text, _ := renderText(t, cfg, w)
+	if !strings.Contains(string(text), "--to-destination [fd00:10:244::5]:8080") || !strings.Contains(string(text), "! -d ::1/128") {
+		t.Errorf("IPv6 rules:\n%s", text)
+	}
+	tables, err := trace.ParseTables(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &trace.Tracer{Tables: tables, Prefix: "OUTPOST"}
+	wantEndpoints(t, tr.Trace(pkt(ip("fd00:10:244::9"), ip("fd00:10:96::10"), "tcp", 80)), "[fd00:10:244::5]:8080")
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, cfg := range []render.Config{
+		{Prefix: ""},
+		{Prefix: "TOOLONGPX"},
+		{Prefix: "A-B"},
+		{Prefix: "OK", NodeIPs: []netip.Addr{ip("fd00::1")}},
+	} {
+		if _, err := render.NewRenderer(cfg); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}

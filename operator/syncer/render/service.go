@@ -1,0 +1,421 @@
+package render
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/outpost-dev/outpost/operator/syncer/rules"
+)
+
+// Entry is one dispatch rule of a service: a rule body (everything after
+// "-A <chain> ") and the key the dispatch trie sorts it by (the destination
+// address, or the node port).
+type Entry struct {
+	Addr  netip.Addr // destination address; zero for node-port entries
+	Port  int        // node port for node-port entries
+	Proto string
+	Rule  string
+}
+
+// ServiceRules is everything one service port contributes: its own nat
+// chains and the entries the shared dispatch chains collect. The syncer
+// caches it per service port and re-renders only ports whose Service or
+// EndpointSlices changed.
+type ServiceRules struct {
+	Key    string
+	Chains []*rules.Chain
+	// nat: to <P>-SERVICES by destination, to <P>-NODEPORTS by port.
+	NATDest      []Entry
+	NATNodePorts []Entry
+	// filter: REJECT/DROP to <P>-SERVICES (cluster IPs) and
+	// <P>-EXTERNAL-SERVICES (external and LB IPs by address, node ports).
+	FilterDest         []Entry
+	FilterExtDest      []Entry
+	FilterExtNodePorts []Entry
+}
+
+// SameDispatch reports whether two renderings of a service contribute the
+// same dispatch entries, so the shared dispatch chains need no rewrite.
+func SameDispatch(a, b []*ServiceRules) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !slices.Equal(x.NATDest, y.NATDest) || !slices.Equal(x.NATNodePorts, y.NATNodePorts) ||
+			!slices.Equal(x.FilterDest, y.FilterDest) || !slices.Equal(x.FilterExtDest, y.FilterExtDest) ||
+			!slices.Equal(x.FilterExtNodePorts, y.FilterExtNodePorts) {
+			return false
+		}
+	}
+	return true
+}
+
+// Renderer renders services for one Config. It keeps small caches
+// (probability strings) and is not safe for concurrent use.
+type Renderer struct {
+	cfg   Config
+	names Names
+	// localCIDR is the first cluster CIDR ("" without one).
+	localCIDR     string
+	probabilities []string
+}
+
+// NewRenderer validates cfg and returns a renderer for it.
+func NewRenderer(cfg Config) (*Renderer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Renderer{cfg: cfg, names: Names{cfg.Prefix}}
+	if len(cfg.ClusterCIDRs) > 0 {
+		r.localCIDR = cfg.ClusterCIDRs[0].String()
+	}
+	return r, nil
+}
+
+// Config returns the renderer's configuration.
+func (r *Renderer) Config() Config { return r.cfg }
+
+// Names returns the chain namer.
+func (r *Renderer) Names() Names { return r.names }
+
+// probability is kube-proxy's computeProbability: 1/n with ten decimals.
+func (r *Renderer) probability(n int) string {
+	for len(r.probabilities) <= n {
+		i := len(r.probabilities)
+		if i == 0 {
+			r.probabilities = append(r.probabilities, "<bad value>")
+			continue
+		}
+		r.probabilities = append(r.probabilities, strconv.FormatFloat(1.0/float64(i), 'f', 10, 64))
+	}
+	return r.probabilities[n]
+}
+
+// comment returns the words of a comment match, quoted like kube-proxy.
+func comment(text string) string {
+	if strings.ContainsAny(text, " ") {
+		return `-m comment --comment "` + text + `"`
+	}
+	return "-m comment --comment " + text
+}
+
+// masqTarget is the jump that requests SNAT: kube-proxy jumps to
+// KUBE-MARK-MASQ; the compact layout sets the mark inline (one chain
+// fewer to walk).
+func (r *Renderer) masqTarget() string {
+	if r.cfg.Layout == KubeProxy {
+		return "-j " + r.names.MarkMasq()
+	}
+	return "-j MARK --or-mark " + r.cfg.mark()
+}
+
+// Service renders one service port with its endpoints (of this family).
+// The endpoints must be sorted by String(); Endpoints in the slice are not
+// modified.
+func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
+	out := &ServiceRules{Key: sp.Key()}
+	key, proto := out.Key, sp.Protocol
+	n := r.names
+	cluster, local, reachable, hasEndpoints := categorize(sp, eps, r.cfg.NodeName)
+
+	svcChain := n.ServiceChain(key, proto)
+	svlChain := n.LocalChain(key, proto)
+	extChain := n.ExternalChain(key, proto)
+	usesClusterChain := len(cluster) > 0 && usesClusterEndpoints(sp)
+	usesLocalChain := len(local) > 0 && usesLocalEndpoints(sp)
+
+	internalChain, hasInternal := svcChain, hasEndpoints
+	if sp.InternalPolicyLocal {
+		internalChain = svlChain
+		hasInternal = len(local) > 0
+	}
+	externalPolicyChain, hasExternal := svcChain, hasEndpoints
+	if sp.ExternalPolicyLocal {
+		externalPolicyChain = svlChain
+		hasExternal = len(local) > 0
+	}
+	usesExtChain := hasEndpoints && sp.ExternallyAccessible
+
+	var internalTarget, internalComment, externalTarget, externalComment string
+	if !hasEndpoints {
+		internalTarget, externalTarget = "REJECT", "REJECT"
+		internalComment = key + " has no endpoints"
+		externalComment = internalComment
+	} else {
+		if !hasInternal {
+			internalTarget, internalComment = "DROP", key+" has no local endpoints"
+		}
+		if !hasExternal {
+			externalTarget, externalComment = "DROP", key+" has no local endpoints"
+		}
+	}
+
+	protoMatch := "-m " + proto + " -p " + proto
+	port := strconv.Itoa(sp.Port)
+	dest := func(ip netip.Addr, p string) string { return protoMatch + " -d " + ip.String() + " --dport " + p }
+
+	// Cluster IP.
+	if sp.ClusterIP.IsValid() {
+		if hasInternal {
+			out.NATDest = append(out.NATDest, Entry{Addr: sp.ClusterIP, Proto: proto,
+				Rule: comment(key+" cluster IP") + " " + dest(sp.ClusterIP, port) + " -j " + internalChain})
+		} else {
+			out.FilterDest = append(out.FilterDest, Entry{Addr: sp.ClusterIP, Proto: proto,
+				Rule: comment(internalComment) + " " + dest(sp.ClusterIP, port) + " -j " + internalTarget})
+		}
+	}
+	// External IPs.
+	for _, ip := range sp.ExternalIPs {
+		if hasEndpoints {
+			out.NATDest = append(out.NATDest, Entry{Addr: ip, Proto: proto,
+				Rule: comment(key+" external IP") + " " + dest(ip, port) + " -j " + extChain})
+		}
+		if !hasExternal {
+			out.FilterExtDest = append(out.FilterExtDest, Entry{Addr: ip, Proto: proto,
+				Rule: comment(externalComment) + " " + dest(ip, port) + " -j " + externalTarget})
+		}
+	}
+	// Load-balancer ingress IPs.
+	for _, ip := range sp.LoadBalancerIPs {
+		if hasEndpoints {
+			out.NATDest = append(out.NATDest, Entry{Addr: ip, Proto: proto,
+				Rule: comment(key+" loadbalancer IP") + " " + dest(ip, port) + " -j " + extChain})
+		}
+		if !hasExternal {
+			out.FilterExtDest = append(out.FilterExtDest, Entry{Addr: ip, Proto: proto,
+				Rule: comment(externalComment) + " " + dest(ip, port) + " -j " + externalTarget})
+		}
+	}
+	// Node port.
+	if sp.NodePort != 0 {
+		np := strconv.Itoa(sp.NodePort)
+		if hasEndpoints {
+			out.NATNodePorts = append(out.NATNodePorts, Entry{Port: sp.NodePort, Proto: proto,
+				Rule: comment(key) + " " + protoMatch + " --dport " + np + " -j " + extChain})
+		}
+		if !hasExternal {
+			out.FilterExtNodePorts = append(out.FilterExtNodePorts, Entry{Port: sp.NodePort, Proto: proto,
+				Rule: comment(externalComment) + " -m addrtype --dst-type LOCAL " + protoMatch + " --dport " + np + " -j " + externalTarget})
+		}
+	}
+
+	if !hasEndpoints {
+		return out
+	}
+	chains := map[string]*rules.Chain{}
+	chain := func(name string) *rules.Chain {
+		c, ok := chains[name]
+		if !ok {
+			c = &rules.Chain{ChainRef: rules.ChainRef{Table: rules.NAT, Name: name}}
+			chains[name] = c
+			out.Chains = append(out.Chains, c)
+		}
+		return c
+	}
+
+	// Internal traffic: masquerade what comes from outside the pod range.
+	if hasInternal && sp.ClusterIP.IsValid() {
+		match := comment(key+" cluster IP") + " " + dest(sp.ClusterIP, port)
+		if r.cfg.MasqueradeAll {
+			chain(internalChain).Rules.Write("-A", internalChain, match, r.masqTarget())
+		} else if r.localCIDR != "" {
+			chain(internalChain).Rules.Write("-A", internalChain, match, "! -s", r.localCIDR, r.masqTarget())
+		}
+	}
+
+	// External traffic.
+	if usesExtChain {
+		ext := &chain(extChain).Rules
+		if !sp.ExternalPolicyLocal {
+			ext.Write("-A", extChain, comment("masquerade traffic for "+key+" external destinations"), r.masqTarget())
+		} else {
+			if r.localCIDR != "" {
+				ext.Write("-A", extChain, comment("pod traffic for "+key+" external destinations"), "-s", r.localCIDR, "-j", svcChain)
+			}
+			ext.Write("-A", extChain, comment("masquerade LOCAL traffic for "+key+" external destinations"), "-m addrtype --src-type LOCAL", r.masqTarget())
+			ext.Write("-A", extChain, comment("route LOCAL traffic for "+key+" external destinations"), "-m addrtype --src-type LOCAL -j", svcChain)
+		}
+		if hasExternal {
+			ext.Write("-A", extChain, "-j", externalPolicyChain)
+		}
+	}
+
+	if usesClusterChain {
+		r.writeEndpointDispatch(chain(svcChain), sp, key, cluster)
+	}
+	if usesLocalChain {
+		r.writeEndpointDispatch(chain(svlChain), sp, key, local)
+	}
+	if r.cfg.Layout == KubeProxy {
+		for i := range reachable {
+			ep := &reachable[i]
+			epStr := ep.String()
+			sep := n.EndpointChain(key, proto, epStr)
+			c := &chain(sep).Rules
+			c.Write("-A", sep, comment(key), "-s", ep.IP.String(), "-j", n.MarkMasq())
+			if sp.AffinitySeconds > 0 {
+				c.Write("-A", sep, comment(key), "-m recent --name", sep, "--set", protoMatch, "-j DNAT --to-destination", epStr)
+			} else {
+				c.Write("-A", sep, comment(key), protoMatch, "-j DNAT --to-destination", epStr)
+			}
+		}
+	}
+	return out
+}
+
+// writeEndpointDispatch writes the rules choosing one of eps, uniformly at
+// random (each rule takes 1/k of what the rules before it left), after the
+// session-affinity rules that send a known client back to its endpoint.
+func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key string, eps []Endpoint) {
+	name, proto := c.Name, sp.Protocol
+	b := &c.Rules
+	kube := r.cfg.Layout == KubeProxy
+	if !kube {
+		// Hairpin: an endpoint reaching itself through the service must be
+		// masqueraded, or it would answer itself directly. Only endpoints
+		// that can be such a source here need the rule: ones on this node,
+		// or pod-range ones of unknown node. kube-proxy spends a rule on
+		// every endpoint; sources outside the pod range are masqueraded
+		// by the cluster IP rule anyway.
+		for i := range eps {
+			if r.mayHairpin(&eps[i]) {
+				b.Write("-A", name, "-s", eps[i].IP.String(), r.masqTarget())
+			}
+		}
+	}
+	affinity := strconv.Itoa(sp.AffinitySeconds)
+	sticky := sp.AffinitySeconds > 0
+	// Endpoint chain names are sha256 hashes: only compute them when the
+	// layout or session affinity needs them.
+	sepName := func(ep *Endpoint) string {
+		if !kube && !sticky {
+			return ""
+		}
+		return r.names.EndpointChain(key, proto, ep.String())
+	}
+	if sticky {
+		for i := range eps {
+			epStr := eps[i].String()
+			sep := sepName(&eps[i])
+			if kube {
+				b.Write("-A", name, comment(key+" -> "+epStr), "-m recent --name", sep, "--rcheck --seconds", affinity, "--reap -j", sep)
+			} else {
+				b.Write("-A", name, "-m recent --name", sep, "--rcheck --seconds", affinity, "--reap -m recent --name", sep, "--set -p", proto, "-j DNAT --to-destination", epStr)
+			}
+		}
+	}
+	b.Grow(len(eps) * (len(name) + 96))
+	for i := range eps {
+		ep := &eps[i]
+		sep := sepName(ep)
+		b.Start("-A", name)
+		if kube {
+			b.Word(comment(key + " -> " + ep.String()))
+		}
+		if i < len(eps)-1 {
+			b.Word("-m statistic --mode random --probability", r.probability(len(eps)-i))
+		}
+		if kube {
+			b.Word("-j", sep).End()
+			continue
+		}
+		if sticky {
+			b.Word("-m recent --name", sep, "--set")
+		}
+		b.Word("-p", proto, "-j DNAT --to-destination").AddrPort(netip.AddrPortFrom(ep.IP, uint16(ep.Port))).End()
+	}
+}
+
+func (r *Renderer) mayHairpin(ep *Endpoint) bool {
+	if ep.NodeName != "" {
+		return ep.NodeName == r.cfg.NodeName
+	}
+	if len(r.cfg.ClusterCIDRs) == 0 {
+		return true
+	}
+	for _, p := range r.cfg.ClusterCIDRs {
+		if p.Contains(ep.IP) {
+			return true
+		}
+	}
+	return false
+}
+
+func usesClusterEndpoints(sp *ServicePort) bool {
+	return !sp.InternalPolicyLocal || sp.ExternallyAccessible
+}
+
+func usesLocalEndpoints(sp *ServicePort) bool {
+	return sp.InternalPolicyLocal || (sp.ExternalPolicyLocal && sp.ExternallyAccessible)
+}
+
+// categorize is kube-proxy's CategorizeEndpoints without topology hints:
+// ready endpoints, or serving terminating ones when none is ready.
+func categorize(sp *ServicePort, eps []Endpoint, node string) (cluster, local, reachable []Endpoint, hasAny bool) {
+	if len(eps) == 0 {
+		return
+	}
+	isLocal := func(ep *Endpoint) bool { return node != "" && ep.NodeName == node }
+	if usesClusterEndpoints(sp) {
+		for _, ep := range eps {
+			if ep.Ready {
+				cluster = append(cluster, ep)
+			}
+		}
+		if len(cluster) == 0 {
+			for _, ep := range eps {
+				if ep.Serving && ep.Terminating {
+					cluster = append(cluster, ep)
+				}
+			}
+		}
+		hasAny = len(cluster) > 0
+	}
+	if !usesLocalEndpoints(sp) {
+		return cluster, nil, cluster, hasAny
+	}
+	var localReady, localTerminating bool
+	for i := range eps {
+		ep := &eps[i]
+		if ep.Ready {
+			hasAny = true
+			localReady = localReady || isLocal(ep)
+		} else if ep.Serving && ep.Terminating {
+			hasAny = true
+			localTerminating = localTerminating || isLocal(ep)
+		}
+	}
+	useTerminating := false
+	for i := range eps {
+		ep := &eps[i]
+		if !isLocal(ep) {
+			continue
+		}
+		if localReady && ep.Ready {
+			local = append(local, *ep)
+		} else if !localReady && localTerminating && ep.Serving && ep.Terminating {
+			useTerminating = true
+			local = append(local, *ep)
+		}
+	}
+	if !usesClusterEndpoints(sp) {
+		return nil, local, local, hasAny
+	}
+	if !useTerminating {
+		// cluster holds every ready endpoint, a superset of local.
+		return cluster, local, cluster, hasAny
+	}
+	seen := map[string]bool{}
+	for _, list := range [][]Endpoint{cluster, local} {
+		for _, ep := range list {
+			if s := ep.String(); !seen[s] {
+				seen[s] = true
+				reachable = append(reachable, ep)
+			}
+		}
+	}
+	return cluster, local, reachable, hasAny
+}

@@ -1,0 +1,130 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/rules"
+	"github.com/outpost-dev/outpost/operator/syncer/trace"
+)
+
+// Fake is an in-memory iptables for unit tests. It applies restore input
+// the way iptables-restore --noflush does (declaring a chain flushes it,
+// -X deletes it, all or nothing) and refuses input that jumps to a chain
+// that does not exist, as the kernel would.
+type Fake struct {
+	mu sync.Mutex
+	// State is the current rule set per family (false: IPv4).
+	State map[bool]trace.Tables
+	// Inputs records every restore input, in order.
+	Inputs [][]byte
+	// Jumps records ensured jumps.
+	Jumps []render.Jump
+	// FailNext makes the next Restore fail with this error.
+	FailNext error
+}
+
+// NewFake returns an empty fake with the built-in chains.
+func NewFake() *Fake {
+	f := &Fake{State: map[bool]trace.Tables{}}
+	f.State[false], f.State[true] = trace.Tables{}, trace.Tables{}
+	return f
+}
+
+var targets = map[string]bool{"ACCEPT": true, "DROP": true, "REJECT": true, "RETURN": true, "DNAT": true, "SNAT": true, "MASQUERADE": true, "MARK": true}
+
+func clone(t trace.Tables) trace.Tables {
+	out := trace.Tables{}
+	for table, chains := range t {
+		out[table] = map[string][]trace.Rule{}
+		for name, rs := range chains {
+			out[table][name] = append([]trace.Rule(nil), rs...)
+		}
+	}
+	return out
+}
+
+// Restore applies input or fails without changing anything.
+func (f *Fake) Restore(_ context.Context, ipv6 bool, input []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Inputs = append(f.Inputs, append([]byte(nil), input...))
+	if err := f.FailNext; err != nil {
+		f.FailNext = nil
+		return err
+	}
+	next := clone(f.State[ipv6])
+	if err := next.Parse(input); err != nil {
+		return fmt.Errorf("fake iptables-restore: %w", err)
+	}
+	for table, chains := range next {
+		for name, rs := range chains {
+			for _, r := range rs {
+				for i, w := range r.Words {
+					if w == "-j" && i+1 < len(r.Words) && !targets[r.Words[i+1]] {
+						if _, ok := chains[r.Words[i+1]]; !ok {
+							return fmt.Errorf("fake iptables-restore: %s/%s jumps to missing chain %s", table, name, r.Words[i+1])
+						}
+					}
+				}
+			}
+		}
+	}
+	f.State[ipv6] = next
+	return nil
+}
+
+// Chains lists a table's chains.
+func (f *Fake) Chains(_ context.Context, ipv6 bool, table rules.Table) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for name := range f.State[ipv6][string(table)] {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ChainExists reports whether a chain exists.
+func (f *Fake) ChainExists(_ context.Context, ipv6 bool, table rules.Table, chain string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.State[ipv6][string(table)][chain]
+	return ok, nil
+}
+
+// EnsureJump records the jump.
+func (f *Fake) EnsureJump(_ context.Context, _ bool, j render.Jump) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Jumps = append(f.Jumps, j)
+	return nil
+}
+
+// Flush empties a table, like "iptables -t nat -F; iptables -t nat -X".
+func (f *Fake) Flush(ipv6 bool, table rules.Table) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.State[ipv6], string(table))
+}
+
+// Tables returns a copy of the current state of a family.
+func (f *Fake) Tables(ipv6 bool) trace.Tables {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return clone(f.State[ipv6])
+}
+
+// Last returns the last restore input.
+func (f *Fake) Last() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.Inputs) == 0 {
+		return nil
+	}
+	return f.Inputs[len(f.Inputs)-1]
+}

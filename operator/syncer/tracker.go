@@ -1,0 +1,230 @@
+// Package syncer is Outpost's kube-proxy: it tracks Services and
+// EndpointSlices and keeps the node's iptables rules in line with them.
+//
+//   - Tracker (tracker.go) turns informer events into state and a dirty set;
+//     its handlers never touch iptables.
+//   - objects.go reduces API objects to what the rules need.
+//   - render (subpackage) is the pure rule renderer; rules holds the typed
+//     rule set and transactions; restore applies them; trace is the test
+//     oracle.
+//   - Syncer (syncer.go) is the loop: re-render dirty services, diff against
+//     what was applied, run one iptables-restore per family.
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Tracker holds the Services and EndpointSlices the rules are made from
+// and which Services changed since the last sync.
+type Tracker struct {
+	mu       sync.Mutex
+	services map[types.NamespacedName]*v1.Service
+	// slices by owning service, then by slice name.
+	slices map[types.NamespacedName]map[string]*discovery.EndpointSlice
+	dirty  map[types.NamespacedName]bool
+	notify chan struct{}
+	synced []cache.InformerSynced
+}
+
+// NewTracker returns an empty tracker (feed it with the Set/Delete methods
+// or Watch).
+func NewTracker() *Tracker {
+	return &Tracker{
+		services: map[types.NamespacedName]*v1.Service{},
+		slices:   map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
+		dirty:    map[types.NamespacedName]bool{},
+		notify:   make(chan struct{}, 1),
+	}
+}
+
+// Changed is signalled (without blocking) after every change.
+func (t *Tracker) Changed() <-chan struct{} { return t.notify }
+
+func (t *Tracker) touch(nn types.NamespacedName) {
+	t.dirty[nn] = true
+	select {
+	case t.notify <- struct{}{}:
+	default:
+	}
+}
+
+// SetService records a Service.
+func (t *Tracker) SetService(svc *v1.Service) {
+	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.services[nn] = svc
+	t.touch(nn)
+}
+
+// DeleteService forgets a Service.
+func (t *Tracker) DeleteService(namespace, name string) {
+	nn := types.NamespacedName{Namespace: namespace, Name: name}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.services, nn)
+	t.touch(nn)
+}
+
+func sliceService(s *discovery.EndpointSlice) (types.NamespacedName, bool) {
+	name, ok := s.Labels[discovery.LabelServiceName]
+	return types.NamespacedName{Namespace: s.Namespace, Name: name}, ok && name != ""
+}
+
+// SetSlice records an EndpointSlice (ignored without a service-name label).
+func (t *Tracker) SetSlice(s *discovery.EndpointSlice) {
+	nn, ok := sliceService(s)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.slices[nn] == nil {
+		t.slices[nn] = map[string]*discovery.EndpointSlice{}
+	}
+	t.slices[nn][s.Name] = s
+	t.touch(nn)
+}
+
+// DeleteSlice forgets an EndpointSlice.
+func (t *Tracker) DeleteSlice(s *discovery.EndpointSlice) {
+	nn, ok := sliceService(s)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.slices[nn], s.Name)
+	if len(t.slices[nn]) == 0 {
+		delete(t.slices, nn)
+	}
+	t.touch(nn)
+}
+
+// snapshot is the part of the tracker state one sync needs: the Services
+// that changed (or all of them) with their slices. Objects are shared with
+// the tracker and never modified.
+type snapshot struct {
+	services map[types.NamespacedName]*v1.Service
+	slices   map[types.NamespacedName][]*discovery.EndpointSlice
+	dirty    map[types.NamespacedName]bool
+}
+
+// take returns the dirty Services (every Service if all) with their
+// slices, and clears the dirty set. A deleted Service is dirty but absent
+// from services.
+func (t *Tracker) take(all bool) snapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	keys := t.dirty
+	if all {
+		keys = make(map[types.NamespacedName]bool, len(t.services))
+		for k := range t.services {
+			keys[k] = true
+		}
+		for k := range t.dirty {
+			keys[k] = true
+		}
+	}
+	s := snapshot{
+		services: make(map[types.NamespacedName]*v1.Service, len(keys)),
+		slices:   make(map[types.NamespacedName][]*discovery.EndpointSlice, len(keys)),
+		dirty:    keys,
+	}
+	for k := range keys {
+		if svc, ok := t.services[k]; ok {
+			s.services[k] = svc
+		}
+		if m := t.slices[k]; len(m) > 0 {
+			list := make([]*discovery.EndpointSlice, 0, len(m))
+			for _, sl := range m {
+				list = append(list, sl)
+			}
+			s.slices[k] = list
+		}
+	}
+	t.dirty = map[types.NamespacedName]bool{}
+	return s
+}
+
+// Watch starts informers on Services (matching labelSelector) and
+// EndpointSlices that feed the tracker. Transforms shrink the cached
+// objects to what the rules need.
+func (t *Tracker) Watch(ctx context.Context, client kubernetes.Interface, labelSelector string) error {
+	svcFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labelSelector }))
+	sliceFactory := informers.NewSharedInformerFactory(client, 0)
+
+	svcInformer := svcFactory.Core().V1().Services().Informer()
+	sliceInformer := sliceFactory.Discovery().V1().EndpointSlices().Informer()
+	if err := svcInformer.SetTransform(func(obj any) (any, error) {
+		if svc, ok := obj.(*v1.Service); ok {
+			return shrinkService(svc), nil
+		}
+		return obj, nil
+	}); err != nil {
+		return fmt.Errorf("service informer transform: %w", err)
+	}
+	if err := sliceInformer.SetTransform(func(obj any) (any, error) {
+		if s, ok := obj.(*discovery.EndpointSlice); ok {
+			return shrinkSlice(s), nil
+		}
+		return obj, nil
+	}); err != nil {
+		return fmt.Errorf("endpointslice informer transform: %w", err)
+	}
+	if _, err := svcInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { t.SetService(obj.(*v1.Service)) },
+		UpdateFunc: func(_, obj any) { t.SetService(obj.(*v1.Service)) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if svc, ok := obj.(*v1.Service); ok {
+				t.DeleteService(svc.Namespace, svc.Name)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	if _, err := sliceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { t.SetSlice(obj.(*discovery.EndpointSlice)) },
+		UpdateFunc: func(_, obj any) { t.SetSlice(obj.(*discovery.EndpointSlice)) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if s, ok := obj.(*discovery.EndpointSlice); ok {
+				t.DeleteSlice(s)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	t.synced = []cache.InformerSynced{svcInformer.HasSynced, sliceInformer.HasSynced}
+	svcFactory.Start(ctx.Done())
+	sliceFactory.Start(ctx.Done())
+	return nil
+}
+
+// WaitForSync blocks until the informers listed everything once.
+func (t *Tracker) WaitForSync(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(ctx.Done(), t.synced...) {
+		return fmt.Errorf("informers did not sync within %s", timeout)
+	}
+	return nil
+}

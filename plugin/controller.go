@@ -1,0 +1,253 @@
+package outpost
+
+import (
+	"context"
+	"fmt"
+	goruntime "runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/coredns/coredns/coremain"
+	api "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// controller runs one informer per kind (Services, EndpointSlices unless
+// noendpoints, Namespaces). Each informer shrinks objects on ingest (its
+// transform) and applies every event to the index; nothing else is kept.
+type controller struct {
+	o        *Outpost
+	client   kubernetes.Interface
+	kinds    []*informer
+	applyMu  sync.Mutex // orders event application against the post-sync rebuild
+	stopCh   chan struct{}
+	stopOnce sync.Once
+	done     sync.WaitGroup
+}
+
+type informer struct {
+	kind  string
+	store cache.Store
+	ctrl  cache.Controller
+}
+
+func newController(o *Outpost) (*controller, error) {
+	cfg, err := o.restConfig()
+	if err != nil {
+		return nil, fmt.Errorf("API client configuration: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
+	c := &controller{o: o, client: client, stopCh: make(chan struct{})}
+
+	selector := ""
+	if o.labelSelector != nil {
+		s, err := meta.LabelSelectorAsSelector(o.labelSelector)
+		if err != nil {
+			return nil, fmt.Errorf("labels: %w", err)
+		}
+		selector = s.String()
+	}
+	withSelector := func(opts *meta.ListOptions) { opts.LabelSelector = selector }
+
+	c.add("service", &api.Service{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "services", api.NamespaceAll, withSelector), toService)
+	if !o.noEndpoints {
+		c.add("endpointslice", &discovery.EndpointSlice{}, cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", api.NamespaceAll, withSelector), toEndpointSlice)
+	}
+	c.add("namespace", &api.Namespace{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "namespaces", api.NamespaceAll, func(*meta.ListOptions) {}), toNamespace)
+	return c, nil
+}
+
+func (c *controller) add(kind string, objType runtime.Object, lw *cache.ListWatch, transform cache.TransformFunc) {
+	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, c.client),
+		ObjectType:    objType,
+		Transform:     transform,
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { c.apply(kind, "add", obj) },
+			UpdateFunc: func(_, obj any) { c.apply(kind, "update", obj) },
+			DeleteFunc: func(obj any) { c.apply(kind, "delete", obj) },
+		},
+	})
+	c.kinds = append(c.kinds, &informer{kind: kind, store: store, ctrl: ctrl})
+}
+
+// restConfig builds the API client configuration from kubeconfig, endpoint
+// and tls, or the in-cluster service account.
+func (o *Outpost) restConfig() (*rest.Config, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	switch {
+	case o.clientConfig != nil:
+		cfg, err = o.clientConfig.ClientConfig()
+	case o.endpoint != "":
+		overrides := &clientcmd.ConfigOverrides{
+			ClusterInfo: clientcmdapi.Cluster{Server: o.endpoint, CertificateAuthority: o.tlsCA},
+			AuthInfo:    clientcmdapi.AuthInfo{ClientCertificate: o.tlsCert, ClientKey: o.tlsKey},
+		}
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{}, overrides).ClientConfig()
+	default:
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.UserAgent = fmt.Sprintf("%s/%s outpost (%s/%s)", coremain.CoreName, coremain.CoreVersion, goruntime.GOOS, goruntime.GOARCH)
+	return cfg, nil
+}
+
+// start loads the snapshot if there is one, starts the informers and waits
+// (up to startup_timeout, and not at all when a snapshot was loaded) for
+// them to sync.
+func (o *Outpost) start(ctx context.Context) error {
+	if o.snapshotPath != "" {
+		if err := o.loadSnapshot(); err != nil {
+			log.Warningf("snapshot %s not loaded: %v", o.snapshotPath, err)
+		}
+	}
+	o.ctrl.run()
+	if o.snapshotPath != "" {
+		o.ctrl.done.Add(1)
+		go func() {
+			defer o.ctrl.done.Done()
+			o.writeSnapshotsUntil(o.ctrl.stopCh)
+		}()
+	}
+	if o.fromSnapshot.Load() {
+		return nil
+	}
+	timeout := time.NewTimer(o.startupTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if o.informersSynced.Load() {
+				return nil
+			}
+		case <-timeout.C:
+			log.Warning("starting server with unsynced Kubernetes API")
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// stop stops the informers and writes a last snapshot.
+func (o *Outpost) stop() error {
+	o.ctrl.stopOnce.Do(func() { close(o.ctrl.stopCh) })
+	o.ctrl.done.Wait()
+	if o.snapshotPath != "" && o.synced() {
+		return o.writeSnapshot()
+	}
+	return nil
+}
+
+func (c *controller) run() {
+	for _, inf := range c.kinds {
+		c.done.Add(1)
+		go func() {
+			defer c.done.Done()
+			inf.ctrl.Run(c.stopCh)
+		}()
+	}
+	c.done.Add(1)
+	go func() {
+		defer c.done.Done()
+		c.waitForSync()
+	}()
+}
+
+// waitForSync marks the plugin synced once every informer has listed, after
+// rebuilding the index from the informers' stores: that drops whatever a
+// snapshot held that the API no longer has.
+func (c *controller) waitForSync() {
+	syncs := make([]cache.InformerSynced, len(c.kinds))
+	for i, inf := range c.kinds {
+		syncs[i] = inf.ctrl.HasSynced
+	}
+	if !cache.WaitForCacheSync(c.stopCh, syncs...) {
+		return
+	}
+	c.applyMu.Lock()
+	var (
+		services   []*Service
+		slices     []*EndpointSlice
+		namespaces []string
+	)
+	for _, inf := range c.kinds {
+		for _, obj := range inf.store.List() {
+			switch v := obj.(type) {
+			case *Service:
+				services = append(services, v)
+			case *EndpointSlice:
+				slices = append(slices, v)
+			case *Namespace:
+				namespaces = append(namespaces, v.Name)
+			}
+		}
+	}
+	c.o.idx.replace(services, slices, namespaces)
+	c.o.informersSynced.Store(true)
+	c.o.fromSnapshot.Store(false)
+	c.applyMu.Unlock()
+	synced.Set(1)
+	c.o.updateObjectGauges()
+	log.Infof("synced: %d services, %d endpointslices, %d namespaces", len(services), len(slices), len(namespaces))
+	// The initial lists were decoded into full API objects that are garbage
+	// now; hand that memory back instead of keeping it as idle heap.
+	debug.FreeOSMemory()
+}
+
+func (o *Outpost) updateObjectGauges() {
+	s, e := o.idx.counts()
+	objectCount.WithLabelValues("service").Set(float64(s))
+	objectCount.WithLabelValues("endpointslice").Set(float64(e))
+}
+
+// apply applies one informer event to the index.
+func (c *controller) apply(kind, event string, obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	switch v := obj.(type) {
+	case *Service:
+		if event == "delete" {
+			c.o.idx.deleteService(v)
+		} else {
+			c.o.idx.setService(v)
+		}
+	case *EndpointSlice:
+		if event == "delete" {
+			c.o.idx.deleteSlice(v)
+		} else {
+			c.o.idx.setSlice(v)
+		}
+	case *Namespace:
+		if event == "delete" {
+			c.o.idx.deleteNamespace(v.Name)
+		} else {
+			c.o.idx.setNamespace(v.Name)
+		}
+	default:
+		return
+	}
+	eventCount.WithLabelValues(kind, event).Inc()
+}

@@ -1,0 +1,115 @@
+package outpost
+
+import (
+	"context"
+	"strings"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/request"
+	"github.com/miekg/dns"
+)
+
+// ServeDNS implements plugin.Handler. Its control flow is the kubernetes
+// plugin's, so that the same query gets the same rcode from both.
+func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) == 0 {
+		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
+	}
+	state := request.Request{W: w, Req: r}
+	qname := state.QName()
+	zone := plugin.Zones(o.Zones).Matches(qname)
+	if zone == "" {
+		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
+	}
+	zone = qname[len(qname)-len(zone):] // keep the query's case
+	q := question{qname: qname, name: state.Name(), zone: zone, qtype: state.QType()}
+
+	var (
+		records, extra []dns.RR
+		truncated      bool
+		err            error
+	)
+	switch q.qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		records, truncated, err = o.address(ctx, state, q, nil)
+	case dns.TypeTXT:
+		records, truncated, err = o.txt(ctx, state, q, nil)
+	case dns.TypeCNAME:
+		records, err = o.cname(q)
+	case dns.TypePTR:
+		records, err = o.ptr(q)
+	case dns.TypeSRV:
+		records, extra, err = o.srv(q)
+	case dns.TypeMX:
+		_, err = o.services(q) // never mail: NODATA or NXDOMAIN
+	case dns.TypeSOA:
+		if qname == zone {
+			records = []dns.RR{o.soa(zone)}
+		}
+	case dns.TypeAXFR, dns.TypeIXFR:
+		resultRefused.Inc()
+		return dns.RcodeRefused, nil
+	case dns.TypeNS:
+		if q.name == strings.ToLower(zone) { // case-insensitive, see README
+			records, extra = o.ns(q)
+			break
+		}
+		fallthrough
+	default:
+		// The name's existence decides NODATA vs NXDOMAIN: look it up as A.
+		a := q
+		a.qtype = dns.TypeA
+		_, _, err = o.address(ctx, state, a, nil)
+	}
+
+	if isNameError(err) {
+		if o.Fall.Through(q.name) {
+			resultFallthrough.Inc()
+			return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
+		}
+		if !o.synced() {
+			resultUnsynced.Inc()
+			return o.negative(state, zone, dns.RcodeServerFailure)
+		}
+		resultNxdomain.Inc()
+		return o.negative(state, zone, dns.RcodeNameError)
+	}
+	if err != nil {
+		resultError.Inc()
+		return dns.RcodeServerFailure, err
+	}
+	if len(records) == 0 {
+		resultNodata.Inc()
+		return o.negative(state, zone, dns.RcodeSuccess)
+	}
+
+	resultSuccess.Inc()
+	if !truncated && extra == nil && writeWire(w, r, dns.RcodeSuccess, records, nil) {
+		return dns.RcodeSuccess, nil
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Truncated = truncated
+	m.Authoritative = true
+	m.Answer = records
+	m.Extra = extra
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// negative writes NXDOMAIN, NODATA or SERVFAIL with the zone's SOA.
+func (o *Outpost) negative(state request.Request, zone string, rcode int) (int, error) {
+	soa := o.soa(zone)
+	if writeWire(state.W, state.Req, rcode, nil, soa) {
+		return dns.RcodeSuccess, nil
+	}
+	m := new(dns.Msg)
+	m.SetRcode(state.Req, rcode)
+	m.Authoritative = true
+	m.Ns = []dns.RR{soa}
+	state.W.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// Name implements plugin.Handler.
+func (o *Outpost) Name() string { return pluginName }

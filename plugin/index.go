@@ -1,0 +1,255 @@
+package outpost
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// index holds the shrunk objects keyed the way queries ask for them:
+// namespace, then Service name (the two labels left of "svc" in a query
+// name) to the Service and its EndpointSlices; namespaces by name; and
+// ClusterIPs and endpoint IPs for reverse lookups. Readers hold the read
+// lock only while they copy out what an answer needs; objects in the index
+// are never mutated, only replaced.
+type index struct {
+	mu          sync.RWMutex
+	services    map[string]map[string]*entry // namespace -> service name
+	namespaces  map[string]struct{}
+	clusterIPs  map[netip.Addr]*Service
+	endpointIPs map[netip.Addr]*EndpointSlice
+	// moreEndpointIPs holds the further slices of an IP that is in more
+	// than one (rare), so the common case costs one map slot.
+	moreEndpointIPs map[netip.Addr][]*EndpointSlice
+
+	// modified is the Unix time of the last change, the zone's SOA serial
+	// (as in the kubernetes plugin).
+	modified atomic.Int64
+}
+
+// entry is a Service name's data: the Service (nil if only slices exist)
+// and its EndpointSlices (most Services have one).
+type entry struct {
+	svc    *Service
+	slices []*EndpointSlice
+}
+
+func newIndex() *index {
+	return &index{
+		services:        map[string]map[string]*entry{},
+		namespaces:      map[string]struct{}{},
+		clusterIPs:      map[netip.Addr]*Service{},
+		endpointIPs:     map[netip.Addr]*EndpointSlice{},
+		moreEndpointIPs: map[netip.Addr][]*EndpointSlice{},
+	}
+}
+
+func (x *index) touch() { x.modified.Store(time.Now().Unix()) }
+
+// serial is the SOA serial: the time of the last change.
+func (x *index) serial() uint32 { return uint32(x.modified.Load()) } // #nosec G115 -- Unix time as serial, as the kubernetes plugin does
+
+// lookup returns the entry of a Service name. Callers hold x.mu.
+func (x *index) lookup(namespace, name string) *entry { return x.services[namespace][name] }
+
+// entryFor returns the entry of a Service name, creating it. Callers hold x.mu for writing.
+func (x *index) entryFor(namespace, name string) *entry {
+	byName := x.services[namespace]
+	if byName == nil {
+		byName = map[string]*entry{}
+		x.services[namespace] = byName
+	}
+	e := byName[name]
+	if e == nil {
+		e = &entry{}
+		byName[name] = e
+	}
+	return e
+}
+
+// dropIfEmpty removes an entry with neither Service nor slices.
+func (x *index) dropIfEmpty(namespace, name string) {
+	if e := x.lookup(namespace, name); e != nil && e.svc == nil && len(e.slices) == 0 {
+		delete(x.services[namespace], name)
+		if len(x.services[namespace]) == 0 {
+			delete(x.services, namespace)
+		}
+	}
+}
+
+func (x *index) setService(s *Service) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.setServiceLocked(s)
+	x.touch()
+}
+
+func (x *index) setServiceLocked(s *Service) {
+	e := x.entryFor(s.Namespace, s.Name)
+	if e.svc != nil {
+		x.unindexClusterIPs(e.svc)
+	}
+	e.svc = s
+	for _, ip := range s.ips {
+		if ip.ok {
+			x.clusterIPs[ip.addr()] = s
+		}
+	}
+}
+
+func (x *index) deleteService(s *Service) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if e := x.lookup(s.Namespace, s.Name); e != nil && e.svc != nil {
+		x.unindexClusterIPs(e.svc)
+		e.svc = nil
+		x.dropIfEmpty(s.Namespace, s.Name)
+	}
+	x.touch()
+}
+
+func (x *index) unindexClusterIPs(s *Service) {
+	for _, ip := range s.ips {
+		if ip.ok && x.clusterIPs[ip.addr()] == s {
+			delete(x.clusterIPs, ip.addr())
+		}
+	}
+}
+
+func (x *index) setSlice(es *EndpointSlice) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.setSliceLocked(es)
+	x.touch()
+}
+
+func (x *index) setSliceLocked(es *EndpointSlice) {
+	e := x.entryFor(es.Namespace, es.Service)
+	i := slices.IndexFunc(e.slices, func(old *EndpointSlice) bool { return old.Name == es.Name })
+	if i >= 0 {
+		x.unindexEndpointIPs(e.slices[i])
+		e.slices[i] = es
+	} else {
+		e.slices = append(e.slices, es)
+	}
+	for i := range es.Endpoints {
+		ip := es.Endpoints[i].Addr.addr()
+		if _, taken := x.endpointIPs[ip]; taken {
+			x.moreEndpointIPs[ip] = append(x.moreEndpointIPs[ip], es)
+		} else {
+			x.endpointIPs[ip] = es
+		}
+	}
+}
+
+func (x *index) deleteSlice(es *EndpointSlice) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if e := x.lookup(es.Namespace, es.Service); e != nil {
+		if i := slices.IndexFunc(e.slices, func(old *EndpointSlice) bool { return old.Name == es.Name }); i >= 0 {
+			x.unindexEndpointIPs(e.slices[i])
+			e.slices = slices.Delete(e.slices, i, i+1)
+			x.dropIfEmpty(es.Namespace, es.Service)
+		}
+	}
+	x.touch()
+}
+
+func (x *index) unindexEndpointIPs(es *EndpointSlice) {
+	for i := range es.Endpoints {
+		ip := es.Endpoints[i].Addr.addr()
+		more := x.moreEndpointIPs[ip]
+		if x.endpointIPs[ip] == es {
+			if len(more) == 0 {
+				delete(x.endpointIPs, ip)
+				continue
+			}
+			x.endpointIPs[ip], more = more[0], more[1:]
+		} else if j := slices.Index(more, es); j >= 0 {
+			more = slices.Delete(more, j, j+1)
+		}
+		if len(more) == 0 {
+			delete(x.moreEndpointIPs, ip)
+		} else {
+			x.moreEndpointIPs[ip] = more
+		}
+	}
+}
+
+// slicesWithIP returns the EndpointSlices holding ip as a ready address.
+// Callers hold x.mu.
+func (x *index) slicesWithIP(ip netip.Addr) []*EndpointSlice {
+	first, ok := x.endpointIPs[ip]
+	if !ok {
+		return nil
+	}
+	return append([]*EndpointSlice{first}, x.moreEndpointIPs[ip]...)
+}
+
+func (x *index) setNamespace(name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.namespaces[name] = struct{}{}
+}
+
+func (x *index) deleteNamespace(name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.namespaces, name)
+}
+
+// replace swaps the whole content, used when the informers have synced (to
+// drop what a snapshot held but the API no longer has) and when a snapshot
+// is loaded.
+func (x *index) replace(services []*Service, slices []*EndpointSlice, namespaces []string) {
+	fresh := newIndex()
+	for _, s := range services {
+		fresh.setServiceLocked(s)
+	}
+	for _, e := range slices {
+		fresh.setSliceLocked(e)
+	}
+	for _, n := range namespaces {
+		fresh.namespaces[n] = struct{}{}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.services, x.namespaces = fresh.services, fresh.namespaces
+	x.clusterIPs, x.endpointIPs, x.moreEndpointIPs = fresh.clusterIPs, fresh.endpointIPs, fresh.moreEndpointIPs
+	x.touch()
+}
+
+// contents returns everything in the index, for snapshots.
+func (x *index) contents() (services []*Service, slices []*EndpointSlice, namespaces []string) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, byName := range x.services {
+		for _, e := range byName {
+			if e.svc != nil {
+				services = append(services, e.svc)
+			}
+			slices = append(slices, e.slices...)
+		}
+	}
+	for n := range x.namespaces {
+		namespaces = append(namespaces, n)
+	}
+	return services, slices, namespaces
+}
+
+// counts returns the number of Services and EndpointSlices, for metrics.
+func (x *index) counts() (services, slices int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, byName := range x.services {
+		for _, e := range byName {
+			if e.svc != nil {
+				services++
+			}
+			slices += len(e.slices)
+		}
+	}
+	return services, slices
+}

@@ -1,0 +1,557 @@
+// Package datapath is the syncer's end-to-end test on a real datapath: a
+// real kube-apiserver, the real bin/outpost-syncer process, real
+// iptables-restore inside a "node" network namespace, and real TCP/UDP
+// connections from a "client" namespace to servers in "backend"
+// namespaces, through ClusterIPs and NodePorts.
+//
+// Topology (all addresses exist only inside the namespaces this test makes):
+//
+//	client 203.0.113.2 --veth-- 203.0.113.1 node [br0 198.51.100.1] --veth-- b1..b4 198.51.100.11-14
+//
+// b4 has no route back to the client: it answers only when the node
+// masquerades. The syncer runs in the host namespace (it must reach the API
+// server on 127.0.0.1) and programs the node with --netns.
+package datapath
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/outpost-dev/outpost/test/netns"
+	"github.com/outpost-dev/outpost/test/testenv"
+)
+
+const (
+	nodeName   = "node1"
+	nodeIP     = "203.0.113.1"
+	clientIP   = "203.0.113.2"
+	bridgeIP   = "198.51.100.1"
+	clusterCID = "10.244.0.0/16"
+)
+
+var syncerBin string
+
+func TestMain(m *testing.M) {
+	// Build the real binary once for the package.
+	syncerBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-syncer")
+	build := exec.Command("go", "build", "-o", syncerBin, "./operator/cmd/outpost-syncer")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build outpost-syncer: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+type backend struct {
+	name string
+	ip   string
+	ns   *netns.NS
+}
+
+type world struct {
+	t        *testing.T
+	client   *netns.NS
+	node     *netns.NS
+	backends []*backend
+	kube     kubernetes.Interface
+}
+
+// inNS runs f with the calling thread in the named namespace, so sockets
+// f creates live there (they stay there after the thread moves back).
+func inNS(name string, f func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open(filepath.Join("/var/run/netns", name))
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", name, err)
+	}
+	ferr := f()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: it dies with the goroutine instead of
+		// running other code in the wrong namespace.
+		return fmt.Errorf("setns back: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+var backendTCPPorts = []int{8080, 31496, 31337}
+
+const backendUDPPort = 5353
+
+func setup(t *testing.T) *world {
+	t.Helper()
+	w := &world{t: t}
+	w.node = netns.New(t, "op-node")
+	w.client = netns.New(t, "op-client")
+	short := fmt.Sprint(os.Getpid() % 100000)
+
+	// client <-> node
+	cveth, nveth := "opc"+short, "opn"+short
+	netns.Must(t, "ip", "link", "add", cveth, "netns", w.client.Name, "type", "veth", "peer", "name", nveth, "netns", w.node.Name)
+	w.client.Must(t, "ip", "addr", "add", clientIP+"/24", "dev", cveth)
+	w.client.Must(t, "ip", "link", "set", cveth, "up")
+	w.client.Must(t, "ip", "route", "add", "default", "via", nodeIP)
+	w.node.Must(t, "ip", "addr", "add", nodeIP+"/24", "dev", nveth)
+	w.node.Must(t, "ip", "link", "set", nveth, "up")
+	w.node.Must(t, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+	// Like a real node, ours has a default route (to an uplink going nowhere), so
+	// packets to a ClusterIP are routed and traverse FORWARD, where a
+	// Service without endpoints rejects them.
+	w.node.Must(t, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
+	w.node.Must(t, "ip", "link", "set", "uplink0", "up")
+	w.node.Must(t, "ip", "link", "set", "uplink1", "up")
+	w.node.Must(t, "ip", "route", "add", "default", "dev", "uplink0")
+	w.node.Must(t, "ip", "link", "add", "br0", "type", "bridge")
+	w.node.Must(t, "ip", "addr", "add", bridgeIP+"/24", "dev", "br0")
+	w.node.Must(t, "ip", "link", "set", "br0", "up")
+
+	for i := 1; i <= 4; i++ {
+		b := &backend{name: fmt.Sprintf("b%d", i), ip: fmt.Sprintf("198.51.100.%d", 10+i)}
+		b.ns = netns.New(t, "op-"+b.name)
+		inner, outer := fmt.Sprintf("opb%d%s", i, short), fmt.Sprintf("opx%d%s", i, short)
+		netns.Must(t, "ip", "link", "add", inner, "netns", b.ns.Name, "type", "veth", "peer", "name", outer, "netns", w.node.Name)
+		w.node.Must(t, "ip", "link", "set", outer, "master", "br0")
+		w.node.Must(t, "ip", "link", "set", outer, "up")
+		b.ns.Must(t, "ip", "addr", "add", b.ip+"/24", "dev", inner)
+		b.ns.Must(t, "ip", "link", "set", inner, "up")
+		if i != 4 { // b4 has no way back to the client
+			b.ns.Must(t, "ip", "route", "add", "default", "via", bridgeIP)
+		}
+		w.serve(b)
+		w.backends = append(w.backends, b)
+	}
+	return w
+}
+
+// serve starts TCP servers answering "<backend> <client address>" and a
+// UDP echo doing the same.
+func (w *world) serve(b *backend) {
+	t := w.t
+	for _, port := range backendTCPPorts {
+		var ln net.Listener
+		if err := inNS(b.ns.Name, func() (err error) {
+			ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "%s %s\n", b.name, c.RemoteAddr())
+				c.Close()
+			}
+		}()
+	}
+	var pc net.PacketConn
+	if err := inNS(b.ns.Name, func() (err error) {
+		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", backendUDPPort))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(fmt.Sprintf("%s %s\n", b.name, from)), from)
+		}
+	}()
+}
+
+// reply is what a backend answered.
+type reply struct{ backend, from string }
+
+// get opens one TCP connection from the client namespace.
+func (w *world) get(addr string) (reply, error) {
+	var c net.Conn
+	if err := inNS(w.client.Name, func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 2*time.Second)
+		return err
+	}); err != nil {
+		return reply{}, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return reply{}, err
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return reply{}, fmt.Errorf("bad answer %q", line)
+	}
+	host, _, _ := net.SplitHostPort(f[1])
+	return reply{f[0], host}, nil
+}
+
+// udp sends one datagram from the client namespace.
+func (w *world) udp(addr string) (reply, error) {
+	var c net.Conn
+	if err := inNS(w.client.Name, func() (err error) {
+		c, err = net.Dial("udp4", addr)
+		return err
+	}); err != nil {
+		return reply{}, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("hello")); err != nil {
+		return reply{}, err
+	}
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil {
+		return reply{}, err
+	}
+	f := strings.Fields(string(buf[:n]))
+	return reply{f[0], ""}, nil
+}
+
+// counts opens n connections and counts answers per backend.
+func (w *world) counts(addr string, n int) map[string]int {
+	w.t.Helper()
+	out := map[string]int{}
+	for range n {
+		r, err := w.get(addr)
+		if err != nil {
+			w.t.Fatalf("connect %s: %v", addr, err)
+		}
+		out[r.backend]++
+	}
+	return out
+}
+
+// eventually polls cond for up to 20 s.
+func (w *world) eventually(what string, cond func() error) {
+	w.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	w.t.Fatalf("%s: %v", what, err)
+}
+
+func (w *world) service(name string, typ v1.ServiceType, mutate func(*v1.Service), ports ...v1.ServicePort) *v1.Service {
+	w.t.Helper()
+	svc := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "outpost-operator"}},
+		Spec:       v1.ServiceSpec{Type: typ, Ports: ports},
+	}
+	if mutate != nil {
+		mutate(svc)
+	}
+	out, err := w.kube.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{})
+	if err != nil {
+		w.t.Fatalf("create service %s: %v", name, err)
+	}
+	return out
+}
+
+type ep struct {
+	b    *backend
+	node string
+}
+
+func (w *world) slice(svc, portName string, proto v1.Protocol, port int32, eps ...ep) {
+	w.t.Helper()
+	s := &discovery.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc + "-" + strings.ToLower(string(proto)) + portName,
+			Labels: map[string]string{discovery.LabelServiceName: svc, discovery.LabelManagedBy: "outpost-operator"}},
+		AddressType: discovery.AddressTypeIPv4,
+		Ports:       []discovery.EndpointPort{{Name: ptr.To(portName), Protocol: ptr.To(proto), Port: ptr.To(port)}},
+	}
+	for _, e := range eps {
+		d := discovery.Endpoint{Addresses: []string{e.b.ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}}
+		if e.node != "" {
+			d.NodeName = ptr.To(e.node)
+		}
+		s.Endpoints = append(s.Endpoints, d)
+	}
+	ctx := context.Background()
+	cur, err := w.kube.DiscoveryV1().EndpointSlices("default").Get(ctx, s.Name, metav1.GetOptions{})
+	if err == nil {
+		s.ResourceVersion = cur.ResourceVersion
+		_, err = w.kube.DiscoveryV1().EndpointSlices("default").Update(ctx, s, metav1.UpdateOptions{})
+	} else {
+		_, err = w.kube.DiscoveryV1().EndpointSlices("default").Create(ctx, s, metav1.CreateOptions{})
+	}
+	if err != nil {
+		w.t.Fatalf("write slice %s: %v", s.Name, err)
+	}
+}
+
+func tcpPort(name string, port, target int32) v1.ServicePort {
+	return v1.ServicePort{Name: name, Port: port, Protocol: v1.ProtocolTCP, TargetPort: intstr.FromInt32(target)}
+}
+
+func TestDatapath(t *testing.T) {
+	netns.Require(t)
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	w := setup(t)
+	w.kube = kubernetes.NewForConfigOrDie(cfg)
+
+	user, err := env.AddUser(envtest.User{Name: "outpost-syncer", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b1, b2, b3, b4 := w.backends[0], w.backends[1], w.backends[2], w.backends[3]
+	all := []ep{{b: b1}, {b: b2}, {b: b3}}
+	web := w.service("web", v1.ServiceTypeNodePort, nil, tcpPort("http", 80, 8080))
+	w.slice("web", "http", v1.ProtocolTCP, 8080, all...)
+	// User story 1: two named ports to one machine.
+	svc1 := w.service("svc1", v1.ServiceTypeClusterIP, nil, tcpPort("a", 7064, 31496), tcpPort("b", 7164, 31337))
+	w.slice("svc1", "a", v1.ProtocolTCP, 31496, ep{b: b1})
+	w.slice("svc1", "b", v1.ProtocolTCP, 31337, ep{b: b2})
+	empty := w.service("empty", v1.ServiceTypeClusterIP, nil, tcpPort("", 80, 8080))
+	sticky := w.service("sticky", v1.ServiceTypeClusterIP, func(s *v1.Service) {
+		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](300)}}
+	}, tcpPort("http", 80, 8080))
+	w.slice("sticky", "http", v1.ProtocolTCP, 8080, all...)
+	local := w.service("local", v1.ServiceTypeNodePort, func(s *v1.Service) {
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}, tcpPort("http", 80, 8080))
+	w.slice("local", "http", v1.ProtocolTCP, 8080, ep{b: b1, node: nodeName}, ep{b: b2, node: "node2"})
+	noroute := w.service("noroute", v1.ServiceTypeClusterIP, nil, tcpPort("", 80, 8080))
+	w.slice("noroute", "", v1.ProtocolTCP, 8080, ep{b: b4})
+	dns := w.service("dns", v1.ServiceTypeClusterIP, nil, v1.ServicePort{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP, TargetPort: intstr.FromInt32(backendUDPPort)})
+	w.slice("dns", "dns", v1.ProtocolUDP, backendUDPPort, all...)
+	// Not selected by --service-selector: must get no rules.
+	other := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}, Spec: v1.ServiceSpec{Ports: []v1.ServicePort{tcpPort("", 80, 8080)}}}
+	other, err = w.kube.CoreV1().Services("default").Create(context.Background(), other, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.slice("other", "", v1.ProtocolTCP, 8080, all...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, syncerBin,
+		"--kubeconfig", kubeconfig, "--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", clusterCID,
+		"--netns", w.node.Name, "--service-selector", "app.kubernetes.io/managed-by=outpost-operator",
+		"--min-sync-period", "100ms", "--canary-period", "500ms", "--metrics-bind-address", "0", "--zap-log-level", "1")
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "syncer.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitOnce sync.Once
+	t.Cleanup(func() {
+		cancel()
+		waitOnce.Do(func() { _ = cmd.Wait() })
+		if t.Failed() {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Logf("syncer log:\n%s", log)
+			t.Logf("node nat table:\n%s", w.node.Must(t, "iptables-save", "-t", "nat"))
+		}
+	})
+
+	clusterAddr := func(s *v1.Service, port int32) string { return net.JoinHostPort(s.Spec.ClusterIP, fmt.Sprint(port)) }
+	nodePortAddr := func(s *v1.Service) string { return net.JoinHostPort(nodeIP, fmt.Sprint(s.Spec.Ports[0].NodePort)) }
+
+	w.eventually("web reachable through its ClusterIP", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
+
+	t.Run("ClusterIP spreads over three backends", func(t *testing.T) {
+		const n = 300
+		c := w.counts(clusterAddr(web, 80), n)
+		// Binomial(300, 1/3): mean 100, sd 8.2; allow about five sd.
+		for _, b := range []string{"b1", "b2", "b3"} {
+			if c[b] < 60 || c[b] > 140 {
+				t.Errorf("backend %s got %d of %d connections: %v", b, c[b], n, c)
+			}
+		}
+	})
+
+	t.Run("NodePort reaches the backends, masqueraded", func(t *testing.T) {
+		for range 20 {
+			r, err := w.get(nodePortAddr(web))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.from != bridgeIP {
+				t.Fatalf("backend saw %s, want the node's %s (Cluster policy masquerades)", r.from, bridgeIP)
+			}
+		}
+	})
+
+	t.Run("story 1: both named ports", func(t *testing.T) {
+		for port, want := range map[int32]string{7064: "b1", 7164: "b2"} {
+			r, err := w.get(clusterAddr(svc1, port))
+			if err != nil || r.backend != want {
+				t.Errorf("svc1:%d -> %v %v, want %s", port, r, err, want)
+			}
+		}
+	})
+
+	t.Run("UDP", func(t *testing.T) {
+		seen := map[string]bool{}
+		for range 30 {
+			r, err := w.udp(clusterAddr(dns, 53))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[r.backend] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("UDP answers only from %v", seen)
+		}
+	})
+
+	t.Run("no endpoints: refused at once", func(t *testing.T) {
+		start := time.Now()
+		_, err := w.get(clusterAddr(empty, 80))
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("got %v, want connection refused", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("refusal took %s", d)
+		}
+	})
+
+	t.Run("service not selected gets no rules", func(t *testing.T) {
+		if _, err := w.get(clusterAddr(other, 80)); err == nil {
+			t.Error("a Service outside --service-selector was programmed")
+		}
+	})
+
+	t.Run("session affinity pins a client", func(t *testing.T) {
+		c := w.counts(clusterAddr(sticky, 80), 30)
+		if len(c) != 1 {
+			t.Errorf("ClientIP affinity spread one client over %v", c)
+		}
+	})
+
+	t.Run("externalTrafficPolicy Local", func(t *testing.T) {
+		for range 20 {
+			r, err := w.get(nodePortAddr(local))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.backend != "b1" || r.from != clientIP {
+				t.Fatalf("got %+v, want the node-local b1 seeing the client address %s", r, clientIP)
+			}
+		}
+	})
+
+	t.Run("backend without a route back answers through masquerade", func(t *testing.T) {
+		r, err := w.get(clusterAddr(noroute, 80))
+		if err != nil || r.backend != "b4" || r.from != bridgeIP {
+			t.Errorf("got %+v %v", r, err)
+		}
+	})
+
+	t.Run("removed endpoint gets no new connections", func(t *testing.T) {
+		w.slice("web", "http", v1.ProtocolTCP, 8080, ep{b: b1}, ep{b: b2})
+		w.eventually("b3 drained", func() error {
+			if c := w.counts(clusterAddr(web, 80), 20); c["b3"] > 0 {
+				return fmt.Errorf("b3 still gets connections: %v", c)
+			}
+			return nil
+		})
+		if c := w.counts(clusterAddr(web, 80), 60); c["b3"] != 0 || c["b1"] == 0 || c["b2"] == 0 {
+			t.Errorf("after removal: %v", c)
+		}
+	})
+
+	t.Run("flushed nat table is restored", func(t *testing.T) {
+		w.node.Must(t, "iptables", "-t", "nat", "-F")
+		w.node.Must(t, "iptables", "-t", "nat", "-X")
+		if _, err := w.get(clusterAddr(web, 80)); err == nil {
+			// The service is gone until the syncer notices; a connection
+			// may not succeed now (nothing routes the ClusterIP).
+			t.Log("connection succeeded right after the flush")
+		}
+		w.eventually("rules restored after flush", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
+		if r, err := w.get(nodePortAddr(web)); err != nil || r.backend == "b3" {
+			t.Errorf("NodePort after restore: %+v %v", r, err)
+		}
+		log, _ := os.ReadFile(logFile.Name())
+		if !strings.Contains(string(log), "Canary chain gone") {
+			t.Error("the syncer did not report the flush through its canary")
+		}
+		if n := strings.Count(w.node.Must(t, "iptables-save", "-t", "nat"), "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j OUTPOST-SERVICES"); n != 1 {
+			t.Errorf("PREROUTING jump present %d times after the resync", n)
+		}
+	})
+
+	t.Run("--once --dry-run prints the restore input", func(t *testing.T) {
+		out, err := exec.Command(syncerBin, "--kubeconfig", kubeconfig, "--node-name", nodeName, "--cluster-cidr", clusterCID,
+			"--service-selector", "app.kubernetes.io/managed-by=outpost-operator", "--chain-prefix", "KUBE", "--layout", "kube-proxy",
+			"--once", "--dry-run").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(out)
+		for _, want := range []string{"*nat\n", ":KUBE-SERVICES - [0:0]", "-d " + web.Spec.ClusterIP + " --dport 80 -j KUBE-SVC-", "-j KUBE-SEP-", "COMMIT\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("dry-run output lacks %q:\n%s", want, text)
+			}
+		}
+		if strings.Contains(text, other.Spec.ClusterIP) {
+			t.Error("dry-run output has the unselected Service")
+		}
+	})
+}

@@ -1,0 +1,86 @@
+package dns
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/miekg/dns"
+	"github.com/outpost-dev/outpost/test/testenv"
+)
+
+// TestCorefileExample starts bin/coredns with the repository's
+// Corefile.example, changed only where a test must: the kubeconfig, loopback
+// ports, and a loopback upstream for forward.
+func TestCorefileExample(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Corefile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t, "example", nil)
+	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
+
+	dnsPort, healthPort, readyPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	corefile := string(data)
+	for _, r := range []struct{ old, new string }{
+		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", dnsPort)},
+		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", healthPort)},
+		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", readyPort)},
+		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", metricsPort)},
+		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", startUpstream(t))},
+		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + writeKubeconfig(t, "")},
+	} {
+		if strings.Count(corefile, r.old) != 1 {
+			t.Fatalf("Corefile.example no longer has exactly one %q; update this test", r.old)
+		}
+		corefile = strings.Replace(corefile, r.old, r.new, 1)
+	}
+	startCoreDNS(t, corefile, dnsPort)
+
+	checkCase(t, "udp", dnsPort, test.Case{Qname: "web.example.svc.cluster.local.", Qtype: dns.TypeA,
+		Answer: []dns.RR{test.A("web.example.svc.cluster.local. 30 IN A " + web.Spec.ClusterIP)}})
+	checkCase(t, "tcp", dnsPort, test.Case{Qname: "nosuch.example.svc.cluster.local.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError,
+		Ns: []dns.RR{test.SOA("cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30")}})
+	// Names outside the cluster go to forward.
+	checkCase(t, "udp", dnsPort, test.Case{Qname: "www.example.", Qtype: dns.TypeA,
+		Answer: []dns.RR{test.A("www.example. 303 IN A 203.0.113.7")}}) // TTL capped by cache: not checked
+	// Reverse lookups outside the cluster fall through to forward: the
+	// upstream's (non-authoritative) NXDOMAIN, not outpost's.
+	ptr := query(t, "udp", dnsPort, "7.113.0.203.in-addr.arpa.", dns.TypePTR)
+	if ptr.Rcode != dns.RcodeNameError || ptr.Authoritative {
+		t.Errorf("PTR outside the cluster: rcode %s aa=%v, want the upstream's NXDOMAIN", dns.RcodeToString[ptr.Rcode], ptr.Authoritative)
+	}
+	checkCase(t, "udp", dnsPort, test.Case{Qname: reverse(web.Spec.ClusterIP), Qtype: dns.TypePTR,
+		Answer: []dns.RR{test.PTR(reverse(web.Spec.ClusterIP) + " 30 IN PTR web.example.svc.cluster.local.")}})
+
+	for _, u := range []string{
+		fmt.Sprintf("http://127.0.0.1:%d/health", healthPort),
+		fmt.Sprintf("http://127.0.0.1:%d/ready", readyPort),
+	} {
+		if code, _ := get(t, u); code != http.StatusOK {
+			t.Errorf("GET %s: %d", u, code)
+		}
+	}
+	_, metrics := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	for _, want := range []string{`coredns_outpost_requests_total{result="success"}`, `coredns_outpost_synced 1`, `coredns_outpost_objects{kind="service"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
