@@ -74,6 +74,8 @@ IMAGE_DIR ?= $(BIN)/images
 IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+# Image and file times: the commit's, so a rebuild of one commit gives the same digests.
+IMAGE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_BUILDER := $(BIN)/image-builder
 # Flags for the static (CGO_ENABLED=0) builds that go into the images.
 IMAGE_BUILD_FLAGS ?= -trimpath -ldflags=-s
@@ -87,7 +89,7 @@ SYNCER_BASE ?=
 
 # build-image,NAME,DESCRIPTION,ARGS: pack $(IMAGE_DIR)/linux-ARCH/NAME into $(IMAGE_DIR)/NAME.tar.
 define build-image
-	$(IMAGE_BUILDER) -binary $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/$(1) -arch $(IMAGE_ARCH) \
+	SOURCE_DATE_EPOCH=$(IMAGE_EPOCH) $(IMAGE_BUILDER) -binary $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/$(1) -arch $(IMAGE_ARCH) \
 		-tag $(IMAGE_REPO)/$(1):$(IMAGE_TAG) -out $(IMAGE_DIR)/$(1).tar \
 		-description "$(2)" -version "$(IMAGE_VERSION)" -revision "$(IMAGE_REVISION)" $(3)
 endef
