@@ -50,4 +50,3 @@ func TestSourceDeliversBeforeAndAfterStart(t *testing.T) {
 		t.Error("a stopped controller's queue still gets requests")
 	}
 }
-

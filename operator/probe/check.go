@@ -39,7 +39,7 @@ func newChecker(spec Spec) *checker {
 			return dialer.DialContext(ctx, network, ctx.Value(dialAddrKey{}).(string))
 		},
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: !spec.VerifyTLS}, //nolint:gosec // on request; see Spec.VerifyTLS
-		DisableKeepAlives: true, // like the kubelet: each probe opens a fresh connection
+		DisableKeepAlives: true,                                             // like the kubelet: each probe opens a fresh connection
 		ForceAttemptHTTP2: false,
 	}
 	c.client = &http.Client{

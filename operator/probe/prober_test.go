@@ -62,7 +62,9 @@ func (h *harness) waitNotes(o types.NamespacedName, n int, what string) {
 	}
 }
 
-func owner(name string) types.NamespacedName { return types.NamespacedName{Namespace: "default", Name: name} }
+func owner(name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: "default", Name: name}
+}
 
 // watch polls the status of addr until cond holds and returns every
 // distinct status seen on the way (so a test can check the steps).
