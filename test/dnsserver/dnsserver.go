@@ -192,6 +192,13 @@ func (s *Server) Queries(name string, qtype uint16) []Query {
 	return out
 }
 
+// QueryCount is the number of queries received so far.
+func (s *Server) QueryCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries)
+}
+
 // ResetLog forgets the logged queries (keeps a long benchmark's log small).
 func (s *Server) ResetLog() {
 	s.mu.Lock()

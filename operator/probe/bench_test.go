@@ -1,0 +1,142 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/outpost-dev/outpost/test/cpumeter"
+)
+
+// The scenario: 1000 addresses TCP-probed every 10s, run 10x faster (every
+// 1s) so a few seconds of benchmark cover several rounds. The backends are
+// 1000 listeners on 127.1.x.y in this process; their accept loops are in
+// the goroutine baseline and their CPU is included on both sides.
+// "millicores@10s" scales the CPU per probe back to the real rate
+// (1000 targets / 10s = 100 probes/s).
+const (
+	benchTargets   = 1000
+	realInterval   = 10 * time.Second
+	scaledInterval = time.Second
+	benchPort      = 31496
+	benchWorkers   = 32
+)
+
+func benchWindow() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("OUTPOST_BENCH_WINDOW")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Second
+}
+
+// loopbackBackends starts benchTargets TCP listeners and counts accepted connections.
+func loopbackBackends(b *testing.B) ([]netip.Addr, *atomic.Int64) {
+	var accepted atomic.Int64
+	addrs := make([]netip.Addr, benchTargets)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{127, 1, byte(i / 250), byte(1 + i%250)})
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(addrs[i], benchPort).String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				c.Close()
+			}
+		}()
+	}
+	return addrs, &accepted
+}
+
+func measure(b *testing.B, accepted *atomic.Int64, start func(ctx context.Context) (stop func())) {
+	meter := cpumeter.Baseline()
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := start(ctx)
+	defer func() { cancel(); stop() }()
+	time.Sleep(scaledInterval + 500*time.Millisecond)
+	window := benchWindow()
+	before := accepted.Load()
+	meter.Start()
+	for begin := time.Now(); time.Since(begin) < window; {
+		time.Sleep(100 * time.Millisecond)
+		meter.Sample()
+	}
+	cpu, n := meter.CPU(), accepted.Load()-before
+	if n == 0 {
+		b.Fatal("no probes")
+	}
+	perProbe := float64(cpu.Nanoseconds()) / float64(n)
+	b.ReportMetric(perProbe, "cpu-ns/probe")
+	b.ReportMetric(float64(n)/window.Seconds(), "probes/s")
+	b.ReportMetric(float64(meter.Goroutines()), "goroutines")
+	b.ReportMetric(perProbe*benchTargets/realInterval.Seconds()/1e6, "millicores@10s")
+}
+
+// BenchmarkProbe1000Targets compares the Prober (bounded workers, one
+// delaying queue) with a goroutine per target on a ticker, the shape of
+// the kubelet's and Linkerd's probe workers.
+func BenchmarkProbe1000Targets(b *testing.B) {
+	b.Run("impl=prober", func(b *testing.B) {
+		for range b.N {
+			addrs, accepted := loopbackBackends(b)
+			measure(b, accepted, func(ctx context.Context) func() {
+				p := NewProber(Options{Workers: benchWorkers, Log: logr.Discard()})
+				done := make(chan struct{})
+				go func() { p.Start(ctx); close(done) }() //nolint:errcheck
+				spec := Spec{Type: TCP, Port: benchPort, Interval: scaledInterval, Timeout: 500 * time.Millisecond}
+				for i, a := range addrs {
+					o := types.NamespacedName{Namespace: "bench", Name: fmt.Sprint(i)}
+					if err := p.Ensure(o, []Target{{Addr: a}}, spec); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return func() { <-done }
+			})
+		}
+	})
+	b.Run("impl=reference-goroutine-per-target", func(b *testing.B) {
+		for range b.N {
+			addrs, accepted := loopbackBackends(b)
+			measure(b, accepted, func(ctx context.Context) func() {
+				var wg sync.WaitGroup
+				var d net.Dialer
+				for _, a := range addrs {
+					wg.Go(func() {
+						time.Sleep(time.Duration(rand.Int64N(int64(scaledInterval))))
+						tick := time.NewTicker(scaledInterval)
+						defer tick.Stop()
+						for {
+							pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+							if c, err := d.DialContext(pctx, "tcp", netip.AddrPortFrom(a, benchPort).String()); err == nil {
+								c.Close()
+							}
+							cancel()
+							select {
+							case <-ctx.Done():
+								return
+							case <-tick.C:
+							}
+						}
+					})
+				}
+				return wg.Wait
+			})
+		}
+	})
+}
