@@ -63,11 +63,16 @@ func followAnswer(msg *dns.Msg, qname string, qtype uint16) (followed, bool) {
 			addr, _ = netip.AddrFromSlice(r.A.To4())
 		case *dns.AAAA:
 			addr, _ = netip.AddrFromSlice(r.AAAA.To16())
+			if addr.Is4In6() {
+				// ::ffff:a.b.c.d is not an IPv6 endpoint; it would land in the
+				// wrong family's EndpointSlice.
+				continue
+			}
 		}
 		if !addr.IsValid() {
 			continue
 		}
-		out.addrs = append(out.addrs, addr.Unmap())
+		out.addrs = append(out.addrs, addr)
 		use(rr.Header())
 	}
 	return out, true

@@ -54,3 +54,14 @@ func TestFollowAnswerStopsOnLoop(t *testing.T) {
 		t.Error("CNAME loop accepted")
 	}
 }
+
+func TestFollowAnswerSkipsIPv4MappedAAAA(t *testing.T) {
+	msg := &dns.Msg{Answer: []dns.RR{
+		mustRR(t, "v6.example.test. 60 IN AAAA ::ffff:198.51.100.1"),
+		mustRR(t, "v6.example.test. 60 IN AAAA 2001:db8::1"),
+	}}
+	got, _ := followAnswer(msg, "v6.example.test.", dns.TypeAAAA)
+	if !slices.Equal(got.addrs, addrs("2001:db8::1")) {
+		t.Errorf("addrs %v, want only the real IPv6 address", got.addrs)
+	}
+}
