@@ -147,7 +147,7 @@ func TestWiringWithManager(t *testing.T) {
 		var got string
 		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			var cur corev1.ConfigMap
-			if err := c.Get(ctx, key, &cur); err != nil {
+			if err := mgr.GetAPIReader().Get(ctx, key, &cur); err != nil { // not the cache: it may lag the Create
 				t.Fatal(err)
 			}
 			if got = cur.Data["endpoints"]; got == want {
