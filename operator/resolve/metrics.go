@@ -1,9 +1,6 @@
 package resolve
 
 import (
-	"errors"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -29,14 +26,11 @@ func init() {
 	metrics.Registry.MustRegister(resolutions, resolutionSeconds, namesTracked)
 }
 
-func observe(f corev1.IPFamily, start time.Time, err error) {
-	resolutionSeconds.WithLabelValues(string(f)).Observe(time.Since(start).Seconds())
+// countResult counts one family's outcome of one resolution.
+func countResult(f corev1.IPFamily, err *Error) {
 	result := "Success"
-	var re *Error
-	if errors.As(err, &re) {
-		result = string(re.Reason)
-	} else if err != nil {
-		result = string(ReasonQueryFailed)
+	if err != nil {
+		result = string(err.Reason)
 	}
 	resolutions.WithLabelValues(string(f), result).Inc()
 }

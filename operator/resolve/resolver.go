@@ -90,6 +90,18 @@ func ServersFromResolvConf(path string) ([]string, error) {
 	return servers, nil
 }
 
+// ResolvConf is where the operator finds its DNS servers by default.
+const ResolvConf = "/etc/resolv.conf"
+
+// Servers returns flagServers (the --dns-server values) when given, else
+// the nameservers of /etc/resolv.conf.
+func Servers(flagServers []string) ([]string, error) {
+	if len(flagServers) > 0 {
+		return flagServers, nil
+	}
+	return ServersFromResolvConf(ResolvConf)
+}
+
 // Answer is the result of one successful resolution of a name for one family.
 type Answer struct {
 	// Addrs are the addresses at the end of the CNAME chain, sorted; empty

@@ -317,7 +317,7 @@ func (t *Tracker) resolveAll(ctx context.Context, name string, spec Spec) []outc
 	for i, f := range spec.Families {
 		start := time.Now()
 		ans, err := t.opts.Resolver.Resolve(ctx, name, f)
-		observe(f, start, err)
+		resolutionSeconds.WithLabelValues(string(f)).Observe(time.Since(start).Seconds())
 		if err != nil {
 			var re *Error
 			if !errors.As(err, &re) {
@@ -335,6 +335,9 @@ func (t *Tracker) resolveAll(ctx context.Context, name string, spec Spec) []outc
 		for i := range outcomes {
 			outcomes[i] = outcome{err: e}
 		}
+	}
+	for i, f := range spec.Families {
+		countResult(f, outcomes[i].err)
 	}
 	return outcomes
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -137,7 +138,7 @@ func TestTrackerReresolvesOnTheRecordTTL(t *testing.T) {
 	time.Sleep(6500 * time.Millisecond)
 	// Every refresh comes within the TTL, at most 10% early (jitter), plus
 	// scheduling slack.
-	lo, hi := 1800*time.Millisecond-50*time.Millisecond, 2*time.Second+200*time.Millisecond
+	lo, hi := 1800*time.Millisecond-50*time.Millisecond, 2*time.Second+400*time.Millisecond
 	checkIntervals(t, "TTL 2s", intervals(h.srv.Queries("ttl2.example.test", dns.TypeA)), lo, hi)
 	checkIntervals(t, "TTL 0s, minTTL 2s", intervals(h.srv.Queries("ttl0.example.test", dns.TypeA)), lo, hi)
 	checkIntervals(t, "TTL 3600s, maxTTL 2s", intervals(h.srv.Queries("ttl3600.example.test", dns.TypeA)), lo, hi)
@@ -238,6 +239,10 @@ func TestTrackerFailureReasons(t *testing.T) {
 		{"silent.example.test", ReasonTimeout, "silent.example.test: A query to " + h.srv.Addr + " timed out after 200ms"},
 		{"v6only.example.test", ReasonNoAddresses, "v6only.example.test: no A address records"},
 	}
+	failuresBefore := map[Reason]float64{}
+	for _, tt := range tests {
+		failuresBefore[tt.reason] = testutil.ToFloat64(resolutions.WithLabelValues("IPv4", string(tt.reason)))
+	}
 	for _, tt := range tests {
 		o := owner(tt.name)
 		h.ensure(o, Spec{MinTTL: time.Second, MaxTTL: time.Minute}, tt.name)
@@ -247,6 +252,9 @@ func TestTrackerFailureReasons(t *testing.T) {
 		}
 		if len(st.Addresses) != 0 || !st.LastConfirmed.IsZero() {
 			t.Errorf("%s: %+v", tt.name, st)
+		}
+		if got := testutil.ToFloat64(resolutions.WithLabelValues("IPv4", string(tt.reason))); got <= failuresBefore[tt.reason] {
+			t.Errorf("%s: outpost_resolve_resolutions_total{result=%q} did not grow", tt.name, tt.reason)
 		}
 	}
 }
