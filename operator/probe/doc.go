@@ -9,6 +9,11 @@
 // and 3xx as healthy (redirects are not followed); HTTPS does not check
 // the certificate unless Spec.VerifyTLS is set.
 //
+// Pass only addresses that passed the address policy (--denied-cidrs):
+// a probe is a connection from the operator's own pod, so probing a denied
+// address (a metadata service, the API server's ClusterIP) would hand
+// users a port scanner inside the cluster.
+//
 // The reconciler drives it like this:
 //
 //	// in Reconcile, when spec.healthCheck is set:

@@ -161,6 +161,11 @@ func takeSlot(tb testing.TB) (int, *os.File) {
 	return 0, nil
 }
 
+// Command returns a command that runs inside the namespace (ip netns exec).
+func (n *Namespace) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
 // Do runs fn with the calling goroutine's OS thread inside the namespace.
 // Sockets created by fn stay in the namespace after Do returns.
 func (n *Namespace) Do(fn func() error) error {

@@ -23,7 +23,7 @@ func TestServersInNamespaceAreReachableAndStoppable(t *testing.T) {
 
 	// The listener lives in the namespace, not in the test's: the same
 	// address is not local here (it is reached over the veth).
-	out, err := exec.Command("ip", "-n", n.Name, "-o", "addr", "show").CombinedOutput()
+	out, err := n.Command("ip", "-o", "addr", "show").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), n.IPs[0].String()) {
 		t.Errorf("address %s not inside %s: %v %s", n.IPs[0], n.Name, err, out)
 	}
