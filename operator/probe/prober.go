@@ -230,9 +230,16 @@ func (p *Prober) processNext(ctx context.Context) bool {
 	if ok {
 		tg, ok = ow.targets[k.addr]
 	}
-	if !ok || time.Now().Before(tg.due) {
-		// Gone, or an early wake-up; the current schedule is queued.
+	if !ok {
 		p.mu.Unlock()
+		return true // gone
+	}
+	if wait := time.Until(tg.due); wait > 0 {
+		// An early wake-up left by an earlier life of this key: the
+		// delaying queue keeps only the earliest time per key, so the
+		// real schedule may have been merged into this one. Put it back.
+		p.mu.Unlock()
+		p.queue.AddAfter(k, wait)
 		return true
 	}
 	c, t := ow.checker, tg.t

@@ -258,10 +258,16 @@ func (t *Tracker) processNext(ctx context.Context) bool {
 
 	t.mu.Lock()
 	e, ok := t.entries[k]
-	if !ok || time.Now().Before(e.due) {
-		// Forgotten, or an earlier wake-up left over from a spec change;
-		// the current schedule is already in the queue.
+	if !ok {
 		t.mu.Unlock()
+		return true // forgotten
+	}
+	if wait := time.Until(e.due); wait > 0 {
+		// An early wake-up left by an earlier life of this key: the
+		// delaying queue keeps only the earliest time per key, so the
+		// real schedule may have been merged into this one. Put it back.
+		t.mu.Unlock()
+		t.queue.AddAfter(k, wait)
 		return true
 	}
 	spec := e.spec

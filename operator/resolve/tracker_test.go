@@ -306,3 +306,24 @@ func TestTrackerRejectsBadSpec(t *testing.T) {
 		t.Error("a bad spec still tracks the name")
 	}
 }
+
+func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
+	t.Parallel()
+	h := startTracker(t, time.Second)
+	o, name := owner("again"), "again.example.test"
+	spec := Spec{MinTTL: time.Second, MaxTTL: time.Minute}
+	h.srv.SetA(name, 1, "198.51.100.1")
+	h.ensure(o, spec, name)
+	h.waitFor(o, name, 2*time.Second, "first answer", hasAddrs("198.51.100.1"))
+	// The old refresh (due in ~1s) is still in the queue when the name comes
+	// back; the new life's schedule must survive being merged with it.
+	time.Sleep(300 * time.Millisecond)
+	h.tracker.Forget(o)
+	h.ensure(o, spec, name)
+	h.waitFor(o, name, 2*time.Second, "answer after re-adding", hasAddrs("198.51.100.1"))
+	start := len(h.srv.Queries(name, 0))
+	time.Sleep(3 * time.Second)
+	if n := len(h.srv.Queries(name, 0)) - start; n < 2 {
+		t.Errorf("re-added name refreshed %d times in 3s with TTL 1s", n)
+	}
+}
