@@ -119,12 +119,31 @@ func New(tb testing.TB) *Namespace {
 			[]string{"-n", n.Name, "addr", "add", fmt.Sprintf("%s/%d", n.IPs[i], bits), "dev", nsLink},
 			[]string{"-n", n.Name, "-6", "addr", "add", fmt.Sprintf("%s/%d", n.IPs6[i], bits6), "dev", nsLink, "nodad"})
 	}
-	for _, args := range cmds {
+	for i, args := range cmds {
+		if i == 2 {
+			// Both ends exist now. A container may run with IPv6 off by
+			// default; turn it on for these two interfaces only.
+			n.enableIPv6(tb, nsLink)
+		}
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			tb.Fatalf("netns: ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
 	return n
+}
+
+func (n *Namespace) enableIPv6(tb testing.TB, nsLink string) {
+	tb.Helper()
+	sysctl := func(link string) error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/"+link+"/disable_ipv6", []byte("0"), 0o644)
+	}
+	if err := sysctl(n.hostLink); err != nil {
+		tb.Fatalf("netns: enable IPv6 on %s: %v", n.hostLink, err)
+	}
+	// /proc/sys/net shows the network namespace of the thread that opens it.
+	if err := n.Do(func() error { return sysctl(nsLink) }); err != nil {
+		tb.Fatalf("netns: enable IPv6 on %s in %s: %v", nsLink, n.Name, err)
+	}
 }
 
 func addN(a netip.Addr, n int) netip.Addr {
