@@ -185,6 +185,9 @@ func TestHTTPSProbeSkipsCertificateCheckUnlessAsked(t *testing.T) {
 	if err := h.prober.Ensure(owner("insecure"), []Target{{Addr: addr, StartNotReady: true}}, spec); err != nil {
 		t.Fatal(err)
 	}
+	if st := h.prober.Status(owner("insecure"), addr); st.Ready || st.Known {
+		t.Errorf("StartNotReady target before its first probe: %+v", st)
+	}
 	h.watch(owner("insecure"), addr, 2*time.Second, "ready with a self-signed certificate", ready)
 
 	spec.VerifyTLS = true
