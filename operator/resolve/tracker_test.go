@@ -327,3 +327,25 @@ func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
 		t.Errorf("re-added name refreshed %d times in 3s with TTL 1s", n)
 	}
 }
+
+func TestTrackerOneFamilyFailing(t *testing.T) {
+	t.Parallel()
+	h := startTracker(t, time.Second)
+	o, name := owner("dual"), "dual.example.test"
+	h.srv.SetA(name, 1, "198.51.100.1")
+	h.srv.SetAAAA(name, 1, "2001:db8::1")
+	h.ensure(o, Spec{Families: []corev1.IPFamily{"IPv4", "IPv6"}, MinTTL: time.Second, MaxTTL: 3 * time.Second}, name)
+	h.waitFor(o, name, 2*time.Second, "both families", hasAddrs("198.51.100.1", "2001:db8::1"))
+
+	h.srv.FailType(name, dns.TypeAAAA, dnsserver.ServFail)
+	h.srv.SetA(name, 1, "198.51.100.2")
+	// IPv4 keeps following its records while IPv6 keeps its last address.
+	st := h.waitFor(o, name, 3*time.Second, "new A, kept AAAA", hasAddrs("198.51.100.2", "2001:db8::1"))
+	if st.Err == nil || st.Err.Reason != ReasonServerFailure || !strings.Contains(st.Err.Message, "AAAA query answered SERVFAIL") {
+		t.Errorf("error %+v, want the AAAA SERVFAIL", st.Err)
+	}
+	if kept := st.Addresses[1]; !kept.Expires.Equal(st.FailingSince.Add(3 * time.Second)) {
+		t.Errorf("kept AAAA expires %s, want failure start + maxTTL", st.Addresses[1].Expires)
+	}
+	h.waitFor(o, name, 4*time.Second, "AAAA dropped after the grace", hasAddrs("198.51.100.2"))
+}

@@ -41,6 +41,11 @@ const (
 // NegativeTTL is the SOA minimum in NODATA and NXDOMAIN answers.
 const NegativeTTL = 3
 
+type typeKey struct {
+	name  string
+	qtype uint16
+}
+
 type record struct {
 	ttl     uint32 // of the CNAME
 	aTTL    uint32
@@ -68,6 +73,7 @@ type Server struct {
 	mu         sync.Mutex
 	records    map[string]*record
 	failures   map[string]Failure
+	typeFails  map[typeKey]Failure
 	queries    []Query
 	chase      bool
 	truncateUD bool
@@ -76,7 +82,7 @@ type Server struct {
 // Start starts a server and stops it when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{records: map[string]*record{}, failures: map[string]Failure{}, chase: true}
+	s := &Server{records: map[string]*record{}, failures: map[string]Failure{}, typeFails: map[typeKey]Failure{}, chase: true}
 	var (
 		pc  net.PacketConn
 		ln  net.Listener
@@ -163,6 +169,14 @@ func (s *Server) Fail(name string, f Failure) {
 	s.failures[canon(name)] = f
 }
 
+// FailType makes only queries of one type for name fail (a broken AAAA
+// path, say); None restores it.
+func (s *Server) FailType(name string, qtype uint16, f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.typeFails[typeKey{canon(name), qtype}] = f
+}
+
 // ChaseCNAME(false) makes the server answer with the CNAME alone, as a
 // server that is not authoritative for the target would.
 func (s *Server) ChaseCNAME(on bool) {
@@ -234,7 +248,11 @@ func (s *Server) serve(proto string) func(dns.ResponseWriter, *dns.Msg) {
 			w.WriteMsg(m) //nolint:errcheck
 			return
 		}
-		switch s.failures[canon(q.Name)] {
+		failure := s.failures[canon(q.Name)]
+		if f := s.typeFails[typeKey{canon(q.Name), q.Qtype}]; f != None {
+			failure = f
+		}
+		switch failure {
 		case Drop:
 			return
 		case ServFail:
