@@ -261,7 +261,13 @@ func (p *Prober) processNext(ctx context.Context) bool {
 	before := tg.health.ready
 	var notify bool
 	tg.health, notify = advance(tg.health, err, ow.spec, time.Now())
-	next := start.Add(nextDelay(ow.spec.Interval, p.opts.Jitter, rand.Float64))
+	// Count from when the probe was due, not from when a worker got to it,
+	// so queueing delays do not stretch the interval (a ticker's rate); a
+	// probe that overran its slot is followed at once.
+	next := tg.due.Add(nextDelay(ow.spec.Interval, p.opts.Jitter, rand.Float64))
+	if now := time.Now(); next.Before(now) {
+		next = now
+	}
 	tg.due = next
 	after := tg.health
 	p.mu.Unlock()

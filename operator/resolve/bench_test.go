@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/test/cpumeter"
 	"github.com/outpost-dev/outpost/test/dnsserver"
@@ -29,6 +30,10 @@ const (
 	benchWorkers  = 16
 	defaultWindow = 5 * time.Second
 )
+
+// The runnables default to the controller-runtime logger, which complains
+// when nobody set it; the operator's main sets it, the tests here do not log.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 func benchWindow() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("OUTPOST_BENCH_WINDOW")); err == nil && d > 0 {
