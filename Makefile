@@ -84,3 +84,7 @@ bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SY
 .PHONY: test-kube-proxy-equivalence
 test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: identical rules.
 	cd hack/bench-syncer && $(GO) test -count=1 -run Equals .
+
+.PHONY: bench-resolve
+bench-resolve: ## Benchmark 1000 names re-resolved and 1000 addresses probed against goroutine-per-item references.
+	$(GO) test ./operator/resolve/ ./operator/probe/ -run '^$$' -bench . -benchtime 1x -timeout 10m
