@@ -17,7 +17,7 @@ import (
 
 type harness struct {
 	t      *testing.T
-	ns     *netns.Namespace
+	ns     *netns.Host
 	prober *Prober
 
 	mu    sync.Mutex
@@ -26,7 +26,7 @@ type harness struct {
 
 func startProber(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, ns: netns.New(t), notes: map[types.NamespacedName]int{}}
+	h := &harness{t: t, ns: netns.NewHost(t), notes: map[types.NamespacedName]int{}}
 	h.prober = NewProber(Options{Workers: 4, Notify: func(o types.NamespacedName) {
 		h.mu.Lock()
 		h.notes[o]++

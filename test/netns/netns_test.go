@@ -11,7 +11,7 @@ import (
 )
 
 func TestServersInNamespaceAreReachableAndStoppable(t *testing.T) {
-	n := New(t)
+	n := NewHost(t)
 	tcp := n.StartTCP(t, netip.AddrPortFrom(n.IPs[0], 8080))
 	web := n.StartHTTP(t, netip.AddrPortFrom(n.IPs6[1], 8081))
 
@@ -62,7 +62,7 @@ func TestServersInNamespaceAreReachableAndStoppable(t *testing.T) {
 func TestNamespacesDoNotCollideAndAreRemoved(t *testing.T) {
 	var names []string
 	t.Run("two at once", func(t *testing.T) {
-		a, b := New(t), New(t)
+		a, b := NewHost(t), NewHost(t)
 		if a.Name == b.Name || a.HostIP == b.HostIP || a.IPs[0] == b.IPs[0] {
 			t.Fatalf("two namespaces share %s/%s", a.Name, a.HostIP)
 		}
