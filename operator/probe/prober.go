@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/outpost-dev/outpost/operator/internal/workpool"
 )
 
 // Options configure a Prober.
@@ -107,16 +109,7 @@ func (p *Prober) Start(ctx context.Context) error {
 	p.started = true
 	p.mu.Unlock()
 
-	var wg sync.WaitGroup
-	for range p.opts.Workers {
-		wg.Go(func() {
-			for p.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	p.queue.ShutDown()
-	wg.Wait()
+	workpool.Run(ctx, p.opts.Workers, p.queue.ShutDown, p.processNext)
 	return nil
 }
 

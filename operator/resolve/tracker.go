@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/outpost-dev/outpost/operator/internal/workpool"
 )
 
 // Options configure a Tracker.
@@ -131,16 +133,7 @@ func (t *Tracker) Start(ctx context.Context) error {
 	t.started = true
 	t.mu.Unlock()
 
-	var wg sync.WaitGroup
-	for range t.opts.Workers {
-		wg.Go(func() {
-			for t.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	t.queue.ShutDown()
-	wg.Wait()
+	workpool.Run(ctx, t.opts.Workers, t.queue.ShutDown, t.processNext)
 	return nil
 }
 
