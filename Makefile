@@ -64,7 +64,7 @@ coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
 ##@ Test
 
 .PHONY: test
-test: envtest verify-generated vet ## Run every test (envtest, real CoreDNS, real iptables in network namespaces).
+test: envtest verify-generated vet test-kube-proxy-equivalence ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
 	$(GO) test ./... -count=1 -timeout 30m
 
 .PHONY: bench-dns
@@ -79,11 +79,11 @@ BENCH_SYNCER_SIZES ?= 1000,10000,30000
 
 .PHONY: bench-syncer
 bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SYNCER_SIZES); real restores need root.
-	cd hack/bench-syncer && $(GO) test -count=1 -run Equals . && $(GO) build -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
+	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run Equals . && $(GO) build -mod=mod -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
 
 .PHONY: test-kube-proxy-equivalence
 test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: identical rules.
-	cd hack/bench-syncer && $(GO) test -count=1 -run Equals .
+	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run Equals .
 
 .PHONY: bench-resolve
 bench-resolve: ## Benchmark 1000 names re-resolved and 1000 addresses probed against goroutine-per-item references.
