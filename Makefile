@@ -108,7 +108,7 @@ image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Dock
 ##@ Test
 
 .PHONY: test
-test: envtest verify-generated vet ## Run every test (envtest, real CoreDNS, real iptables in network namespaces).
+test: envtest verify-generated vet test-kube-proxy-equivalence ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
 	$(GO) test ./... -count=1 -timeout 30m
 
 .PHONY: bench-dns
@@ -123,8 +123,12 @@ BENCH_SYNCER_SIZES ?= 1000,10000,30000
 
 .PHONY: bench-syncer
 bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SYNCER_SIZES); real restores need root.
-	cd hack/bench-syncer && $(GO) test -count=1 -run Equals . && $(GO) build -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
+	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run Equals . && $(GO) build -mod=mod -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
 
 .PHONY: test-kube-proxy-equivalence
 test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: identical rules.
-	cd hack/bench-syncer && $(GO) test -count=1 -run Equals .
+	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run Equals .
+
+.PHONY: bench-resolve
+bench-resolve: ## Benchmark 1000 names re-resolved and 1000 addresses probed against goroutine-per-item references.
+	$(GO) test ./operator/resolve/ ./operator/probe/ -run '^$$' -bench . -benchtime 1x -timeout 10m

@@ -63,6 +63,8 @@ func BenchmarkReady1000(b *testing.B) {
 		b.ReportMetric(created.Seconds(), "s-to-create")
 		b.ReportMetric(sumCounter(b, "controller_runtime_reconcile_total")/backends, "reconciles/backend")
 		b.ReportMetric(sumCounter(b, "outpost_operator_writes_total")/backends, "writes/backend")
+		b.ReportMetric(meanHistogram(b, "controller_runtime_reconcile_time_seconds")*1000, "ms/reconcile")
+		b.ReportMetric(meanHistogram(b, "rest_client_request_duration_seconds")*1000, "ms/request")
 	}
 }
 
@@ -80,6 +82,28 @@ func sumCounter(b *testing.B, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// meanHistogram is the mean observation of a histogram family.
+func meanHistogram(b *testing.B, name string) float64 {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	var count uint64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.Metric {
+				sum += m.GetHistogram().GetSampleSum()
+				count += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if count == 0 {
+		return 0
+	}
+	return sum / float64(count)
 }
 
 func createBackends(ctx context.Context, b *testing.B, k8s client.Client, ns string, n int) {
@@ -132,7 +156,7 @@ func waitAllReady(ctx context.Context, b *testing.B, k8s client.Client, ns strin
 		if ready == n {
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	b.Fatalf("not all %d ExternalBackends Ready after 5 minutes", n)
 }

@@ -23,7 +23,10 @@ import (
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/notify"
 	"github.com/outpost-dev/outpost/operator/policy"
+	"github.com/outpost-dev/outpost/operator/probe"
+	"github.com/outpost-dev/outpost/operator/resolve"
 )
 
 // Options are the operator's settings, one per flag.
@@ -37,6 +40,10 @@ type Options struct {
 	DeniedCIDRs            string
 	ServiceCIDRs           string
 	PodCIDRs               string
+	// DNSServers answer the operator's queries for DNS names in
+	// spec.addresses (--dns-server, HOST[:PORT]); empty means the
+	// nameservers of /etc/resolv.conf.
+	DNSServers []string
 	// MaxConcurrentReconciles bounds how many ExternalBackends are
 	// reconciled at once.
 	MaxConcurrentReconciles int
@@ -84,7 +91,31 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	servers, err := resolve.Servers(opts.DNSServers)
+	if err != nil {
+		return nil, fmt.Errorf("--dns-server: %w", err)
+	}
+	resolver, err := resolve.NewResolver(servers, 0)
+	if err != nil {
+		return nil, fmt.Errorf("--dns-server: %w", err)
+	}
+	// The resolver and the prober run beside the reconciler, never inside
+	// it; they wake it through one source when an answer or a health changes.
+	wake := notify.NewSource()
+	tracker, err := resolve.NewTracker(resolve.Options{Resolver: resolver, Notify: wake.Notify})
+	if err != nil {
+		return nil, err
+	}
+	prober := probe.NewProber(probe.Options{Notify: wake.Notify})
+	for _, runnable := range []manager.Runnable{tracker, prober} {
+		if err := mgr.Add(runnable); err != nil {
+			return nil, err
+		}
+	}
 	r := &controller.ExternalBackendReconciler{
+		Tracker:   tracker,
+		Prober:    prober,
+		Wake:      wake,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder(desired.FieldManager),

@@ -1,6 +1,7 @@
 // Command run is `make run`: it brings up a local control plane from bin/k8s
-// (or uses the cluster in $KUBECONFIG), installs the CRD, starts the operator,
-// applies config/samples, and shows what to try. Ctrl-C stops everything it
+// (or uses the cluster in $KUBECONFIG), installs the CRD, starts the operator
+// and bin/coredns with the outpost plugin on 127.0.0.1:1053, applies
+// config/samples, and shows what to try with answers checked beforehand. Ctrl-C stops everything it
 // started and removes its temporary files.
 package main
 
@@ -26,6 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/miekg/dns"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator"
@@ -65,7 +68,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return err
 	}
-	steps := &step{total: 4}
+	steps := &step{total: 5}
 
 	var cfg *rest.Config
 	if kubeconfig != "" {
@@ -128,8 +131,28 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	}
 	done()
 
+	done = steps.start("starting bin/coredns with the outpost plugin on %s (log: %s)", dnsAddr, filepath.Join(workDir, "coredns.log"))
+	corefile := filepath.Join(workDir, "Corefile")
+	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corefileTemplate, kubeconfig)), 0o644); err != nil {
+		return err
+	}
+	stopCoreDNS, err := startProcess(ctx, filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
+	if err != nil {
+		return err
+	}
+	defer stopCoreDNS()
+	digs, err := dnsExamples(ctx, k8s)
+	if err != nil {
+		return err
+	}
+	done()
+
 	if err := printBackends(ctx, k8s); err != nil {
 		return err
+	}
+	fmt.Println("\nDNS answers from bin/coredns (the outpost plugin), checked just now:")
+	for _, d := range digs {
+		fmt.Printf("  %-75s # %s\n", d.command, d.answer)
 	}
 	fmt.Printf(`
 Try:
@@ -144,6 +167,93 @@ Press Ctrl-C to stop everything.
 `, kubeconfig)
 	<-ctx.Done()
 	return nil
+}
+
+// dnsAddr is where `make run` serves cluster DNS.
+const dnsAddr = "127.0.0.1:1053"
+
+// corefileTemplate serves the cluster zone and reverse zones from the local
+// API server; names outside the cluster are not forwarded anywhere.
+const corefileTemplate = `.:1053 {
+    bind 127.0.0.1
+    errors
+    health 127.0.0.1:18082
+    ready 127.0.0.1:18181
+    outpost cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig %s
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    prometheus 127.0.0.1:19153
+}
+`
+
+type digExample struct{ command, answer string }
+
+// dnsExamples waits until CoreDNS answers for the samples and returns dig
+// commands with the answers they got, so every printed command works.
+func dnsExamples(ctx context.Context, k8s client.Client) ([]digExample, error) {
+	svc := &corev1.Service{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "db"}, svc); err != nil {
+		return nil, err
+	}
+	queries := []struct {
+		name  string
+		qtype uint16
+	}{
+		{"db.default.svc.cluster.local.", dns.TypeA},
+		{"_port7064._tcp.svc1.default.svc.cluster.local.", dns.TypeSRV},
+		{"testdb.default.svc.cluster.local.", dns.TypeA},
+		{"rocketmq.default.svc.cluster.local.", dns.TypeA},
+	}
+	if reverse, err := dns.ReverseAddr(svc.Spec.ClusterIP); err == nil {
+		queries = append(queries, struct {
+			name  string
+			qtype uint16
+		}{reverse, dns.TypePTR})
+	}
+	var out []digExample
+	deadline := time.Now().Add(30 * time.Second)
+	for _, q := range queries {
+		for {
+			answer, err := ask(q.name, q.qtype)
+			if err == nil {
+				cmd := fmt.Sprintf("dig @127.0.0.1 -p 1053 %s %s +short", strings.TrimSuffix(q.name, "."), dns.TypeToString[q.qtype])
+				if q.qtype == dns.TypePTR {
+					cmd = fmt.Sprintf("dig @127.0.0.1 -p 1053 -x %s +short", svc.Spec.ClusterIP)
+				}
+				out = append(out, digExample{cmd, answer})
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("CoreDNS gives no answer for %s %s: %w (see its log)", q.name, dns.TypeToString[q.qtype], err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return out, nil
+}
+
+// ask queries the local CoreDNS and returns the answer in dig +short style.
+func ask(name string, qtype uint16) (string, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	r, err := dns.Exchange(m, dnsAddr)
+	if err != nil {
+		return "", err
+	}
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+		return "", fmt.Errorf("rcode %s with %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	var parts []string
+	for _, rr := range r.Answer {
+		fields := strings.Fields(rr.String())
+		parts = append(parts, strings.Join(fields[4:], " "))
+	}
+	return strings.Join(parts, ", "), nil
 }
 
 func writeKubeconfig(env *envtest.Environment, path string) error {

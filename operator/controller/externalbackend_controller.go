@@ -9,9 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"reflect"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,14 +27,16 @@ import (
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/notify"
 	"github.com/outpost-dev/outpost/operator/policy"
+	"github.com/outpost-dev/outpost/operator/probe"
+	"github.com/outpost-dev/outpost/operator/resolve"
 )
 
 // Event reasons.
@@ -46,6 +46,12 @@ const (
 	EventDeleted         = "Deleted"
 	EventServiceConflict = "ServiceConflict"
 	EventAddressDenied   = "AddressDenied"
+	// EventAddressesChanged: a DNS name's answers came or went.
+	EventAddressesChanged = "AddressesChanged"
+	// EventEndpointsUnhealthy and EventEndpointsHealthy: health checks
+	// turned addresses not ready, or ready again.
+	EventEndpointsUnhealthy = "EndpointsUnhealthy"
+	EventEndpointsHealthy   = "EndpointsHealthy"
 )
 
 // ExternalBackendReconciler turns ExternalBackends into Services,
@@ -60,6 +66,12 @@ type ExternalBackendReconciler struct {
 	Recorder  recorder.EventRecorder
 	Policy    *policy.Policy
 	Options   desired.Options
+	// Tracker resolves the DNS names of spec.addresses and keeps them fresh.
+	Tracker *resolve.Tracker
+	// Prober health-checks the addresses of backends with a healthCheck.
+	Prober *probe.Prober
+	// Wake turns the Tracker's and Prober's notifications into reconciles.
+	Wake *notify.Source
 }
 
 // +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends,verbs=get;list;watch
@@ -76,11 +88,13 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			// Garbage collection removes the children through their owner
 			// references too; deleting them here does not wait for it and
 			// keeps clusters without a garbage collector clean.
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, r.deleteChildren(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
 	if !xb.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -100,52 +114,6 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, errors.Join(obs.applyErr, err)
 	}
 	return ctrl.Result{}, obs.applyErr
-}
-
-// observe decides, address by address, what is published.
-func (r *ExternalBackendReconciler) observe(ctx context.Context, xb *v1alpha1.ExternalBackend) (observation, []desired.Endpoint) {
-	obs := observation{mode: v1alpha1.ModeStatic}
-	if desired.IsAlias(xb) {
-		obs.mode = v1alpha1.ModeAlias
-		return obs, nil
-	}
-	var endpoints []desired.Endpoint
-	var newlyDenied []string
-	for _, a := range xb.Spec.Addresses {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			obs.names = append(obs.names, a)
-			continue
-		}
-		row := v1alpha1.EndpointStatus{Address: ip.String()}
-		if err := r.Policy.Check(ip); err != nil {
-			row.Reason, row.Message = ReasonDenied, err.Error()
-			if !previouslyDenied(xb, row.Address) {
-				newlyDenied = append(newlyDenied, row.Message)
-				logf.FromContext(ctx).Info("address denied", "address", a, "reason", err.Error())
-			}
-		} else {
-			row.Ready = true
-			endpoints = append(endpoints, desired.Endpoint{Address: ip, Ready: true})
-		}
-		obs.rows = append(obs.rows, row)
-	}
-	if len(obs.names) > 0 {
-		obs.mode = v1alpha1.ModeResolved
-	}
-	if len(newlyDenied) > 0 {
-		// One Event per reconcile: the events API folds Events that differ
-		// only in their note into a series, which would hide all but one.
-		r.Recorder.Eventf(xb, nil, corev1.EventTypeWarning, EventAddressDenied, "Deny",
-			"%d address(es) left out by the address policy: %s", len(newlyDenied), strings.Join(newlyDenied, "; "))
-	}
-	return obs, endpoints
-}
-
-func previouslyDenied(xb *v1alpha1.ExternalBackend, address string) bool {
-	return slices.ContainsFunc(xb.Status.Endpoints, func(row v1alpha1.EndpointStatus) bool {
-		return row.Address == address && row.Reason == ReasonDenied
-	})
 }
 
 func conditionHasReason(xb *v1alpha1.ExternalBackend, condType, reason string) bool {
@@ -381,8 +349,12 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+	// Our own status writes change neither generation, labels nor
+	// annotations, so they do not wake the reconciler again.
+	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.ExternalBackend{}).
+		For(&v1alpha1.ExternalBackend{}, builder.WithPredicates(specChanged)).
+		WatchesRawSource(r.Wake).
 		Owns(&corev1.Service{}).
 		Owns(&discoveryv1.EndpointSlice{}).
 		Owns(&corev1.Endpoints{}). //nolint:staticcheck // legacy Endpoints are written on purpose

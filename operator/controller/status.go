@@ -2,6 +2,8 @@ package controller
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,17 +13,24 @@ import (
 
 // Condition reasons. Each names a state a person can act on.
 const (
-	ReasonEndpointsReady    = "EndpointsReady"
-	ReasonNoReadyEndpoints  = "NoReadyEndpoints"
-	ReasonAddressesDenied   = "AddressesDenied"
-	ReasonServiceConflict   = "ServiceConflict"
-	ReasonApplyFailed       = "ApplyFailed"
-	ReasonAliasConfigured   = "AliasConfigured"
-	ReasonStaticAddresses   = "StaticAddresses"
-	ReasonNotChecked        = "HealthCheckDisabled"
-	ReasonResolutionNotImpl = "ResolutionNotImplemented"
-	ReasonDenied            = "Denied"
-	ReasonResolvedByClient  = "ResolvedByClient"
+	ReasonEndpointsReady     = "EndpointsReady"
+	ReasonNoReadyEndpoints   = "NoReadyEndpoints"
+	ReasonAddressesDenied    = "AddressesDenied"
+	ReasonServiceConflict    = "ServiceConflict"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonAliasConfigured    = "AliasConfigured"
+	ReasonStaticAddresses    = "StaticAddresses"
+	ReasonNotChecked         = "HealthCheckDisabled"
+	ReasonDenied             = "Denied"
+	ReasonUnhealthy          = "Unhealthy"
+	ReasonResolvedByClient   = "ResolvedByClient"
+	ReasonNamesResolved      = "NamesResolved"
+	ReasonResolving          = "Resolving"
+	ReasonInvalidResolution  = "InvalidResolution"
+	ReasonAllHealthy         = "AllHealthy"
+	ReasonInvalidHealthCheck = "InvalidHealthCheck"
+	// The Resolved condition also takes the resolver's failure reasons:
+	// Timeout, ServerFailure, NameNotFound, Refused, NoAddresses, QueryFailed.
 )
 
 // observation is what one reconcile found; buildStatus turns it into status.
@@ -30,7 +39,10 @@ type observation struct {
 	rows     []v1alpha1.EndpointStatus
 	conflict string // non-empty: the Service is someone else's
 	applyErr error
-	names    []string // DNS names in spec.addresses
+	// names are the DNS names of spec.addresses with what the resolver knows.
+	names      []nameState
+	resolveErr error // the resolver refused spec.resolution
+	probeErr   error // the prober refused spec.healthCheck
 }
 
 // buildStatus computes the new status from the old one. Conditions keep their
@@ -70,18 +82,8 @@ func buildStatus(xb *v1alpha1.ExternalBackend, obs observation) v1alpha1.Externa
 		})
 	}
 
-	switch {
-	case obs.mode == v1alpha1.ModeAlias:
-		set(v1alpha1.ConditionResolved, true, ReasonResolvedByClient, "%s is resolved by the client through the CNAME", xb.Spec.ExternalName)
-	case len(obs.names) > 0:
-		set(v1alpha1.ConditionResolved, false, ReasonResolutionNotImpl, "DNS names are not resolved yet by this operator version: %v", obs.names)
-	default:
-		set(v1alpha1.ConditionResolved, true, ReasonStaticAddresses, "all addresses are IP literals")
-	}
-
-	if xb.Spec.HealthCheck == nil {
-		set(v1alpha1.ConditionHealthy, true, ReasonNotChecked, "no healthCheck: every address is ready")
-	}
+	setResolved(xb, obs, set)
+	setHealthy(xb, obs, set)
 
 	switch {
 	case obs.conflict != "":
@@ -98,4 +100,80 @@ func buildStatus(xb *v1alpha1.ExternalBackend, obs observation) v1alpha1.Externa
 		set(v1alpha1.ConditionReady, false, ReasonNoReadyEndpoints, "0/%d endpoints ready", st.TotalEndpoints)
 	}
 	return st
+}
+
+// setResolved explains where the addresses came from and, for DNS names,
+// whether the last answers were good.
+func setResolved(xb *v1alpha1.ExternalBackend, obs observation, set func(string, bool, string, string, ...any)) {
+	const cond = v1alpha1.ConditionResolved
+	if obs.mode == v1alpha1.ModeAlias {
+		set(cond, true, ReasonResolvedByClient, "%s is resolved by the client through the CNAME", xb.Spec.ExternalName)
+		return
+	}
+	if len(obs.names) == 0 {
+		set(cond, true, ReasonStaticAddresses, "all addresses are IP literals")
+		return
+	}
+	if obs.resolveErr != nil {
+		set(cond, false, ReasonInvalidResolution, "%v", obs.resolveErr)
+		return
+	}
+	var pending, failing []string
+	reason := ""
+	addresses := 0
+	for _, n := range obs.names {
+		addresses += len(n.state.Addresses)
+		switch {
+		case n.state.Err != nil:
+			if reason == "" {
+				reason = string(n.state.Err.Reason)
+			}
+			msg := fmt.Sprintf("%s: %s", n.name, n.state.Err.Message)
+			if kept := len(n.state.Addresses); kept > 0 {
+				msg += fmt.Sprintf(" (keeping %d last known address(es) until %s)", kept,
+					n.state.Addresses[0].Expires.UTC().Format(time.RFC3339))
+			}
+			failing = append(failing, msg)
+		case !n.state.Resolved:
+			pending = append(pending, n.name)
+		}
+	}
+	switch {
+	case len(failing) > 0:
+		set(cond, false, reason, "%s", strings.Join(failing, "; "))
+	case len(pending) > 0:
+		set(cond, false, ReasonResolving, "waiting for the first answer for %s", strings.Join(pending, ", "))
+	default:
+		set(cond, true, ReasonNamesResolved, "%d name(s) resolved to %d address(es)", len(obs.names), addresses)
+	}
+}
+
+// setHealthy summarises the health checks.
+func setHealthy(xb *v1alpha1.ExternalBackend, obs observation, set func(string, bool, string, string, ...any)) {
+	const cond = v1alpha1.ConditionHealthy
+	hc := xb.Spec.HealthCheck
+	switch {
+	case obs.mode == v1alpha1.ModeAlias || hc == nil:
+		set(cond, true, ReasonNotChecked, "no healthCheck: every address is ready")
+		return
+	case obs.probeErr != nil:
+		set(cond, false, ReasonInvalidHealthCheck, "%v", obs.probeErr)
+		return
+	}
+	var failing []string
+	probed := 0
+	for _, row := range obs.rows {
+		if row.Reason == ReasonDenied {
+			continue
+		}
+		probed++
+		if row.Reason == ReasonUnhealthy {
+			failing = append(failing, fmt.Sprintf("%s: %s", row.Address, row.Message))
+		}
+	}
+	if len(failing) > 0 {
+		set(cond, false, ReasonUnhealthy, "%d/%d address(es) fail %s checks: %s", len(failing), probed, hc.Type, strings.Join(failing, "; "))
+		return
+	}
+	set(cond, true, ReasonAllHealthy, "%d/%d address(es) pass %s checks", probed, probed, hc.Type)
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/outpost-dev/outpost/operator"
+	"github.com/outpost-dev/outpost/test/dnsserver"
 	"github.com/outpost-dev/outpost/test/testenv"
 )
 
@@ -27,6 +28,7 @@ var (
 	k8s       client.Client
 	clientset *kubernetes.Clientset
 	cancelMgr context.CancelFunc
+	dns       *dnsserver.Server
 )
 
 func TestController(t *testing.T) {
@@ -53,6 +55,10 @@ var _ = BeforeSuite(func() {
 	opts.HealthProbeBindAddress = "0"
 	opts.ServiceCIDRs = serviceCIDRs
 	opts.PodCIDRs = podCIDRs
+	// Every name the operator resolves in these specs is answered by a
+	// server the test controls on 127.0.0.1; nothing goes to resolv.conf's.
+	dns = dnsserver.Start(GinkgoTB())
+	opts.DNSServers = []string{dns.Addr}
 	mgr, err := operator.New(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 

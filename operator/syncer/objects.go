@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -109,11 +110,14 @@ func Endpoints(sp *render.ServicePort, slices []*discovery.EndpointSlice, ipv6 b
 	if ipv6 {
 		want = discovery.AddressTypeIPv6
 	}
+	// Sort keys are "ip:port" strings (kube-proxy's order), written into
+	// one shared buffer rather than one allocation per endpoint.
 	type keyed struct {
-		key string
-		ep  render.Endpoint
+		start, end int
+		ep         render.Endpoint
 	}
 	var list []keyed
+	var arena []byte
 	var seen map[string]bool
 	if len(slices) > 1 {
 		seen = map[string]bool{}
@@ -162,17 +166,22 @@ func Endpoints(sp *render.ServicePort, slices []*discovery.EndpointSlice, ipv6 b
 			if e.NodeName != nil {
 				ep.NodeName = *e.NodeName
 			}
-			key := ep.String()
+			start := len(arena)
+			arena = netip.AddrPortFrom(a, uint16(port)).AppendTo(arena)
 			if seen != nil {
+				key := string(arena[start:])
 				if seen[key] {
+					arena = arena[:start]
 					continue
 				}
 				seen[key] = true
 			}
-			list = append(list, keyed{key, ep})
+			list = append(list, keyed{start, len(arena), ep})
 		}
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].key < list[j].key })
+	sort.Slice(list, func(i, j int) bool {
+		return bytes.Compare(arena[list[i].start:list[i].end], arena[list[j].start:list[j].end]) < 0
+	})
 	out := make([]render.Endpoint, len(list))
 	for i := range list {
 		out[i] = list[i].ep

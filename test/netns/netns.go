@@ -1,6 +1,28 @@
-// Package netns creates named network namespaces for tests that need a real
-// datapath (iptables, veth, TCP). Tests needing it must fail, not skip, in
-// CI (CI=true) when not root or when the tools are missing.
+// Package netns gives tests network namespaces of their own, for a real
+// datapath (iptables, veth, TCP) without a packet leaving the machine.
+//
+// New makes a bare named namespace (the syncer's node, client and backends
+// are wired by their test). NewHost makes a namespace joined to the test's
+// own namespace by a veth pair on an on-link documentation range, with real
+// TCP, HTTP and HTTPS servers inside that the test can stop and start; its
+// addresses are accepted by the API server in EndpointSlices (unlike
+// 127.0.0.0/8).
+//
+// Each Host takes one of 16 slots: a /27 of 198.51.100.0/24 or
+// 203.0.113.0/24 and a /64 of 2001:db8::/32. A slot is held with an
+// flock(2) on /run/outpost-netns/slot-N.lock for the life of the
+// namespace, so test packages running in parallel never share a range or
+// an interface name, and leftovers of a killed run in a free slot are
+// deleted before the slot is reused. Cleanup (registered with tb.Cleanup)
+// deletes the namespace and the veth pair.
+//
+// Servers are created inside a Host by switching one locked OS thread into
+// it just for the socket() and bind() calls: a socket stays in the namespace
+// it was made in, so the server runs in this process, and stopping or
+// starting it is a Close or a new Listen.
+//
+// Everything here needs root and iproute2: without them the test fails when
+// CI=true and is skipped otherwise.
 package netns
 
 import (
@@ -11,15 +33,26 @@ import (
 	"testing"
 )
 
-// Require fails (in CI) or skips (elsewhere) unless we are root with the
-// iptables and iproute2 tools installed.
+// Require fails (CI=true) or skips the test unless it runs as root with
+// iproute2 and iptables, for tests that program a datapath.
 func Require(t testing.TB) {
+	t.Helper()
+	require(t, "ip", "iptables", "iptables-restore", "iptables-save")
+}
+
+// RequireRoot is Require for tests that need namespaces but not iptables.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	require(t, "ip")
+}
+
+func require(t testing.TB, tools ...string) {
 	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range []string{"ip", "iptables", "iptables-restore", "iptables-save"} {
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -27,9 +60,9 @@ func Require(t testing.TB) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("datapath test needs %s (.ci/run installs iptables and iproute2)", strings.Join(missing, ", "))
+	msg := fmt.Sprintf("network namespace test needs %s (.ci/run installs iptables and iproute2)", strings.Join(missing, ", "))
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
+		t.Fatal(msg + "; CI must run this test")
 	}
 	t.Skip(msg)
 }

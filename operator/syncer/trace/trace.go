@@ -384,7 +384,6 @@ func lastName(words []string) string {
 	return ""
 }
 
-
 func (w *walker) local(a netip.Addr) bool {
 	for _, l := range w.tr.LocalAddrs {
 		if l == a {

@@ -1,0 +1,129 @@
+package resolve
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Defaults match the API's defaults for spec.resolution.
+const (
+	DefaultMinTTL = 5 * time.Second
+	DefaultMaxTTL = 30 * time.Minute
+	// floorTTL keeps a record with TTL 0 (or MinTTL 0) from turning into a
+	// query loop.
+	floorTTL = time.Second
+	// maxRetry caps the back-off between attempts while a name fails, so a
+	// recovery is noticed within a minute even with a long MaxTTL.
+	maxRetry = time.Minute
+)
+
+// Spec says how to resolve the names of one owner.
+type Spec struct {
+	// Families to query: IPv4 (A) and/or IPv6 (AAAA). Empty means IPv4.
+	Families []corev1.IPFamily
+	// MinTTL and MaxTTL clamp the record TTL; zero means the default.
+	// MaxTTL is also the grace during which a failing name keeps its
+	// last known addresses.
+	MinTTL, MaxTTL time.Duration
+}
+
+// normalize fills defaults and checks the spec; errors name the API field.
+func (s Spec) normalize() (Spec, error) {
+	out := Spec{MinTTL: s.MinTTL, MaxTTL: s.MaxTTL}
+	if out.MinTTL <= 0 {
+		out.MinTTL = DefaultMinTTL
+	}
+	if out.MaxTTL <= 0 {
+		out.MaxTTL = max(DefaultMaxTTL, out.MinTTL)
+	}
+	if out.MinTTL > out.MaxTTL {
+		return Spec{}, fmt.Errorf("resolution: minTTL %s is greater than maxTTL %s", out.MinTTL, out.MaxTTL)
+	}
+	for _, f := range s.Families {
+		if _, err := QType(f); err != nil {
+			return Spec{}, fmt.Errorf("resolution.%w", err)
+		}
+		if !slices.Contains(out.Families, f) {
+			out.Families = append(out.Families, f)
+		}
+	}
+	if len(out.Families) == 0 {
+		out.Families = []corev1.IPFamily{corev1.IPv4Protocol}
+	}
+	slices.Sort(out.Families) // IPv4 before IPv6
+	return out, nil
+}
+
+// clampTTL is how long an answer is trusted.
+func (s Spec) clampTTL(ttl time.Duration) time.Duration {
+	return max(min(max(ttl, s.MinTTL), s.MaxTTL), floorTTL)
+}
+
+// retryAfter is the back-off after the n-th consecutive failed attempt
+// (n >= 1): MinTTL, doubling, capped at min(MaxTTL, maxRetry) but never
+// below MinTTL.
+func (s Spec) retryAfter(n int) time.Duration {
+	limit := max(min(s.MaxTTL, maxRetry), s.MinTTL, floorTTL)
+	d := max(s.MinTTL, floorTTL)
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// jittered shortens d by a random fraction in [0, jitter) so that names
+// with equal TTLs spread out and a refresh never comes after the TTL.
+// random returns a value in [0, 1).
+func jittered(d time.Duration, jitter float64, random func() float64) time.Duration {
+	return d - time.Duration(float64(d)*jitter*random())
+}
+
+// outcome is the result of one resolution attempt for one family.
+type outcome struct {
+	answer Answer
+	err    *Error
+}
+
+// familyState is what the Tracker knows about one name in one family.
+type familyState struct {
+	addrs        []netip.Addr
+	expires      time.Time // success: when the answer's clamped TTL runs out; failure: when kept addrs are dropped
+	err          *Error
+	failingSince time.Time
+	failures     int
+}
+
+// step folds one outcome into the state of a family at time now. It
+// returns the new state and how long until the next attempt (before
+// jitter). It does no I/O.
+func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, time.Duration) {
+	if o.err == nil {
+		ttl := spec.clampTTL(o.answer.TTL)
+		return familyState{addrs: o.answer.Addrs, expires: now.Add(ttl)}, ttl
+	}
+	next := familyState{
+		addrs:        prev.addrs,
+		err:          o.err,
+		failingSince: prev.failingSince,
+		failures:     prev.failures + 1,
+	}
+	if next.failingSince.IsZero() {
+		next.failingSince = now
+	}
+	retry := spec.retryAfter(next.failures)
+	if len(next.addrs) > 0 {
+		dropAt := next.failingSince.Add(spec.MaxTTL)
+		if !now.Before(dropAt) {
+			next.addrs = nil
+		} else {
+			next.expires = dropAt
+			// Come back in time to drop the addresses when the grace ends.
+			retry = min(retry, dropAt.Sub(now))
+		}
+	}
+	return next, retry
+}

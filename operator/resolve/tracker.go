@@ -1,0 +1,371 @@
+package resolve
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/outpost-dev/outpost/operator/internal/workpool"
+)
+
+// Options configure a Tracker.
+type Options struct {
+	// Resolver answers the queries. Required.
+	Resolver *Resolver
+	// Notify is called (from a worker goroutine, without locks held) with
+	// the owner whose answer changed. It must not block; notify.Source.Notify
+	// is a good fit.
+	Notify func(owner types.NamespacedName)
+	// Workers bounds the resolutions in flight; default 16.
+	Workers int
+	// Jitter is the largest fraction by which a refresh comes early; default
+	// 0.1. Negative disables jitter.
+	Jitter float64
+	// Log defaults to the controller-runtime logger named "resolve".
+	Log logr.Logger
+}
+
+// Address is one resolved address with the time it stops being trusted:
+// the end of the clamped TTL, or the end of the grace while the name fails.
+type Address struct {
+	Addr    netip.Addr
+	Expires time.Time
+}
+
+// State is what the Tracker knows about one name of one owner.
+type State struct {
+	// Resolved is false until the first attempt for every family finished.
+	Resolved bool
+	// Addresses to publish, sorted, IPv4 first; during a failure these are
+	// the last known addresses until the grace ends.
+	Addresses []Address
+	// Err is the failure of the last attempt (the first failing family's),
+	// nil when it succeeded.
+	Err *Error
+	// FailingSince is when the current run of failures began.
+	FailingSince time.Time
+	// LastConfirmed is when every family last answered without error.
+	LastConfirmed time.Time
+}
+
+// Addrs returns the addresses without their expiry times.
+func (s State) Addrs() []netip.Addr {
+	out := make([]netip.Addr, len(s.Addresses))
+	for i, a := range s.Addresses {
+		out[i] = a.Addr
+	}
+	return out
+}
+
+type key struct {
+	owner types.NamespacedName
+	name  string
+}
+
+type entry struct {
+	spec          Spec
+	families      map[corev1.IPFamily]familyState
+	resolved      bool
+	lastConfirmed time.Time
+	due           time.Time // earliest time the next attempt may run
+}
+
+// Tracker re-resolves the names of many owners on their TTLs. Create it
+// with NewTracker and add it to the manager; Ensure, Forget and Lookup are
+// safe for concurrent use and may be called before Start.
+type Tracker struct {
+	opts  Options
+	queue workqueue.TypedDelayingInterface[key]
+
+	mu      sync.Mutex
+	entries map[key]*entry
+	owners  map[types.NamespacedName]map[string]struct{}
+	started bool
+}
+
+// NewTracker returns a Tracker; it resolves nothing until Start.
+func NewTracker(opts Options) (*Tracker, error) {
+	if opts.Resolver == nil {
+		return nil, errors.New("resolve: Options.Resolver is required")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.Jitter == 0 {
+		opts.Jitter = 0.1
+	}
+	opts.Jitter = max(opts.Jitter, 0)
+	if opts.Notify == nil {
+		opts.Notify = func(types.NamespacedName) {}
+	}
+	if opts.Log.GetSink() == nil {
+		opts.Log = ctrllog.Log.WithName("resolve")
+	}
+	return &Tracker{
+		opts:    opts,
+		queue:   workqueue.NewTypedDelayingQueue[key](),
+		entries: map[key]*entry{},
+		owners:  map[types.NamespacedName]map[string]struct{}{},
+	}, nil
+}
+
+// NeedLeaderElection: only the leader reconciles, so only it resolves.
+func (t *Tracker) NeedLeaderElection() bool { return true }
+
+// Start runs the workers until ctx ends. It implements manager.Runnable.
+func (t *Tracker) Start(ctx context.Context) error {
+	t.mu.Lock()
+	if t.started {
+		t.mu.Unlock()
+		return errors.New("resolve: Tracker started twice")
+	}
+	t.started = true
+	t.mu.Unlock()
+
+	workpool.Run(ctx, t.opts.Workers, t.queue.ShutDown, t.processNext)
+	return nil
+}
+
+// CanonicalName is the form in which names are tracked and looked up:
+// lower case, no trailing dot.
+func CanonicalName(name string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+}
+
+// Ensure makes the Tracker resolve exactly names for owner with spec. New
+// names (and names whose families changed) are resolved right away; names
+// no longer listed are dropped. Calling it again with the same arguments
+// changes nothing. The error names the bad spec field.
+func (t *Tracker) Ensure(owner types.NamespacedName, names []string, spec Spec) error {
+	spec, err := spec.normalize()
+	if err != nil {
+		return err
+	}
+	want := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if n = CanonicalName(n); n != "" {
+			want[n] = struct{}{}
+		}
+	}
+	now := time.Now()
+	var resolveNow []key
+	t.mu.Lock()
+	for name := range t.owners[owner] {
+		if _, ok := want[name]; !ok {
+			delete(t.entries, key{owner, name})
+		}
+	}
+	if len(want) == 0 {
+		delete(t.owners, owner)
+	} else {
+		t.owners[owner] = want
+	}
+	for name := range want {
+		k := key{owner, name}
+		e, ok := t.entries[k]
+		switch {
+		case !ok:
+			t.entries[k] = &entry{spec: spec, families: map[corev1.IPFamily]familyState{}, due: now}
+			resolveNow = append(resolveNow, k)
+		case !slices.Equal(e.spec.Families, spec.Families):
+			for f := range e.families {
+				if !slices.Contains(spec.Families, f) {
+					delete(e.families, f)
+				}
+			}
+			e.spec, e.due, e.resolved = spec, now, false
+			resolveNow = append(resolveNow, k)
+		case e.spec.MinTTL != spec.MinTTL || e.spec.MaxTTL != spec.MaxTTL:
+			// New bounds apply from the next answer; ask again now so a
+			// shorter MaxTTL takes effect without waiting out the old one.
+			e.spec, e.due = spec, now
+			resolveNow = append(resolveNow, k)
+		}
+	}
+	namesTracked.Set(float64(len(t.entries)))
+	t.mu.Unlock()
+	for _, k := range resolveNow {
+		t.queue.Add(k)
+	}
+	return nil
+}
+
+// Forget stops resolving every name of owner (call it when the owner is deleted).
+func (t *Tracker) Forget(owner types.NamespacedName) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name := range t.owners[owner] {
+		delete(t.entries, key{owner, name})
+	}
+	delete(t.owners, owner)
+	namesTracked.Set(float64(len(t.entries)))
+}
+
+// Lookup returns the state of one name of owner; false when the name is
+// not tracked for owner.
+func (t *Tracker) Lookup(owner types.NamespacedName, name string) (State, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.entries[key{owner, CanonicalName(name)}]
+	if !ok {
+		return State{}, false
+	}
+	return e.state(), true
+}
+
+// state merges the families of an entry. Called with t.mu held.
+func (e *entry) state() State {
+	st := State{Resolved: e.resolved, LastConfirmed: e.lastConfirmed}
+	for _, f := range e.spec.Families {
+		fs, ok := e.families[f]
+		if !ok {
+			continue
+		}
+		for _, a := range fs.addrs {
+			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires})
+		}
+		if fs.err != nil && st.Err == nil {
+			st.Err, st.FailingSince = fs.err, fs.failingSince
+		}
+	}
+	return st
+}
+
+func (t *Tracker) processNext(ctx context.Context) bool {
+	k, shutdown := t.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer t.queue.Done(k)
+
+	t.mu.Lock()
+	e, ok := t.entries[k]
+	if !ok {
+		t.mu.Unlock()
+		return true // forgotten
+	}
+	if wait := time.Until(e.due); wait > 0 {
+		// An early wake-up left by an earlier life of this key: the
+		// delaying queue keeps only the earliest time per key, so the
+		// real schedule may have been merged into this one. Put it back.
+		t.mu.Unlock()
+		t.queue.AddAfter(k, wait)
+		return true
+	}
+	spec := e.spec
+	t.mu.Unlock()
+
+	outcomes := t.resolveAll(ctx, k.name, spec)
+	if ctx.Err() != nil {
+		return false
+	}
+
+	now := time.Now()
+	t.mu.Lock()
+	if cur, ok := t.entries[k]; !ok || cur != e || !slices.Equal(e.spec.Families, spec.Families) {
+		// Forgotten or changed while we were asking; Ensure queued it again.
+		t.mu.Unlock()
+		return true
+	}
+	spec = e.spec // TTL bounds may have changed meanwhile; use the current ones
+	before := e.state()
+	delay := spec.MaxTTL
+	allOK := true
+	for i, f := range spec.Families {
+		var d time.Duration
+		e.families[f], d = step(e.families[f], outcomes[i], spec, now)
+		delay = min(delay, d)
+		allOK = allOK && outcomes[i].err == nil
+	}
+	e.resolved = true
+	if allOK {
+		e.lastConfirmed = now
+	}
+	delay = jittered(delay, t.opts.Jitter, rand.Float64)
+	e.due = now.Add(delay)
+	after := e.state()
+	t.mu.Unlock()
+
+	t.queue.AddAfter(k, delay)
+	if changed(before, after) {
+		t.opts.Log.V(1).Info("answer changed", "owner", k.owner, "name", k.name,
+			"addresses", after.Addrs(), "error", errMessage(after.Err))
+		t.opts.Notify(k.owner)
+	}
+	return true
+}
+
+// resolveAll asks for every family of name. When no family errs but none
+// has an address either, each family is marked NoAddresses, so that an
+// empty name is treated like a failure: its last addresses are kept for
+// the grace instead of vanishing at once.
+func (t *Tracker) resolveAll(ctx context.Context, name string, spec Spec) []outcome {
+	outcomes := make([]outcome, len(spec.Families))
+	empty := true
+	for i, f := range spec.Families {
+		start := time.Now()
+		ans, err := t.opts.Resolver.Resolve(ctx, name, f)
+		resolutionSeconds.WithLabelValues(string(f)).Observe(time.Since(start).Seconds())
+		if err != nil {
+			var re *Error
+			if !errors.As(err, &re) {
+				re = &Error{Reason: ReasonQueryFailed, Message: err.Error()}
+			}
+			outcomes[i] = outcome{err: re}
+			empty = false
+			continue
+		}
+		outcomes[i] = outcome{answer: ans}
+		empty = empty && len(ans.Addrs) == 0
+	}
+	if empty {
+		e := errorf(ReasonNoAddresses, "%s: no %s address records", name, familyWords(spec.Families))
+		for i := range outcomes {
+			outcomes[i] = outcome{err: e}
+		}
+	}
+	for i, f := range spec.Families {
+		countResult(f, outcomes[i].err)
+	}
+	return outcomes
+}
+
+func familyWords(fs []corev1.IPFamily) string {
+	var words []string
+	for _, f := range fs {
+		if f == corev1.IPv6Protocol {
+			words = append(words, "AAAA")
+		} else {
+			words = append(words, "A")
+		}
+	}
+	return strings.Join(words, " or ")
+}
+
+// changed reports whether the reconciler needs to look again: the set of
+// addresses, the first-answer flag, or the failure reason differ. A
+// refresh that only moves expiry times is not a change.
+func changed(a, b State) bool {
+	if a.Resolved != b.Resolved || !slices.Equal(a.Addrs(), b.Addrs()) {
+		return true
+	}
+	return (a.Err == nil) != (b.Err == nil) || (a.Err != nil && a.Err.Reason != b.Err.Reason)
+}
+
+func errMessage(e *Error) string {
+	if e == nil {
+		return ""
+	}
+	return e.Message
+}

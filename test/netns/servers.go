@@ -1,0 +1,155 @@
+package netns
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Server is a listener inside a Host that the test can stop and
+// start; it is stopped when the test ends.
+type Server struct {
+	Addr netip.AddrPort
+
+	ns      *Host
+	serve   func(net.Listener)
+	mu      sync.Mutex
+	ln      net.Listener
+	status  atomic.Int32 // HTTP status to answer
+	hits    atomic.Int64
+	TLSCert *x509.Certificate // the self-signed certificate (HTTPS only)
+}
+
+// Start listens again after Stop (or the first time).
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	var ln net.Listener
+	err := s.ns.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", s.Addr.String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("listen on %s in %s: %w", s.Addr, s.ns.Name, err)
+	}
+	s.ln = ln
+	go s.serve(ln)
+	return nil
+}
+
+// Stop closes the listener: new connections are refused.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+		s.ln = nil
+	}
+}
+
+// SetStatus sets the HTTP status the server answers with (default 200).
+func (s *Server) SetStatus(code int) { s.status.Store(int32(code)) }
+
+// Hits counts accepted connections (TCP) or requests (HTTP).
+func (s *Server) Hits() int64 { return s.hits.Load() }
+
+func (n *Host) start(tb testing.TB, s *Server) *Server {
+	tb.Helper()
+	s.ns = n
+	s.status.Store(http.StatusOK)
+	if err := s.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// StartTCP starts a TCP server at addr that accepts and closes connections.
+func (n *Host) StartTCP(tb testing.TB, addr netip.AddrPort) *Server {
+	s := &Server{Addr: addr}
+	s.serve = func(ln net.Listener) {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.hits.Add(1)
+			c.Close()
+		}
+	}
+	return n.start(tb, s)
+}
+
+// StartHTTP starts an HTTP server at addr answering every request with the
+// status set by SetStatus.
+func (n *Host) StartHTTP(tb testing.TB, addr netip.AddrPort) *Server {
+	s := &Server{Addr: addr}
+	s.serve = func(ln net.Listener) { s.httpServer().Serve(ln) } //nolint:errcheck // ends on Stop
+	return n.start(tb, s)
+}
+
+// StartHTTPS is StartHTTP over TLS with a fresh self-signed certificate
+// for the address and the names given.
+func (n *Host) StartHTTPS(tb testing.TB, addr netip.AddrPort, names ...string) *Server {
+	tb.Helper()
+	cert, leaf := selfSigned(tb, addr.Addr(), names)
+	s := &Server{Addr: addr, TLSCert: leaf}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.serve = func(ln net.Listener) { s.httpServer().Serve(tls.NewListener(ln, cfg)) } //nolint:errcheck
+	return n.start(tb, s)
+}
+
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          nil,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.hits.Add(1)
+			w.WriteHeader(int(s.status.Load()))
+		}),
+	}
+}
+
+func selfSigned(tb testing.TB, ip netip.Addr, names []string) (tls.Certificate, *x509.Certificate) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "outpost test backend"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     names,
+		IPAddresses:  []net.IP{ip.AsSlice()},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
+}
