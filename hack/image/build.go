@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // NonRoot is the user and group the image runs as, distroless' "nonroot".
@@ -134,6 +135,16 @@ func WriteTarball(path, tag string, img v1.Image) error {
 	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// Read the tarball back and check every digest, size and diff_id, as a
+	// registry or `docker load` would, before it takes the final name.
+	written, err := tarball.ImageFromPath(tmp, &ref)
+	if err == nil {
+		err = validate.Image(written)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("%s does not read back as a valid image: %w", path, err)
 	}
 	return os.Rename(tmp, path)
 }
