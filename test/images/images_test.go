@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/outpost-dev/outpost/test/testenv"
 )
 
@@ -24,6 +27,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// envtest logs through controller-runtime; without a logger it prints a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "outpost-images-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -85,8 +85,11 @@ func TestMakeImage(t *testing.T) {
 					t.Errorf("%s %s has no line %q:\n%s", want.name, strings.Join(want.args, " "), line, out)
 				}
 			}
-			if want.name == "outpost-syncer" {
+			switch want.name {
+			case "outpost-syncer":
 				checkIptablesInImage(t, unpack(t, img))
+			case "coredns":
+				checkCoreDNSServes(t, img)
 			}
 		})
 	}

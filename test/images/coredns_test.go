@@ -1,0 +1,137 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/outpost-dev/outpost/test/testenv"
+)
+
+// checkCoreDNSServes runs the CoreDNS image the way the Deployment does
+// (config/coredns/Corefile, as 65532, nothing but the image's files) against a
+// real API server and asks it for the API server's own Service. Only what a
+// test must change is changed: loopback ports instead of 53/8080/8181/9153
+// (other tests may hold those), a kubeconfig instead of the Pod's service
+// account, and a dead loopback upstream instead of the node's resolv.conf.
+func checkCoreDNSServes(t *testing.T, img *Image) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("serving DNS from the CoreDNS image needs root (chroot)")
+		}
+		t.Log("not root: the CoreDNS image is not started")
+		return
+	}
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiService *corev1.Service
+	for start := time.Now(); apiService == nil; time.Sleep(100 * time.Millisecond) {
+		if apiService, err = cs.CoreV1().Services("default").Get(t.Context(), "kubernetes", metav1.GetOptions{}); err != nil && time.Since(start) > 30*time.Second {
+			t.Fatalf("the API server's own Service never appeared: %v", err)
+		}
+	}
+
+	rootfs := unpack(t, img)
+	corefile, err := os.ReadFile(filepath.Join(root, "config", "coredns", "Corefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	text := string(corefile)
+	for _, r := range []struct{ old, new string }{
+		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", port)},
+		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", freePort(t))},
+		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", freePort(t))},
+		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", freePort(t))},
+		{"forward . /etc/resolv.conf", "forward . 127.0.0.1:9"},
+		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig /etc/coredns/kubeconfig"},
+	} {
+		if strings.Count(text, r.old) != 1 {
+			t.Fatalf("config/coredns/Corefile no longer has exactly one %q; update this test", r.old)
+		}
+		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	// What the Deployment mounts (the ConfigMap) and the kubelet would provide.
+	if err := os.MkdirAll(filepath.Join(rootfs, "etc", "coredns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"Corefile": []byte(text), "kubeconfig": env.KubeConfig} {
+		if err := os.WriteFile(filepath.Join(rootfs, "etc", "coredns", name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cmd, err := img.Command(ctx, rootfs, "-conf", "/etc/coredns/Corefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("CoreDNS from the image logged:\n%s", logs.String())
+		}
+	})
+
+	name := "kubernetes.default.svc.cluster.local."
+	var answer string
+	deadline := time.Now().Add(60 * time.Second)
+	for answer == "" && time.Now().Before(deadline) {
+		m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+			if a, ok := r.Answer[0].(*dns.A); ok {
+				answer = a.A.String()
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if answer != apiService.Spec.ClusterIP {
+		t.Fatalf("%s from the CoreDNS image: %q, want the Service's ClusterIP %s", name, answer, apiService.Spec.ClusterIP)
+	}
+}
+
+// freePort returns a TCP and UDP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port on 127.0.0.1")
+	return 0
+}
