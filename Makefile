@@ -11,6 +11,9 @@ TOOLS := $(GO) tool -modfile=$(CURDIR)/hack/tools/go.mod
 CONTROLLER_GEN := $(TOOLS) controller-gen
 KUSTOMIZE := $(TOOLS) kustomize
 export KUBEBUILDER_ASSETS := $(BIN)/k8s
+# Every binary is static (the images need it), and building everything the
+# same way lets tests, `make build` and `make image` share one build cache.
+export CGO_ENABLED ?= 0
 
 ##@ General
 
