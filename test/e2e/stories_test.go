@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,15 +79,11 @@ const (
 // storyMachines lists every machine the stories reach and its ports.
 func storyMachines() map[string][]int {
 	out := map[string][]int{}
-	add := func(hostPort string) {
-		host, port, err := net.SplitHostPort(hostPort)
-		if err != nil {
-			panic(err)
-		}
-		var p int
-		fmt.Sscan(port, &p)
-		if !slices.Contains(out[host], p) {
-			out[host] = append(out[host], p)
+	add := func(server string) {
+		ap := netip.MustParseAddrPort(server)
+		host, port := ap.Addr().String(), int(ap.Port())
+		if !slices.Contains(out[host], port) {
+			out[host] = append(out[host], port)
 		}
 	}
 	for _, s := range stories {
