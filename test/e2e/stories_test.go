@@ -265,6 +265,31 @@ func TestUserStories(t *testing.T) {
 		}
 	})
 
+	t.Run("5 db as a NodePort: the node's port reaches the VM", func(t *testing.T) {
+		xb := loadSample(t, "db")
+		xb.Name = "db-nodeport"
+		xb.Spec.ServiceType = corev1.ServiceTypeNodePort
+		if err := w.client.Create(ctx(), xb); err != nil {
+			t.Fatal(err)
+		}
+		var nodePort int32
+		eventually(t, 20*time.Second, "Service db-nodeport with a node port", func() error {
+			svc, err := w.kube.CoreV1().Services("default").Get(ctx(), xb.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort == 0 {
+				return fmt.Errorf("type %s ports %+v", svc.Spec.Type, svc.Spec.Ports)
+			}
+			nodePort = svc.Spec.Ports[0].NodePort
+			return nil
+		})
+		addr := net.JoinHostPort(nodeIP, fmt.Sprint(nodePort))
+		eventually(t, 20*time.Second, "db-nodeport reaches the VM", func() error {
+			return w.reachesAll(addr, []string{"203.0.113.10:3306"})
+		})
+	})
+
 	t.Run("7 database behind a DNS name follows a failover", func(t *testing.T) {
 		w.upstream.SetA(failoverDNSName, 1, primaryIP)
 		xb := &v1alpha1.ExternalBackend{
