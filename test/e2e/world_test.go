@@ -33,11 +33,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/operator"
 	"github.com/outpost-dev/outpost/test/dnsserver"
@@ -82,6 +84,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build binaries: %v\n", err)
 		return 1
 	}
+	crlog.SetLogger(logr.Discard()) // envtest and the client log through controller-runtime
 	bins.coredns = filepath.Join(dir, "coredns")
 	bins.operator = filepath.Join(dir, "outpost-operator")
 	bins.syncer = filepath.Join(dir, "outpost-syncer")
