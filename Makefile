@@ -135,3 +135,7 @@ test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxie
 .PHONY: bench-resolve
 bench-resolve: ## Benchmark 1000 names re-resolved and 1000 addresses probed against goroutine-per-item references.
 	$(GO) test ./operator/resolve/ ./operator/probe/ -run '^$$' -bench . -benchtime 1x -timeout 10m
+
+.PHONY: bench-e2e
+bench-e2e: envtest ## Apply->DNS answer->connection latency over 100 backends, operator vs. direct Service+EndpointSlice (root).
+	$(GO) test ./test/e2e/ -run '^$$' -bench BenchmarkApplyToTraffic -benchtime 1x -count=1 -timeout 20m

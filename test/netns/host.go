@@ -148,7 +148,10 @@ func (n *Host) Command(name string, args ...string) *exec.Cmd {
 
 // Do runs fn with the calling goroutine's OS thread inside the namespace.
 // Sockets created by fn stay in the namespace after Do returns.
-func (n *Host) Do(fn func() error) error {
+func (n *Host) Do(fn func() error) error { return do(n.Name, fn) }
+
+// do runs fn on a locked OS thread inside the named namespace.
+func do(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// The thread is unlocked only once it is back in the test's
@@ -160,14 +163,14 @@ func (n *Host) Do(fn func() error) error {
 			return
 		}
 		defer home.Close()
-		target, err := os.Open(filepath.Join("/run/netns", n.Name))
+		target, err := os.Open(filepath.Join("/run/netns", name))
 		if err != nil {
 			errc <- fmt.Errorf("netns: %w", err)
 			return
 		}
 		defer target.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns: enter %s: %w", n.Name, err)
+			errc <- fmt.Errorf("netns: enter %s: %w", name, err)
 			return
 		}
 		err = fn()

@@ -82,6 +82,10 @@ func New(t testing.TB, name string) *NS {
 	return ns
 }
 
+// Do runs fn with the calling goroutine's OS thread inside the namespace.
+// Sockets created by fn stay in the namespace after Do returns.
+func (ns *NS) Do(fn func() error) error { return do(ns.Name, fn) }
+
 // Cmd returns a command running inside the namespace.
 func (ns *NS) Cmd(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)

@@ -1,0 +1,420 @@
+// Package e2e walks every user story of DESIGN.md end to end, with every
+// part real: a kube-apiserver and etcd (test/testenv) with the CRD, the
+// bin/outpost-operator process, bin/coredns with the outpost plugin
+// answering real queries on 127.0.0.1, and bin/outpost-syncer programming
+// iptables in a "node" network namespace. A client namespace connects
+// through the ClusterIPs and NodePorts the syncer wrote to real TCP servers
+// standing at each story's backend addresses, one namespace per machine.
+//
+// Topology (every address exists only inside namespaces this test makes):
+//
+//	client 198.51.100.2 --veth-- 198.51.100.1 node [br0 192.168.1.1 192.168.2.1 192.168.3.1 203.0.113.1]
+//	                                                 |-- veth -- machine 192.168.1.2 (svc1, rocketmq)
+//	                                                 |-- veth -- machine 203.0.113.21 (external-service-1)
+//	                                                 ...
+//
+// The syncer runs in the host namespace (it must reach the API server on
+// 127.0.0.1) and programs the node with --netns. CoreDNS has no forward
+// plugin: no query leaves the machine, and the public names the alias
+// stories point at are never resolved.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/miekg/dns"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/outpost-dev/outpost/operator"
+	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/netns"
+	"github.com/outpost-dev/outpost/test/testenv"
+)
+
+const (
+	nodeName = "node1"
+	nodeIP   = "198.51.100.1"
+	clientIP = "198.51.100.2"
+	// podCIDR holds story 8's pods; traffic from outside it is masqueraded.
+	podCIDR = "192.168.2.0/24"
+	// clusterDomain is the zone the plugin serves.
+	clusterDomain = "cluster.local"
+)
+
+// bridgeNets are the node's subnets towards the machines; a machine's
+// gateway is the .1 of its /24.
+var bridgeNets = []string{"192.168.1.1/24", "192.168.2.1/24", "192.168.3.1/24", "203.0.113.1/24"}
+
+// bins holds the binaries under test, built once for the package.
+var bins struct{ coredns, operator, syncer string }
+
+// TestMain builds the three binaries once, into a directory of its own so
+// packages testing in parallel never overwrite each other's bin/ files.
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "outpost-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", dir+"/", "./plugin/coredns", "./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer")
+	build.Dir = testenv.RepoRoot()
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build binaries: %v\n", err)
+		return 1
+	}
+	crlog.SetLogger(logr.Discard()) // envtest and the client log through controller-runtime
+	bins.coredns = filepath.Join(dir, "coredns")
+	bins.operator = filepath.Join(dir, "outpost-operator")
+	bins.syncer = filepath.Join(dir, "outpost-syncer")
+	return m.Run()
+}
+
+// machine is a network namespace standing for one host outside the
+// cluster (or one pod), with TCP servers on its address.
+type machine struct {
+	ip string
+	ns *netns.NS
+}
+
+// world is the running sandbox.
+type world struct {
+	tb       testing.TB
+	kube     kubernetes.Interface
+	client   client.Client
+	node     *netns.NS
+	clientNS *netns.NS
+	machines map[string]*machine
+	// upstream answers the operator's queries for DNS names in
+	// spec.addresses (story 7).
+	upstream *dnsserver.Server
+	dnsAddr  string // CoreDNS, 127.0.0.1:PORT
+}
+
+// newWorld brings up the control plane, the namespaces with servers on
+// the given machine ports, the operator, CoreDNS and the syncer.
+func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
+	tb.Helper()
+	netns.Require(tb)
+	env, err := testenv.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		tb.Fatalf("start envtest: %v", err)
+	}
+	tb.Cleanup(func() { _ = env.Stop() })
+	w := &world{tb: tb, machines: map[string]*machine{}, upstream: dnsserver.Start(tb)}
+	w.kube = kubernetes.NewForConfigOrDie(cfg)
+	if w.client, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
+		tb.Fatal(err)
+	}
+	kubeconfig := writeKubeconfig(tb, env, cfg)
+
+	w.buildNetwork(machinePorts)
+
+	w.start("operator", bins.operator, "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--service-cidr", testenv.DualStackServiceCIDRs, "--dns-server", w.upstream.Addr)
+	w.start("syncer", bins.syncer, "--kubeconfig", kubeconfig,
+		"--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", podCIDR, "--netns", w.node.Name,
+		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
+	w.startCoreDNS(kubeconfig)
+	return w
+}
+
+func writeKubeconfig(tb testing.TB, env *envtest.Environment, cfg *rest.Config) string {
+	tb.Helper()
+	user, err := env.AddUser(envtest.User{Name: "outpost-e2e", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// buildNetwork makes the node, the client and one namespace per machine.
+// Links are created inside the node (ip -n), so their names never meet
+// those of another test in the host namespace.
+func (w *world) buildNetwork(machinePorts map[string][]int) {
+	tb := w.tb
+	w.node = netns.New(tb, "e2e-node")
+	w.clientNS = netns.New(tb, "e2e-client")
+	w.node.Must(tb, "ip", "link", "add", "toclient", "type", "veth", "peer", "name", "eth0", "netns", w.clientNS.Name)
+	w.node.Must(tb, "ip", "addr", "add", nodeIP+"/24", "dev", "toclient")
+	w.node.Must(tb, "ip", "link", "set", "toclient", "up")
+	w.clientNS.Must(tb, "ip", "addr", "add", clientIP+"/24", "dev", "eth0")
+	w.clientNS.Must(tb, "ip", "link", "set", "eth0", "up")
+	w.clientNS.Must(tb, "ip", "route", "add", "default", "via", nodeIP)
+	w.node.Must(tb, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+	// Like a real node, ours has a default route (to an uplink that goes
+	// nowhere), so packets to a ClusterIP are routed through the node.
+	w.node.Must(tb, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
+	w.node.Must(tb, "ip", "link", "set", "uplink0", "up")
+	w.node.Must(tb, "ip", "link", "set", "uplink1", "up")
+	w.node.Must(tb, "ip", "route", "add", "default", "dev", "uplink0")
+	w.node.Must(tb, "ip", "link", "add", "br0", "type", "bridge")
+	for _, gw := range bridgeNets {
+		w.node.Must(tb, "ip", "addr", "add", gw, "dev", "br0")
+	}
+	w.node.Must(tb, "ip", "link", "set", "br0", "up")
+
+	ips := make([]string, 0, len(machinePorts))
+	for ip := range machinePorts {
+		ips = append(ips, ip)
+	}
+	slices.Sort(ips)
+	for i, ip := range ips {
+		m := &machine{ip: ip, ns: netns.New(tb, "e2e-"+strings.ReplaceAll(ip, ".", "-"))}
+		link := fmt.Sprintf("m%d", i)
+		w.node.Must(tb, "ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", m.ns.Name)
+		w.node.Must(tb, "ip", "link", "set", link, "master", "br0")
+		w.node.Must(tb, "ip", "link", "set", link, "up")
+		m.ns.Must(tb, "ip", "addr", "add", ip+"/24", "dev", "eth0")
+		m.ns.Must(tb, "ip", "link", "set", "eth0", "up")
+		m.ns.Must(tb, "ip", "route", "add", "default", "via", gateway(ip))
+		for _, port := range machinePorts[ip] {
+			w.serve(m, port)
+		}
+		w.machines[ip] = m
+	}
+}
+
+// gateway is the node's address on ip's /24.
+func gateway(ip string) string { return ip[:strings.LastIndex(ip, ".")] + ".1" }
+
+// serve starts a TCP server at m's address and port that answers each
+// connection with "<its own address:port> <the peer's address:port>", so a
+// test sees which machine and port it reached and who it came from.
+func (w *world) serve(m *machine, port int) {
+	var ln net.Listener
+	if err := m.ns.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", net.JoinHostPort(m.ip, fmt.Sprint(port)))
+		return err
+	}); err != nil {
+		w.tb.Fatal(err)
+	}
+	w.tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s %s\n", c.LocalAddr(), c.RemoteAddr())
+			c.Close()
+		}
+	}()
+}
+
+// reply is what a server answered.
+type reply struct{ server, peer string }
+
+// connect opens one TCP connection from the client namespace and reads the
+// server's answer.
+func (w *world) connect(addr string, timeout time.Duration) (reply, error) {
+	var c net.Conn
+	if err := w.clientNS.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, timeout)
+		return err
+	}); err != nil {
+		return reply{}, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return reply{}, fmt.Errorf("read from %s: %w", addr, err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return reply{}, fmt.Errorf("%s answered %q", addr, line)
+	}
+	return reply{server: f[0], peer: f[1]}, nil
+}
+
+// process is a binary under test running for the life of the test.
+type process struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// start runs a binary in the host namespace; it is stopped with SIGTERM
+// when the test ends, and its log is shown if the test failed.
+func (w *world) start(name, path string, args ...string) *process {
+	tb := w.tb
+	tb.Helper()
+	logPath := filepath.Join(tb.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &process{cmd: exec.Command(path, args...), log: logPath, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	// Dies with the test binary, even when it is killed.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); logFile.Close(); close(p.done) }()
+	tb.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if tb.Failed() {
+			out, _ := os.ReadFile(logPath)
+			tb.Logf("%s log:\n%s", name, tail(string(out), 150))
+		}
+	})
+	return p
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// startCoreDNS runs bin/coredns with the outpost plugin on a free
+// loopback port and waits until it answers.
+func (w *world) startCoreDNS(kubeconfig string) {
+	tb := w.tb
+	port := freePort(tb)
+	w.dnsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	corefile := fmt.Sprintf(`.:%d {
+    bind 127.0.0.1
+    errors
+    outpost %s in-addr.arpa ip6.arpa {
+        kubeconfig %s
+    }
+}
+`, port, clusterDomain, kubeconfig)
+	path := filepath.Join(tb.TempDir(), "Corefile")
+	if err := os.WriteFile(path, []byte(corefile), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	p := w.start("coredns", bins.coredns, "-conf", path)
+	eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
+		select {
+		case <-p.done:
+			return fmt.Errorf("coredns exited: %v", p.cmd.ProcessState)
+		default:
+		}
+		_, err := w.lookup("dns-version."+clusterDomain+".", dns.TypeTXT)
+		return err
+	})
+}
+
+// freePort returns a loopback port free for both UDP and TCP.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
+	}
+	tb.Fatal("no free port")
+	return 0
+}
+
+// lookup asks CoreDNS one question over UDP.
+func (w *world) lookup(name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
+	r, _, err := c.Exchange(m, w.dnsAddr)
+	return r, err
+}
+
+// addresses looks up the A records of a name; an error unless the answer
+// is NOERROR with at least one A record.
+func (w *world) addresses(name string) ([]string, error) {
+	r, err := w.lookup(name, dns.TypeA)
+	if err != nil {
+		return nil, err
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return nil, fmt.Errorf("%s A: %s", name, dns.RcodeToString[r.Rcode])
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s A: no A records in %v", name, r.Answer)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// serviceName is a Service's DNS name.
+func serviceName(name string) string { return name + ".default.svc." + clusterDomain }
+
+// eventually polls cond until it succeeds or timeout passes.
+func eventually(tb testing.TB, timeout time.Duration, what string, cond func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ctx is the context of API calls; every call is short.
+func ctx() context.Context { return context.Background() }
+
+// keyOf names an object in the default namespace.
+func keyOf(name string) client.ObjectKey { return client.ObjectKey{Namespace: "default", Name: name} }
