@@ -165,9 +165,17 @@ func toEndpointSlice(obj any) (any, error) {
 		ports = append(ports, port)
 	}
 	e.Ports = internPorts(ports)
+	ready := 0
 	for _, end := range es.Endpoints {
-		// Only ready endpoints are answered; nil means ready (as in the API).
-		if end.Conditions.Ready != nil && !*end.Conditions.Ready {
+		if isReady(end) {
+			ready += len(end.Addresses)
+		}
+	}
+	if ready > 0 {
+		e.Endpoints = make([]Endpoint, 0, ready) // exact: five endpoints per slice add up
+	}
+	for _, end := range es.Endpoints {
+		if !isReady(end) {
 			continue
 		}
 		for _, a := range end.Addresses {
@@ -183,6 +191,11 @@ func toEndpointSlice(obj any) (any, error) {
 	}
 	e.finish()
 	return e, nil
+}
+
+// isReady: only ready endpoints are answered; nil means ready (as in the API).
+func isReady(end discovery.Endpoint) bool {
+	return end.Conditions.Ready == nil || *end.Conditions.Ready
 }
 
 func (e *EndpointSlice) finish() {
