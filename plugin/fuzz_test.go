@@ -38,6 +38,7 @@ func FuzzServeDNS(f *testing.F) {
 		{"999.999.999.999.in-addr.arpa.", dns.TypePTR},
 		{"x.in-addr.arpa.", dns.TypeANY},
 		{"svc1.testns.svc.cluster.local", dns.TypeA}, // not fully qualified
+		{"cluster.local", dns.TypeSOA},
 		{"svc1.testns.svc.cluster.local.", dns.TypeAXFR},
 		{"svc1.testns.svc.cluster.local.", 65535},
 	} {

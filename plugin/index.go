@@ -1,6 +1,7 @@
 package outpost
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
@@ -15,11 +16,14 @@ import (
 // lock only while they copy out what an answer needs; objects in the index
 // are never mutated, only replaced.
 type index struct {
-	mu          sync.RWMutex
-	services    map[string]map[string]*entry // namespace -> service name
-	namespaces  map[string]struct{}
-	clusterIPs  map[netip.Addr]*Service
-	endpointIPs map[netip.Addr]*EndpointSlice
+	mu         sync.RWMutex
+	services   map[string]map[string]*entry // namespace -> service name
+	namespaces map[string]struct{}
+	clusterIPs map[netip.Addr]*Service
+	// Endpoint IPs, the largest map (five per Service): IPv4 keyed by
+	// uint32 (12-byte slots instead of 32), IPv6 by netip.Addr.
+	endpointIPv4 map[uint32]*EndpointSlice
+	endpointIPv6 map[netip.Addr]*EndpointSlice
 	// moreEndpointIPs holds the further slices of an IP that is in more
 	// than one (rare), so the common case costs one map slot.
 	moreEndpointIPs map[netip.Addr][]*EndpointSlice
@@ -41,7 +45,8 @@ func newIndex() *index {
 		services:        map[string]map[string]*entry{},
 		namespaces:      map[string]struct{}{},
 		clusterIPs:      map[netip.Addr]*Service{},
-		endpointIPs:     map[netip.Addr]*EndpointSlice{},
+		endpointIPv4:    map[uint32]*EndpointSlice{},
+		endpointIPv6:    map[netip.Addr]*EndpointSlice{},
 		moreEndpointIPs: map[netip.Addr][]*EndpointSlice{},
 	}
 }
@@ -136,12 +141,38 @@ func (x *index) setSliceLocked(es *EndpointSlice) {
 	}
 	for i := range es.Endpoints {
 		ip := es.Endpoints[i].Addr.addr()
-		if _, taken := x.endpointIPs[ip]; taken {
+		if x.firstSliceWithIP(ip) != nil {
 			x.moreEndpointIPs[ip] = append(x.moreEndpointIPs[ip], es)
 		} else {
-			x.endpointIPs[ip] = es
+			x.setFirstSliceWithIP(ip, es)
 		}
 	}
+}
+
+func (x *index) firstSliceWithIP(ip netip.Addr) *EndpointSlice {
+	if ip.Is4() {
+		return x.endpointIPv4[v4Key(ip)]
+	}
+	return x.endpointIPv6[ip]
+}
+
+// setFirstSliceWithIP sets (es non-nil) or deletes the first slice of ip.
+func (x *index) setFirstSliceWithIP(ip netip.Addr, es *EndpointSlice) {
+	switch {
+	case ip.Is4() && es != nil:
+		x.endpointIPv4[v4Key(ip)] = es
+	case ip.Is4():
+		delete(x.endpointIPv4, v4Key(ip))
+	case es != nil:
+		x.endpointIPv6[ip] = es
+	default:
+		delete(x.endpointIPv6, ip)
+	}
+}
+
+func v4Key(ip netip.Addr) uint32 {
+	b := ip.As4()
+	return binary.BigEndian.Uint32(b[:])
 }
 
 func (x *index) deleteSlice(es *EndpointSlice) {
@@ -161,12 +192,13 @@ func (x *index) unindexEndpointIPs(es *EndpointSlice) {
 	for i := range es.Endpoints {
 		ip := es.Endpoints[i].Addr.addr()
 		more := x.moreEndpointIPs[ip]
-		if x.endpointIPs[ip] == es {
+		if x.firstSliceWithIP(ip) == es {
 			if len(more) == 0 {
-				delete(x.endpointIPs, ip)
+				x.setFirstSliceWithIP(ip, nil)
 				continue
 			}
-			x.endpointIPs[ip], more = more[0], more[1:]
+			x.setFirstSliceWithIP(ip, more[0])
+			more = more[1:]
 		} else if j := slices.Index(more, es); j >= 0 {
 			more = slices.Delete(more, j, j+1)
 		}
@@ -181,8 +213,8 @@ func (x *index) unindexEndpointIPs(es *EndpointSlice) {
 // slicesWithIP returns the EndpointSlices holding ip as a ready address.
 // Callers hold x.mu.
 func (x *index) slicesWithIP(ip netip.Addr) []*EndpointSlice {
-	first, ok := x.endpointIPs[ip]
-	if !ok {
+	first := x.firstSliceWithIP(ip)
+	if first == nil {
 		return nil
 	}
 	return append([]*EndpointSlice{first}, x.moreEndpointIPs[ip]...)
@@ -217,7 +249,7 @@ func (x *index) replace(services []*Service, slices []*EndpointSlice, namespaces
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.services, x.namespaces = fresh.services, fresh.namespaces
-	x.clusterIPs, x.endpointIPs, x.moreEndpointIPs = fresh.clusterIPs, fresh.endpointIPs, fresh.moreEndpointIPs
+	x.clusterIPs, x.endpointIPv4, x.endpointIPv6, x.moreEndpointIPs = fresh.clusterIPs, fresh.endpointIPv4, fresh.endpointIPv6, fresh.moreEndpointIPs
 	x.touch()
 }
 

@@ -246,30 +246,11 @@ func (o *Outpost) records(q question) ([]record, error) {
 		return []record{{target: svc.ExternalName}}, nil
 	}
 
-	var out []record
 	if svc.Headless() || r.endpoint != "" {
-		err = errNoItems
-		for _, es := range e.slices {
-			for i := range es.Endpoints {
-				ep := &es.Endpoints[i]
-				if r.endpoint != "" && !ep.hasName(r.endpoint, o.podNames) {
-					continue
-				}
-				for _, p := range es.Ports {
-					if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
-						continue
-					}
-					if out == nil {
-						out = make([]record, 0, len(es.Endpoints)*len(es.Ports))
-					}
-					out = append(out, record{ip: ep.Addr.ip(), port: p.Port, service: svc.Name, namespace: svc.Namespace, endpoint: ep})
-					err = nil
-				}
-			}
-		}
-		return out, err
+		return o.endpointRecords(e, r)
 	}
 
+	var out []record
 	err = errNoItems
 	for _, p := range svc.Ports {
 		if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
@@ -281,6 +262,35 @@ func (o *Outpost) records(q question) ([]record, error) {
 				out = make([]record, 0, len(svc.ips)*len(svc.Ports))
 			}
 			out = append(out, record{ip: svc.ips[i].ip(), port: p.Port, service: svc.Name, namespace: svc.Namespace})
+		}
+	}
+	return out, err
+}
+
+// endpointRecords returns the ready endpoints of a headless Service, or the
+// endpoint a query names. Kept out of line: the common ClusterIP lookup
+// then runs with a smaller stack frame. Callers hold o.idx.mu.
+//
+//go:noinline
+func (o *Outpost) endpointRecords(e *entry, r parsed) (out []record, err error) {
+	svc := e.svc
+	err = errNoItems
+	for _, es := range e.slices {
+		for i := range es.Endpoints {
+			ep := &es.Endpoints[i]
+			if r.endpoint != "" && !ep.hasName(r.endpoint, o.podNames) {
+				continue
+			}
+			for _, p := range es.Ports {
+				if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
+					continue
+				}
+				if out == nil {
+					out = make([]record, 0, len(es.Endpoints)*len(es.Ports))
+				}
+				out = append(out, record{ip: ep.Addr.ip(), port: p.Port, service: svc.Name, namespace: svc.Namespace, endpoint: ep})
+				err = nil
+			}
 		}
 	}
 	return out, err

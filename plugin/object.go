@@ -2,6 +2,7 @@ package outpost
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -15,7 +16,9 @@ import (
 // The informers shrink every API object on ingest to the few fields DNS
 // needs, so the cache holds small structs instead of full Services and
 // EndpointSlices. Strings that repeat across objects (namespaces, port names
-// and protocols) are interned.
+// and protocols) are interned; the others are copied, so that no live string
+// pins the memory of a decoded API object and the initial list's memory can
+// be handed back to the OS after the sync.
 
 // Service is the part of a core/v1 Service that DNS answers depend on.
 type Service struct {
@@ -94,7 +97,6 @@ func (s *Service) Headless() bool {
 	return len(s.ClusterIPs) > 0 && s.ClusterIPs[0] == api.ClusterIPNone
 }
 
-
 // toService shrinks a core/v1 Service; it is the informer's transform.
 func toService(obj any) (any, error) {
 	svc, ok := obj.(*api.Service)
@@ -102,9 +104,9 @@ func toService(obj any) (any, error) {
 		return obj, nil // DeletedFinalStateUnknown and friends pass through
 	}
 	s := &Service{
-		Name:         svc.Name,
+		Name:         strings.Clone(svc.Name),
 		Namespace:    intern(svc.Namespace),
-		ExternalName: svc.Spec.ExternalName,
+		ExternalName: strings.Clone(svc.Spec.ExternalName),
 		IsExternal:   svc.Spec.Type == api.ServiceTypeExternalName,
 	}
 	if len(svc.Spec.ClusterIPs) > 0 {
@@ -116,10 +118,11 @@ func toService(obj any) (any, error) {
 	if s.Headless() {
 		s.ClusterIPs = noneClusterIPs
 	}
-	s.Ports = make([]Port, 0, max(1, len(svc.Spec.Ports)))
+	ports := make([]Port, 0, len(svc.Spec.Ports))
 	for _, p := range svc.Spec.Ports {
-		s.Ports = append(s.Ports, Port{Name: intern(p.Name), Protocol: intern(string(p.Protocol)), Port: p.Port})
+		ports = append(ports, Port{Name: intern(p.Name), Protocol: intern(string(p.Protocol)), Port: p.Port})
 	}
+	s.Ports = internPorts(ports)
 	s.finish()
 	return s, nil
 }
@@ -127,7 +130,7 @@ func toService(obj any) (any, error) {
 // finish fills the derived fields; also called after loading a snapshot.
 func (s *Service) finish() {
 	if len(s.Ports) == 0 {
-		s.Ports = []Port{{Port: -1}}
+		s.Ports = noPorts
 	}
 	s.ips = make([]address, len(s.ClusterIPs))
 	for i, ip := range s.ClusterIPs {
@@ -143,11 +146,11 @@ func toEndpointSlice(obj any) (any, error) {
 		return obj, nil
 	}
 	e := &EndpointSlice{
-		Name:      es.Name,
+		Name:      strings.Clone(es.Name),
 		Namespace: intern(es.Namespace),
-		Service:   es.Labels[discovery.LabelServiceName],
+		Service:   strings.Clone(es.Labels[discovery.LabelServiceName]),
 	}
-	e.Ports = make([]Port, 0, len(es.Ports))
+	ports := make([]Port, 0, len(es.Ports))
 	for _, p := range es.Ports {
 		port := Port{Port: -1}
 		if p.Port != nil {
@@ -159,20 +162,29 @@ func toEndpointSlice(obj any) (any, error) {
 		if p.Protocol != nil {
 			port.Protocol = intern(string(*p.Protocol))
 		}
-		e.Ports = append(e.Ports, port)
+		ports = append(ports, port)
+	}
+	e.Ports = internPorts(ports)
+	ready := 0
+	for _, end := range es.Endpoints {
+		if isReady(end) {
+			ready += len(end.Addresses)
+		}
+	}
+	if ready > 0 {
+		e.Endpoints = make([]Endpoint, 0, ready) // exact: five endpoints per slice add up
 	}
 	for _, end := range es.Endpoints {
-		// Only ready endpoints are answered; nil means ready (as in the API).
-		if end.Conditions.Ready != nil && !*end.Conditions.Ready {
+		if !isReady(end) {
 			continue
 		}
 		for _, a := range end.Addresses {
 			ep := Endpoint{Addr: parseAddress(a)}
 			if end.Hostname != nil {
-				ep.Hostname = *end.Hostname
+				ep.Hostname = strings.Clone(*end.Hostname)
 			}
 			if end.TargetRef != nil && len(end.TargetRef.Name) < 64 {
-				ep.TargetRefName = end.TargetRef.Name
+				ep.TargetRefName = strings.Clone(end.TargetRef.Name)
 			}
 			e.Endpoints = append(e.Endpoints, ep)
 		}
@@ -181,9 +193,14 @@ func toEndpointSlice(obj any) (any, error) {
 	return e, nil
 }
 
+// isReady: only ready endpoints are answered; nil means ready (as in the API).
+func isReady(end discovery.Endpoint) bool {
+	return end.Conditions.Ready == nil || *end.Conditions.Ready
+}
+
 func (e *EndpointSlice) finish() {
 	if len(e.Ports) == 0 {
-		e.Ports = []Port{{Port: -1}}
+		e.Ports = noPorts
 	}
 }
 
@@ -282,12 +299,43 @@ func intern(s string) string {
 	if v, ok := interned.m[s]; ok {
 		return v
 	}
+	s = strings.Clone(s)
 	if len(interned.m) > 100000 { // bound the table; interning is only an optimisation
 		return s
 	}
 	interned.m[s] = s
 	return s
 }
+
+// internedPorts holds one copy of each port list: most Services of a
+// cluster expose the same few (http/TCP/80, ...), so they share it.
+var internedPorts = struct {
+	sync.Mutex
+	m map[string][]Port
+}{m: map[string][]Port{}}
+
+func internPorts(ports []Port) []Port {
+	if len(ports) == 0 {
+		return noPorts
+	}
+	var key strings.Builder
+	for _, p := range ports {
+		fmt.Fprintf(&key, "%s/%s/%d,", p.Name, p.Protocol, p.Port)
+	}
+	internedPorts.Lock()
+	defer internedPorts.Unlock()
+	if shared, ok := internedPorts.m[key.String()]; ok {
+		return shared
+	}
+	if len(internedPorts.m) < 10000 {
+		internedPorts.m[key.String()] = ports
+	}
+	return ports
+}
+
+// noPorts stands for "no ports" (port -1), as in the kubernetes plugin, so
+// that the name still resolves.
+var noPorts = []Port{{Port: -1}}
 
 // noneClusterIPs is shared by every headless Service.
 var noneClusterIPs = []string{api.ClusterIPNone}

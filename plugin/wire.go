@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
@@ -19,6 +20,10 @@ import (
 // building, measuring (for truncation) and packing a dns.Msg per query;
 // owner names are compression pointers into the question, so the answer
 // bytes do not depend on the query's case.
+// wireBuffers recycles response buffers: the writer takes a slice, so a
+// stack array would escape to the heap on every query.
+var wireBuffers = sync.Pool{New: func() any { return new([512]byte) }}
+
 func writeWire(w dns.ResponseWriter, r *dns.Msg, rcode int, answer []dns.RR, soa *dns.SOA) bool {
 	if _, ok := w.(*request.ScrubWriter); !ok {
 		return false
@@ -30,7 +35,10 @@ func writeWire(w dns.ResponseWriter, r *dns.Msg, rcode int, answer []dns.RR, soa
 	if strings.IndexByte(qname, '\\') >= 0 || !dns.IsFqdn(qname) {
 		return false
 	}
-	var buf [512]byte
+	bp := wireBuffers.Get().(*[512]byte)
+	defer wireBuffers.Put(bp)
+	buf := bp[:]
+	clear(buf[:12])
 	b := buf[:12]
 	flags := uint16(1<<15) | uint16(r.Opcode)<<11 | 1<<10 | uint16(rcode&0xF)
 	if r.RecursionDesired {
@@ -46,7 +54,7 @@ func writeWire(w dns.ResponseWriter, r *dns.Msg, rcode int, answer []dns.RR, soa
 	if soa != nil {
 		binary.BigEndian.PutUint16(b[8:], 1)
 	}
-	off, err := dns.PackDomainName(qname, buf[:], 12, nil, false)
+	off, err := dns.PackDomainName(qname, buf, 12, nil, false)
 	if err != nil || off+4 > len(buf) {
 		return false
 	}

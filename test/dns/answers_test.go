@@ -7,7 +7,6 @@ import (
 
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
-	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 )
 
@@ -174,5 +173,3 @@ func TestAnswers(t *testing.T) {
 		}
 	})
 }
-
-var _ = corev1.ProtocolTCP

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,4 +85,47 @@ func get(t testing.TB, url string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// TestPluginList checks that bin/coredns lists outpost next to the stock
+// plugins (CoreDNS v1.15 prints names without the "dns." server-type prefix).
+func TestPluginList(t *testing.T) {
+	out, err := exec.Command(coredns, "-plugins").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugins := strings.Fields(string(out))
+	for _, want := range []string{"outpost", "kubernetes", "forward", "cache", "k8s_external", "whoami"} {
+		if !slices.Contains(plugins, want) {
+			t.Errorf("coredns -plugins lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestOutpostRunsBeforeKubernetes puts both plugins in one server block:
+// outpost (ttl 7) must answer Services, and fall through to kubernetes
+// (ttl 9, pods insecure) for what it does not serve.
+func TestOutpostRunsBeforeKubernetes(t *testing.T) {
+	ns := namespace(t, "order", nil)
+	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
+	kc := writeKubeconfig(t, "")
+	p := freePort(t)
+	startCoreDNS(t, fmt.Sprintf(`.:%d {
+    bind 127.0.0.1
+    kubernetes cluster.local {
+        kubeconfig %s
+        pods insecure
+        ttl 9
+    }
+    outpost cluster.local {
+        kubeconfig %s
+        ttl 7
+        fallthrough
+    }
+}
+`, p, kc, kc), p)
+	checkCase(t, "udp", p, test.Case{Qname: "web.order.svc.cluster.local.", Qtype: dns.TypeA,
+		Answer: []dns.RR{test.A("web.order.svc.cluster.local. 7 IN A " + web.Spec.ClusterIP)}})
+	checkCase(t, "udp", p, test.Case{Qname: "198-51-100-9.order.pod.cluster.local.", Qtype: dns.TypeA,
+		Answer: []dns.RR{test.A("198-51-100-9.order.pod.cluster.local. 9 IN A 198.51.100.9")}})
 }

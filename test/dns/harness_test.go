@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -165,13 +166,21 @@ func (s *syncBuffer) String() string {
 // probe (a 127.0.0.1 port). It is stopped with SIGTERM at the end of the test.
 func startCoreDNS(t testing.TB, corefile string, probe int) *server {
 	t.Helper()
+	return startCoreDNSWith(t, corefile, probe, nil)
+}
+
+// startCoreDNSWith is startCoreDNS with the binary run through wrapper
+// (e.g. taskset), when given.
+func startCoreDNSWith(t testing.TB, corefile string, probe int, wrapper []string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(path, []byte(corefile), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := &server{logs: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(coredns, "-conf", path)
+	argv := append(slices.Clone(wrapper), coredns, "-conf", path)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {

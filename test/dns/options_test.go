@@ -31,12 +31,9 @@ func TestOptions(t *testing.T) {
 	hl := headlessService(a, "hl", port("http", 80))
 	labelled(hl)
 	createService(t, hl)
-	webSlice := createSlice(t, a, "web", "web-a", discovery.AddressTypeIPv4, []discovery.EndpointPort{slicePort("http", 80)}, endpoint{ip: "198.51.100.20"})
-	_ = webSlice
-	hlSlice := createSliceWithLabels(t, a, "hl", "hl-a", team, endpoint{ip: "198.51.100.21"})
-	_ = hlSlice
-	// The web slice needs the label too for the labels block.
-	labelSlice(t, a, "web-a", team)
+	// Slices carry the Service's labels (the labels block selects both).
+	createSliceWithLabels(t, a, "web", "web-a", team, endpoint{ip: "198.51.100.20"})
+	createSliceWithLabels(t, a, "hl", "hl-a", team, endpoint{ip: "198.51.100.21"})
 
 	upstream := startUpstream(t)
 	kc := writeKubeconfig(t, "")
