@@ -35,6 +35,10 @@ generate: ## Generate deepcopy code for the API types.
 verify-generated: manifests generate ## Fail if the committed generated files are stale.
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
 
+.PHONY: verify-fmt
+verify-fmt: ## Fail if a Go file is not gofmt-clean.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [[ -z "$$out" ]] || { echo "not gofmt-clean (run 'make fmt'): $$out" >&2; exit 1; }
+
 .PHONY: fmt
 fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
@@ -111,7 +115,7 @@ image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Dock
 ##@ Test
 
 .PHONY: test
-test: envtest verify-generated vet test-kube-proxy-equivalence ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
+test: envtest verify-generated verify-fmt vet test-kube-proxy-equivalence ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
 	$(GO) test ./... -count=1 -timeout 30m
 
 .PHONY: bench-dns
