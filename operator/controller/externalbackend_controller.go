@@ -16,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -103,7 +104,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, err
 	} else if conflict != "" {
 		obs.conflict = conflict
-		if !conditionHasReason(xb, v1alpha1.ConditionReady, ReasonServiceConflict) {
+		if c := meta.FindStatusCondition(xb.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != ReasonServiceConflict {
 			r.Recorder.Eventf(xb, nil, corev1.EventTypeWarning, EventServiceConflict, "Reconcile", "%s", conflict)
 		}
 		return ctrl.Result{}, r.updateStatus(ctx, xb, obs)
@@ -114,15 +115,6 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, errors.Join(obs.applyErr, err)
 	}
 	return ctrl.Result{}, obs.applyErr
-}
-
-func conditionHasReason(xb *v1alpha1.ExternalBackend, condType, reason string) bool {
-	for _, c := range xb.Status.Conditions {
-		if c.Type == condType {
-			return c.Reason == reason
-		}
-	}
-	return false
 }
 
 // serviceConflict returns a message when a Service of xb's name exists that
@@ -185,7 +177,7 @@ func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alp
 	}
 	for i := range list.Items {
 		if !wanted[list.Items[i].Name] {
-			record(r.deleteChild(ctx, xb, &list.Items[i]))
+			record(r.deleteChild(ctx, &list.Items[i], controlledBy(xb)))
 		}
 	}
 	if objs.Endpoints != nil {
@@ -194,7 +186,7 @@ func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alp
 			return corev1ac.ExtractEndpoints(eps, desired.FieldManager) //nolint:staticcheck // legacy Endpoints are written on purpose
 		}))
 	} else {
-		record(r.deleteChild(ctx, xb, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: xb.Name, Namespace: xb.Namespace}}))
+		record(r.deleteChild(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: xb.Name, Namespace: xb.Namespace}}, controlledBy(xb)))
 	}
 
 	for _, reason := range []string{EventCreated, EventUpdated, EventDeleted} {
@@ -268,14 +260,15 @@ func sameJSON(a, b any) (bool, error) {
 	return reflect.DeepEqual(av, bv), nil
 }
 
-// deleteChild deletes obj if xb controls it; obj needs only name and namespace.
-func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, xb *v1alpha1.ExternalBackend, obj client.Object) (reason, what string, err error) {
+// deleteChild deletes obj if owned says it is ours; obj needs only name and
+// namespace. It returns the Event reason for the delete it made, if any.
+func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, obj client.Object, owned func(client.Object) bool) (reason, what string, err error) {
 	kind := reflect.TypeOf(obj).Elem().Name()
 	what = kind + " " + obj.GetName()
 	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		return "", what, client.IgnoreNotFound(err)
 	}
-	if !metav1.IsControlledBy(obj, xb) {
+	if !owned(obj) {
 		return "", what, nil
 	}
 	uid := obj.GetUID()
@@ -286,12 +279,26 @@ func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, xb *v1alpha
 	return EventDeleted, what, nil
 }
 
-// deleteChildren removes everything a deleted ExternalBackend generated: the
-// objects whose controller reference names an ExternalBackend called key.Name.
+// controlledBy says whether xb is an object's controller.
+func controlledBy(xb *v1alpha1.ExternalBackend) func(client.Object) bool {
+	return func(obj client.Object) bool { return metav1.IsControlledBy(obj, xb) }
+}
+
+// controlledByName says whether an object's controller is an ExternalBackend
+// of that name: after the ExternalBackend is gone, its UID is unknown.
+func controlledByName(name string) func(client.Object) bool {
+	return func(obj client.Object) bool {
+		owner := metav1.GetControllerOf(obj)
+		return owner != nil && owner.Kind == "ExternalBackend" && owner.Name == name &&
+			owner.APIVersion == v1alpha1.GroupVersion.String()
+	}
+}
+
+// deleteChildren removes everything a deleted ExternalBackend generated.
 func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, key types.NamespacedName) error {
 	candidates := []client.Object{
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}},
-		&corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}},
+		&corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}, //nolint:staticcheck // legacy Endpoints are written on purpose
 	}
 	owned := &discoveryv1.EndpointSliceList{}
 	if err := r.Client.List(ctx, owned, client.InNamespace(key.Namespace), client.MatchingLabels(desired.SliceLabels(key.Name))); err != nil {
@@ -302,21 +309,8 @@ func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, key type
 	}
 	var errs []error
 	for _, obj := range candidates {
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-			errs = append(errs, client.IgnoreNotFound(err))
-			continue
-		}
-		owner := metav1.GetControllerOf(obj)
-		if owner == nil || owner.Kind != "ExternalBackend" || owner.Name != key.Name ||
-			owner.APIVersion != v1alpha1.GroupVersion.String() {
-			continue
-		}
-		uid := obj.GetUID()
-		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, fmt.Errorf("delete %T %s: %w", obj, obj.GetName(), err))
-			continue
-		}
-		writes.WithLabelValues(reflect.TypeOf(obj).Elem().Name(), "delete").Inc()
+		_, _, err := r.deleteChild(ctx, obj, controlledByName(key.Name))
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
