@@ -295,6 +295,8 @@ func startProcess(ctx context.Context, logPath, name string, args ...string) (fu
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Dies with outpost-run even when that is killed without a Ctrl-C.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
