@@ -1,8 +1,11 @@
 // Command run is `make run`: it brings up a local control plane from bin/k8s
 // (or uses the cluster in $KUBECONFIG), installs the CRD, starts the operator
 // and bin/coredns with the outpost plugin on 127.0.0.1:1053, applies
-// config/samples, and shows what to try with answers checked beforehand. Ctrl-C stops everything it
-// started and removes its temporary files.
+// config/samples, and shows what to try with answers checked beforehand. As
+// root it also runs bin/outpost-syncer in a network-namespace sandbox with
+// a server at svc1's backend address (package sandbox) and shows a curl
+// through svc1's ClusterIP. Ctrl-C stops everything it started and removes
+// its temporary files and namespaces.
 package main
 
 import (
@@ -68,7 +71,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return err
 	}
-	steps := &step{total: 5}
+	steps := &step{total: 6}
 
 	var cfg *rest.Config
 	if kubeconfig != "" {
@@ -147,12 +150,27 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	}
 	done()
 
+	box, err := startSandbox(ctx, steps, k8s, bin, workDir, kubeconfig)
+	if err != nil {
+		return err
+	}
+	if box != nil {
+		defer func() {
+			fmt.Println("removing the network-namespace sandbox")
+			box.Close()
+		}()
+	}
+
 	if err := printBackends(ctx, k8s); err != nil {
 		return err
 	}
 	fmt.Println("\nDNS answers from bin/coredns (the outpost plugin), checked just now:")
 	for _, d := range digs {
 		fmt.Printf("  %-75s # %s\n", d.command, d.answer)
+	}
+	if box != nil {
+		fmt.Println("\nThrough svc1's ClusterIP and bin/outpost-syncer's iptables rules in the sandbox node, checked just now:")
+		fmt.Printf("  %-75s # %s\n", box.Command, sandboxBackend.Greeting())
 	}
 	fmt.Printf(`
 Try:
@@ -277,6 +295,8 @@ func startProcess(ctx context.Context, logPath, name string, args ...string) (fu
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Dies with outpost-run even when that is killed without a Ctrl-C.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
