@@ -343,15 +343,18 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+	// Children are created by this reconciler, so their creation is no news;
+	// their changes (drift) and deletions are.
+	notCreates := builder.WithPredicates(predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }})
 	// Our own status writes change neither generation, labels nor
 	// annotations, so they do not wake the reconciler again.
 	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ExternalBackend{}, builder.WithPredicates(specChanged)).
 		WatchesRawSource(r.Wake).
-		Owns(&corev1.Service{}).
-		Owns(&discoveryv1.EndpointSlice{}).
-		Owns(&corev1.Endpoints{}). //nolint:staticcheck // legacy Endpoints are written on purpose
+		Owns(&corev1.Service{}, notCreates).
+		Owns(&discoveryv1.EndpointSlice{}, notCreates).
+		Owns(&corev1.Endpoints{}, notCreates). //nolint:staticcheck // legacy Endpoints are written on purpose
 		Watches(&corev1.Service{}, sameName, builder.WithPredicates(onlyDeletes)).
 		Named("externalbackend").
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
