@@ -8,6 +8,8 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 	discovery "k8s.io/api/discovery/v1"
+
+	"github.com/outpost-dev/outpost/test/loopback"
 )
 
 // outpostCorefile serves cluster.local and the reverse zones with outpost
@@ -68,7 +70,7 @@ func TestAnswers(t *testing.T) {
 	createService(t, headlessService(ns, "big", port("http", 80)))
 	createSlice(t, ns, "big", "big-a", discovery.AddressTypeIPv4, []discovery.EndpointPort{slicePort("http", 80)}, many...)
 
-	p := freePort(t)
+	p := loopback.FreePort(t)
 	startCoreDNS(t, outpostCorefile(p, startUpstream(t), writeKubeconfig(t, ""), ""), p)
 
 	name := func(s string) string { return s + ".answers.svc.cluster.local." }

@@ -21,6 +21,8 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/outpost-dev/outpost/test/loopback"
 )
 
 // BenchmarkDNS compares outpost with the kubernetes plugin in the same
@@ -51,7 +53,7 @@ func BenchmarkDNS(b *testing.B) {
 	}
 	// CoreDNS on CPU 0 and dnsperf on CPU 1, so that the server, not the
 	// load generator, is what saturates.
-	kPort, oPort := freePort(b), freePort(b)
+	kPort, oPort := loopback.FreePort(b), loopback.FreePort(b)
 	startCoreDNSWith(b, block("kubernetes", kPort)+block("outpost", oPort), oPort, []string{"taskset", "-c", "0"})
 	waitSynced(b, kPort, oPort, services, namespaces)
 
@@ -93,7 +95,7 @@ func BenchmarkDNS(b *testing.B) {
 	// RSS: one process per plugin, measured after sync and a settle time.
 	rss := map[string]float64{}
 	for _, plugin := range []string{"kubernetes", "outpost"} {
-		p := freePort(b)
+		p := loopback.FreePort(b)
 		srv := startCoreDNSWith(b, block(plugin, p), p, []string{"taskset", "-c", "0"})
 		waitSynced1(b, p, services, namespaces)
 		time.Sleep(5 * time.Second)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
+	"github.com/outpost-dev/outpost/test/loopback"
 	"github.com/outpost-dev/outpost/test/testenv"
 )
 
@@ -27,7 +28,7 @@ func TestCorefileExample(t *testing.T) {
 	ns := namespace(t, "example", nil)
 	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
 
-	dnsPort, healthPort, readyPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	dnsPort, healthPort, readyPort, metricsPort := loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t)
 	corefile := string(data)
 	for _, r := range []struct{ old, new string }{
 		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", dnsPort)},
@@ -109,7 +110,7 @@ func TestOutpostRunsBeforeKubernetes(t *testing.T) {
 	ns := namespace(t, "order", nil)
 	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
 	kc := writeKubeconfig(t, "")
-	p := freePort(t)
+	p := loopback.FreePort(t)
 	startCoreDNS(t, fmt.Sprintf(`.:%d {
     bind 127.0.0.1
     kubernetes cluster.local {

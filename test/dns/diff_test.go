@@ -10,6 +10,8 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+
+	"github.com/outpost-dev/outpost/test/loopback"
 )
 
 // TestDifferential serves the same API objects with the kubernetes plugin on
@@ -33,7 +35,7 @@ func TestDifferential(t *testing.T) {
 	}
 	var pairs []pair
 	for _, c := range configs {
-		pr := pair{c.name, freePort(t), freePort(t)}
+		pr := pair{c.name, loopback.FreePort(t), loopback.FreePort(t)}
 		pairs = append(pairs, pr)
 		for _, side := range []struct {
 			plugin string

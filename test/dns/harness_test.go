@@ -22,6 +22,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
+	"github.com/outpost-dev/outpost/test/loopback"
 	"github.com/outpost-dev/outpost/test/testenv"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -115,27 +116,6 @@ func writeKubeconfig(t testing.TB, server string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// freePort returns a loopback port free for both UDP and TCP.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // server is a running bin/coredns.
@@ -287,7 +267,7 @@ func eventually(t testing.TB, timeout time.Duration, f func() error) {
 // sends it) with fallthroughIP, and NXDOMAIN for anything else.
 func startUpstream(t testing.TB) int {
 	t.Helper()
-	p := freePort(t)
+	p := loopback.FreePort(t)
 	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
 	if err != nil {
 		t.Fatal(err)

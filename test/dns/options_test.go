@@ -11,6 +11,8 @@ import (
 	"github.com/miekg/dns"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/outpost-dev/outpost/test/loopback"
 )
 
 // TestOptions runs one CoreDNS with a server block per option, all reading
@@ -47,7 +49,7 @@ func TestOptions(t *testing.T) {
 		{"fallthrough", "fallthrough"},
 		{"podnames", "endpoint_pod_names"},
 	} {
-		ports[opt.name] = freePort(t)
+		ports[opt.name] = loopback.FreePort(t)
 		corefile.WriteString(outpostCorefile(ports[opt.name], upstream, kc, opt.block))
 	}
 	startCoreDNS(t, corefile.String(), ports["fallthrough"])
@@ -141,8 +143,8 @@ func labelSlice(t testing.TB, ns, name string, labels map[string]string) *discov
 // answer: missing names must be SERVFAIL (never NXDOMAIN) and the ready
 // plugin must report not ready.
 func TestSERVFAILBeforeSync(t *testing.T) {
-	dead := freePort(t) // nothing listens here
-	p, readyPort := freePort(t), freePort(t)
+	dead := loopback.FreePort(t) // nothing listens here
+	p, readyPort := loopback.FreePort(t), loopback.FreePort(t)
 	corefile := fmt.Sprintf(`.:%d {
     bind 127.0.0.1
     ready 127.0.0.1:%d

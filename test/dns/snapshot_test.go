@@ -11,6 +11,8 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/outpost-dev/outpost/test/loopback"
 )
 
 // TestAPIOutageAndSnapshot cuts CoreDNS off from the API server (a loopback
@@ -22,7 +24,7 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 	ns := namespace(t, "outage", nil)
 	proxy := startAPIProxy(t)
 	snapshot := filepath.Join(t.TempDir(), "outpost.snapshot")
-	p := freePort(t)
+	p := loopback.FreePort(t)
 	corefile := outpostCorefile(p, startUpstream(t), writeKubeconfig(t, proxy.addr), "snapshot "+snapshot+" 500ms")
 	name := func(s string) string { return s + ".outage.svc.cluster.local." }
 	answers := func(t *testing.T, svc string, ip string) func() error {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/outpost-dev/outpost/operator"
 	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/loopback"
 	"github.com/outpost-dev/outpost/test/netns"
 	"github.com/outpost-dev/outpost/test/testenv"
 )
@@ -315,7 +316,7 @@ func tail(s string, lines int) string {
 // loopback port and waits until it answers.
 func (w *world) startCoreDNS(kubeconfig string) {
 	tb := w.tb
-	port := freePort(tb)
+	port := loopback.FreePort(tb)
 	w.dnsAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	corefile := fmt.Sprintf(`.:%d {
     bind 127.0.0.1
@@ -339,27 +340,6 @@ func (w *world) startCoreDNS(kubeconfig string) {
 		_, err := w.lookup("dns-version."+clusterDomain+".", dns.TypeTXT)
 		return err
 	})
-}
-
-// freePort returns a loopback port free for both UDP and TCP.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
-	}
-	tb.Fatal("no free port")
-	return 0
 }
 
 // lookup asks CoreDNS one question over UDP.

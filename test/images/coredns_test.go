@@ -3,7 +3,6 @@ package images
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/outpost-dev/outpost/test/loopback"
 	"github.com/outpost-dev/outpost/test/testenv"
 )
 
@@ -54,13 +54,13 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := loopback.FreePort(t)
 	text := string(corefile)
 	for _, r := range []struct{ old, new string }{
 		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", port)},
-		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", freePort(t))},
-		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", freePort(t))},
-		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", freePort(t))},
+		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", loopback.FreePort(t))},
+		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", loopback.FreePort(t))},
+		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", loopback.FreePort(t))},
 		{"forward . /etc/resolv.conf", "forward . 127.0.0.1:9"},
 		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig /etc/coredns/kubeconfig"},
 	} {
@@ -114,24 +114,4 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 	if answer != apiService.Spec.ClusterIP {
 		t.Fatalf("%s from the CoreDNS image: %q, want the Service's ClusterIP %s", name, answer, apiService.Spec.ClusterIP)
 	}
-}
-
-// freePort returns a TCP and UDP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
 }
