@@ -275,11 +275,7 @@ func ask(name string, qtype uint16) (string, error) {
 }
 
 func writeKubeconfig(env *envtest.Environment, path string) error {
-	user, err := env.ControlPlane.AddUser(envtest.User{Name: "outpost-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return err
-	}
-	raw, err := user.KubeConfig()
+	raw, err := testenv.AdminKubeconfig(env, "outpost-admin")
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/outpost-dev/outpost/test/netns"
 	"github.com/outpost-dev/outpost/test/testenv"
@@ -341,11 +340,7 @@ func TestDatapath(t *testing.T) {
 	w := setup(t)
 	w.kube = kubernetes.NewForConfigOrDie(cfg)
 
-	user, err := env.AddUser(envtest.User{Name: "outpost-syncer", Groups: []string{"system:masters"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
+	kc, err := testenv.AdminKubeconfig(env, "outpost-syncer")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,12 +76,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer env.Stop()
-	user, err := env.AddUser(envtest.User{Name: "coredns-test", Groups: []string{"system:masters"}}, cfg)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "add user: %v\n", err)
-		return 1
-	}
-	if kubeconfig, err = user.KubeConfig(); err != nil {
+	if kubeconfig, err = testenv.AdminKubeconfig(env, "coredns-test"); err != nil {
 		fmt.Fprintf(os.Stderr, "kubeconfig: %v\n", err)
 		return 1
 	}

@@ -36,7 +36,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -132,7 +131,7 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 	if w.client, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
 		tb.Fatal(err)
 	}
-	kubeconfig := writeKubeconfig(tb, env, cfg)
+	kubeconfig := writeKubeconfig(tb, env)
 
 	w.buildNetwork(machinePorts)
 
@@ -146,13 +145,9 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 	return w
 }
 
-func writeKubeconfig(tb testing.TB, env *envtest.Environment, cfg *rest.Config) string {
+func writeKubeconfig(tb testing.TB, env *envtest.Environment) string {
 	tb.Helper()
-	user, err := env.AddUser(envtest.User{Name: "outpost-e2e", Groups: []string{"system:masters"}}, cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
+	kc, err := testenv.AdminKubeconfig(env, "outpost-e2e")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -71,3 +71,14 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	}
 	return env, cfg, nil
 }
+
+// AdminKubeconfig adds a cluster-admin user called name to a started
+// environment and returns a kubeconfig for it, for the processes a test or
+// `make run` starts (the operator, CoreDNS, the syncer).
+func AdminKubeconfig(env *envtest.Environment, name string) ([]byte, error) {
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("add envtest user %s: %w", name, err)
+	}
+	return user.KubeConfig()
+}
