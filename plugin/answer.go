@@ -30,18 +30,27 @@ func (o *Outpost) hdr(name string, rrtype uint16) dns.RR_Header {
 
 // address answers A and AAAA (qtype in q), chasing ExternalName CNAMEs in
 // the zone and through the upstream outside it.
-func (o *Outpost) address(ctx context.Context, state request.Request, q question, previous []dns.RR) (rrs []dns.RR, truncated bool, err error) {
+func (o *Outpost) address(ctx context.Context, req *request.Request, q *question, previous []dns.RR) ([]dns.RR, bool, error) {
 	recs, err := o.services(q)
 	if err != nil {
 		return nil, false, err
 	}
-	var seen map[string]struct{} // for long answers; short ones are scanned
+	rrs, truncated := o.addressRRs(ctx, req, q, recs, previous)
+	return rrs, truncated, nil
+}
+
+// addressRRs builds address's answer from the records. It is a sibling of
+// the lookup rather than part of it: the frames of the lookup chain stay
+// small (see ServeDNS).
+//
+//go:noinline
+func (o *Outpost) addressRRs(ctx context.Context, req *request.Request, q *question, recs []record, previous []dns.RR) (rrs []dns.RR, truncated bool) {
 	if len(recs) > 16 {
-		seen = make(map[string]struct{}, len(recs))
+		recs = uniqueIPs(recs)
 	}
 	for i, r := range recs {
 		if r.ip == nil {
-			chased, tc := o.chase(ctx, state, q, r.target, previous, o.address)
+			chased, tc := o.chase(ctx, req, q, r.target, previous)
 			rrs = append(rrs, chased...)
 			truncated = truncated || tc
 			continue
@@ -50,12 +59,7 @@ func (o *Outpost) address(ctx context.Context, state request.Request, q question
 		if isV4 != (q.qtype == dns.TypeA) {
 			continue
 		}
-		if seen != nil {
-			if _, dup := seen[string(r.ip)]; dup {
-				continue
-			}
-			seen[string(r.ip)] = struct{}{}
-		} else if seenBefore(recs[:i], r.ip) {
+		if len(recs) <= 16 && seenBefore(recs[:i], r.ip) {
 			continue
 		}
 		if rrs == nil {
@@ -67,7 +71,27 @@ func (o *Outpost) address(ctx context.Context, state request.Request, q question
 			rrs = append(rrs, &dns.AAAA{Hdr: o.hdr(q.qname, dns.TypeAAAA), AAAA: r.ip})
 		}
 	}
-	return rrs, truncated, nil
+	return rrs, truncated
+}
+
+// uniqueIPs drops the records whose address came earlier, for answers too
+// long to scan (seenBefore). Out of line: its map would otherwise sit in
+// address's frame on every query.
+//
+//go:noinline
+func uniqueIPs(recs []record) []record {
+	seen := make(map[string]struct{}, len(recs))
+	out := make([]record, 0, len(recs))
+	for _, r := range recs {
+		if r.ip != nil {
+			if _, dup := seen[string(r.ip)]; dup {
+				continue
+			}
+			seen[string(r.ip)] = struct{}{}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func seenBefore(recs []record, ip net.IP) bool {
@@ -79,15 +103,14 @@ func seenBefore(recs []record, ip net.IP) bool {
 	return false
 }
 
-type resolver func(ctx context.Context, state request.Request, q question, previous []dns.RR) ([]dns.RR, bool, error)
-
-// chase follows the CNAME q.qname -> target: in the zone with next, outside
-// it through the upstream. As in plugin.A, an in-zone target that yields
-// nothing drops the CNAME too, and loops are cut. It is kept out of line so
-// that its frame does not grow address's, which is on every query's stack.
+// chase follows the CNAME q.qname -> target: in the zone with the same
+// qtype's builder (address or txt), outside it through the upstream. As in
+// plugin.A, an in-zone target that yields nothing drops the CNAME too, and
+// loops are cut. It is kept out of line so that its frame does not grow
+// address's, which is on every query's stack.
 //
 //go:noinline
-func (o *Outpost) chase(ctx context.Context, state request.Request, q question, target string, previous []dns.RR, next resolver) ([]dns.RR, bool) {
+func (o *Outpost) chase(ctx context.Context, req *request.Request, q *question, target string, previous []dns.RR) ([]dns.RR, bool) {
 	fqdn := dns.Fqdn(target)
 	if plugin.Name(q.name).Matches(fqdn) {
 		return nil, false // x CNAME x
@@ -97,7 +120,17 @@ func (o *Outpost) chase(ctx context.Context, state request.Request, q question, 
 		return nil, false
 	}
 	if dns.IsSubDomain(q.zone, fqdn) {
-		rrs, tc, err := next(ctx, state, q.with(target, q.qtype), append(previous, cname))
+		next := q.with(target, q.qtype)
+		var (
+			rrs []dns.RR
+			tc  bool
+			err error
+		)
+		if q.qtype == dns.TypeTXT {
+			rrs, tc, err = o.txt(ctx, req, &next, append(previous, cname))
+		} else {
+			rrs, tc, err = o.address(ctx, req, &next, append(previous, cname))
+		}
 		if err != nil || len(rrs) == 0 {
 			return nil, tc
 		}
@@ -106,7 +139,7 @@ func (o *Outpost) chase(ctx context.Context, state request.Request, q question, 
 	if o.upstream == nil {
 		return nil, false
 	}
-	m, err := o.upstream.Lookup(ctx, state, fqdn, q.qtype)
+	m, err := o.upstream.Lookup(ctx, *req, fqdn, q.qtype)
 	if err != nil || m == nil {
 		return nil, false
 	}
@@ -114,7 +147,7 @@ func (o *Outpost) chase(ctx context.Context, state request.Request, q question, 
 }
 
 // txt answers TXT: dns-version, and CNAME chains of ExternalName Services.
-func (o *Outpost) txt(ctx context.Context, state request.Request, q question, previous []dns.RR) (rrs []dns.RR, truncated bool, err error) {
+func (o *Outpost) txt(ctx context.Context, req *request.Request, q *question, previous []dns.RR) (rrs []dns.RR, truncated bool, err error) {
 	recs, err := o.services(q)
 	if err != nil {
 		return nil, false, err
@@ -124,7 +157,7 @@ func (o *Outpost) txt(ctx context.Context, state request.Request, q question, pr
 		case r.text != "":
 			rrs = append(rrs, &dns.TXT{Hdr: dns.RR_Header{Name: q.qname, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 28800}, Txt: []string{r.text}})
 		case r.ip == nil:
-			chased, tc := o.chase(ctx, state, q, r.target, previous, o.txt)
+			chased, tc := o.chase(ctx, req, q, r.target, previous)
 			rrs = append(rrs, chased...)
 			truncated = truncated || tc
 		}
@@ -134,14 +167,20 @@ func (o *Outpost) txt(ctx context.Context, state request.Request, q question, pr
 
 // srv answers SRV with address glue in the additional section. Weights are
 // 100/n of the matching records, as plugin.SRV computes them.
-func (o *Outpost) srv(q question) (rrs, extra []dns.RR, err error) {
+func (o *Outpost) srv(q *question) (rrs, extra []dns.RR, err error) {
 	recs, err := o.services(q)
-	if err != nil {
+	if err != nil || len(recs) == 0 {
 		return nil, nil, err
 	}
-	if len(recs) == 0 {
-		return nil, nil, nil
-	}
+	rrs, extra = o.srvRRs(q, recs)
+	return rrs, extra, nil
+}
+
+// srvRRs builds srv's answer from the records, out of the lookup chain like
+// addressRRs.
+//
+//go:noinline
+func (o *Outpost) srvRRs(q *question, recs []record) (rrs, extra []dns.RR) {
 	w := math.Floor(100.0 / float64(100*len(recs)) * 100)
 	weight := uint16(w)
 	if weight == 0 {
@@ -171,7 +210,7 @@ func (o *Outpost) srv(q question) (rrs, extra []dns.RR, err error) {
 			extra = append(extra, o.addressRR(target, r.ip))
 		}
 	}
-	return rrs, extra, nil
+	return rrs, extra
 }
 
 func (o *Outpost) addressRR(name string, ip net.IP) dns.RR {
@@ -182,7 +221,7 @@ func (o *Outpost) addressRR(name string, ip net.IP) dns.RR {
 }
 
 // cname answers CNAME: the ExternalName target, without chasing it.
-func (o *Outpost) cname(q question) ([]dns.RR, error) {
+func (o *Outpost) cname(q *question) ([]dns.RR, error) {
 	recs, err := o.services(q)
 	if err != nil {
 		return nil, err

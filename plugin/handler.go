@@ -11,6 +11,16 @@ import (
 
 // ServeDNS implements plugin.Handler. Its control flow is the kubernetes
 // plugin's, so that the same query gets the same rcode from both.
+//
+// The server runs every UDP query on a new goroutine, whose stack starts at
+// 2 KiB; decoding the question already doubles it once. Every further
+// doubling copies the whole stack, which cost more than the lookup itself
+// (a fifth of the CPU under dnsperf). So the lookup chain - ServeDNS,
+// address, services, records, parseName/endpointRecords - keeps its frames
+// small: arguments by pointer, and answers built in sibling calls
+// (addressRRs, srvRRs, specialServices) that are not on the chain. The
+// chain fits the 4 KiB stack with about 500 bytes to spare; check frame
+// sizes with go build -gcflags=-S ./plugin (locals=) when changing it.
 func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if len(r.Question) == 0 {
 		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
@@ -31,17 +41,17 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	)
 	switch q.qtype {
 	case dns.TypeA, dns.TypeAAAA:
-		records, truncated, err = o.address(ctx, state, q, nil)
+		records, truncated, err = o.address(ctx, &state, &q, nil)
 	case dns.TypeTXT:
-		records, truncated, err = o.txt(ctx, state, q, nil)
+		records, truncated, err = o.txt(ctx, &state, &q, nil)
 	case dns.TypeCNAME:
-		records, err = o.cname(q)
+		records, err = o.cname(&q)
 	case dns.TypePTR:
-		records, err = o.ptr(q)
+		records, err = o.ptr(&q)
 	case dns.TypeSRV:
-		records, extra, err = o.srv(q)
+		records, extra, err = o.srv(&q)
 	case dns.TypeMX:
-		_, err = o.services(q) // never mail: NODATA or NXDOMAIN
+		_, err = o.services(&q) // never mail: NODATA or NXDOMAIN
 	case dns.TypeSOA:
 		if qname == zone {
 			records = []dns.RR{o.soa(zone)}
@@ -57,9 +67,8 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		fallthrough
 	default:
 		// The name's existence decides NODATA vs NXDOMAIN: look it up as A.
-		a := q
-		a.qtype = dns.TypeA
-		_, _, err = o.address(ctx, state, a, nil)
+		q.qtype = dns.TypeA
+		_, _, err = o.address(ctx, &state, &q, nil)
 	}
 
 	if isNameError(err) {
@@ -69,10 +78,10 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		}
 		if !o.synced() {
 			resultUnsynced.Inc()
-			return o.negative(state, zone, dns.RcodeServerFailure)
+			return o.negative(&state, zone, dns.RcodeServerFailure)
 		}
 		resultNxdomain.Inc()
-		return o.negative(state, zone, dns.RcodeNameError)
+		return o.negative(&state, zone, dns.RcodeNameError)
 	}
 	if err != nil {
 		resultError.Inc()
@@ -80,7 +89,7 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	}
 	if len(records) == 0 {
 		resultNodata.Inc()
-		return o.negative(state, zone, dns.RcodeSuccess)
+		return o.negative(&state, zone, dns.RcodeSuccess)
 	}
 
 	resultSuccess.Inc()
@@ -98,16 +107,16 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 }
 
 // negative writes NXDOMAIN, NODATA or SERVFAIL with the zone's SOA.
-func (o *Outpost) negative(state request.Request, zone string, rcode int) (int, error) {
+func (o *Outpost) negative(req *request.Request, zone string, rcode int) (int, error) {
 	soa := o.soa(zone)
-	if writeWire(state.W, state.Req, rcode, nil, soa) {
+	if writeWire(req.W, req.Req, rcode, nil, soa) {
 		return dns.RcodeSuccess, nil
 	}
 	m := new(dns.Msg)
-	m.SetRcode(state.Req, rcode)
+	m.SetRcode(req.Req, rcode)
 	m.Authoritative = true
 	m.Ns = []dns.RR{soa}
-	state.W.WriteMsg(m)
+	req.W.WriteMsg(m)
 	return dns.RcodeSuccess, nil
 }
 

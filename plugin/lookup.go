@@ -74,20 +74,22 @@ const (
 // parseRequest does without multicluster and zonal names:
 // [_port._protocol.|endpoint.]service.namespace.svc.zone.
 // The labels are substrings of name: parsing allocates nothing unless the
-// name has escaped characters.
-func parseName(name, zone string) (parsed, error) {
+// name has escaped characters. It fills r rather than returning it: on the
+// stack of every query, a returned parsed would be copied through the
+// caller's frame.
+func parseName(name, zone string, r *parsed) error {
 	base, _ := dnsutil.TrimZone(name, zone)
 	if base == "" || base == svcLabel || base == podLabel {
-		return parsed{}, nil // the apex and the svc/pod subtrees exist, with no data
+		return nil // the apex and the svc/pod subtrees exist, with no data
 	}
 	if strings.IndexByte(base, '\\') >= 0 {
-		return fromLabels(dns.SplitDomainName(base))
+		return fromLabels(dns.SplitDomainName(base), r)
 	}
 	var buf [maxLabels]string
 	segs := buf[:0]
 	for rest := base; ; {
 		if len(segs) == maxLabels {
-			return parsed{}, errNoItems // too long
+			return errNoItems // too long
 		}
 		i := strings.LastIndexByte(rest, '.')
 		segs = append(segs, rest[i+1:])
@@ -97,35 +99,35 @@ func parseName(name, zone string) (parsed, error) {
 		rest = rest[:i]
 	}
 	slices.Reverse(segs)
-	return fromLabels(segs)
+	return fromLabels(segs, r)
 }
 
 // maxLabels is the longest name below a zone: _port._protocol.service.namespace.svc.
 const maxLabels = 5
 
 // fromLabels assigns the labels (in name order) to the schema's parts.
-func fromLabels(segs []string) (r parsed, err error) {
+func fromLabels(segs []string, r *parsed) error {
 	last := len(segs) - 1
 	if last < 0 {
-		return r, nil
+		return nil
 	}
 	r.podOrSvc = segs[last]
 	if r.podOrSvc != podLabel && r.podOrSvc != svcLabel {
-		return r, errNoItems
+		return errNoItems
 	}
 	last--
 	if last < 0 {
-		return r, nil
+		return nil
 	}
 	r.namespace = segs[last]
 	last--
 	if last < 0 {
-		return r, nil
+		return nil
 	}
 	r.service = segs[last]
 	last--
 	if last < 0 {
-		return r, nil
+		return nil
 	}
 	switch last {
 	case 0:
@@ -134,9 +136,9 @@ func fromLabels(segs []string) (r parsed, err error) {
 		r.protocol = strings.TrimPrefix(segs[1], "_")
 		r.port = strings.TrimPrefix(segs[0], "_")
 	default:
-		return r, errNoItems // too long
+		return errNoItems // too long
 	}
-	return r, nil
+	return nil
 }
 
 // namespaceExposed reports whether answers may come from namespace: it must
@@ -153,32 +155,10 @@ func (o *Outpost) namespaceExposed(namespace string) bool {
 
 // services is the kubernetes plugin's Services: the records for q, with the
 // special names dns-version (TXT), the apex NS and ns.dns.<zone>.
-func (o *Outpost) services(q question) ([]record, error) {
-	switch q.qtype {
-	case dns.TypeTXT:
-		t, _ := dnsutil.TrimZone(q.name, q.zone)
-		if t == "dns-version" {
-			return []record{{text: DNSSchemaVersion}}, nil
-		}
-		recs, _ := o.records(q)
-		if len(recs) > 0 {
-			return nil, nil
-		}
-		return nil, errNoItems
-	case dns.TypeNS:
-		return o.nsRecords(q.zone), nil
+func (o *Outpost) services(q *question) ([]record, error) {
+	if q.qtype == dns.TypeTXT || q.qtype == dns.TypeNS || isDefaultNS(q.name, q.zone) {
+		return o.specialServices(q)
 	}
-
-	if isDefaultNS(q.name, q.zone) {
-		var out []record
-		for _, r := range o.nsRecords(q.zone) {
-			if (q.qtype == dns.TypeA && r.ip.To4() != nil) || (q.qtype == dns.TypeAAAA && r.ip.To4() == nil) {
-				out = append(out, r)
-			}
-		}
-		return out, nil
-	}
-
 	recs, err := o.records(q)
 	if q.qtype != dns.TypeSRV {
 		return recs, err
@@ -193,6 +173,34 @@ func (o *Outpost) services(q question) ([]record, error) {
 	return internal, err
 }
 
+// specialServices is services for TXT, NS and ns.dns.<zone>. Out of line:
+// its frame would otherwise be on the stack of every query.
+//
+//go:noinline
+func (o *Outpost) specialServices(q *question) ([]record, error) {
+	switch q.qtype {
+	case dns.TypeTXT:
+		t, _ := dnsutil.TrimZone(q.name, q.zone)
+		if t == "dns-version" {
+			return []record{{text: DNSSchemaVersion}}, nil
+		}
+		recs, _ := o.records(q)
+		if len(recs) > 0 {
+			return nil, nil
+		}
+		return nil, errNoItems
+	case dns.TypeNS:
+		return o.nsRecords(q.zone), nil
+	}
+	var out []record // ns.dns.<zone>: the name servers of the query's family
+	for _, r := range o.nsRecords(q.zone) {
+		if (q.qtype == dns.TypeA && r.ip.To4() != nil) || (q.qtype == dns.TypeAAAA && r.ip.To4() == nil) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // isDefaultNS matches ns.dns.<zone> the way the kubernetes plugin does (the
 // first occurrence of the zone must follow "ns.dns."), but compares the zone
 // case-insensitively (see README, "Deliberate differences").
@@ -203,9 +211,9 @@ func isDefaultNS(name, zone string) bool {
 const defaultNSName = "ns.dns."
 
 // records is the kubernetes plugin's Records + findServices.
-func (o *Outpost) records(q question) ([]record, error) {
-	r, err := parseName(q.name, q.zone)
-	if err != nil {
+func (o *Outpost) records(q *question) ([]record, error) {
+	var r parsed
+	if err := parseName(q.name, q.zone, &r); err != nil {
 		return nil, err
 	}
 	if r.podOrSvc == "" {
@@ -237,21 +245,14 @@ func (o *Outpost) records(q question) ([]record, error) {
 	}
 
 	if svc.IsExternal {
-		if r.endpoint != "" || r.port != "" || r.protocol != "" {
-			return nil, errNoItems
-		}
-		if net.ParseIP(svc.ExternalName) != nil {
-			return nil, errNoItems // an IP is not a CNAME target
-		}
-		return []record{{target: svc.ExternalName}}, nil
+		return externalRecords(svc, &r)
 	}
-
 	if svc.Headless() || r.endpoint != "" {
-		return o.endpointRecords(e, r)
+		return o.endpointRecords(e, &r)
 	}
 
 	var out []record
-	err = errNoItems
+	err := errNoItems
 	for _, p := range svc.Ports {
 		if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
 			continue
@@ -267,12 +268,26 @@ func (o *Outpost) records(q question) ([]record, error) {
 	return out, err
 }
 
+// externalRecords returns the CNAME target of an ExternalName Service.
+// Out of line, like endpointRecords.
+//
+//go:noinline
+func externalRecords(svc *Service, r *parsed) ([]record, error) {
+	if r.endpoint != "" || r.port != "" || r.protocol != "" {
+		return nil, errNoItems
+	}
+	if net.ParseIP(svc.ExternalName) != nil {
+		return nil, errNoItems // an IP is not a CNAME target
+	}
+	return []record{{target: svc.ExternalName}}, nil
+}
+
 // endpointRecords returns the ready endpoints of a headless Service, or the
 // endpoint a query names. Kept out of line: the common ClusterIP lookup
 // then runs with a smaller stack frame. Callers hold o.idx.mu.
 //
 //go:noinline
-func (o *Outpost) endpointRecords(e *entry, r parsed) (out []record, err error) {
+func (o *Outpost) endpointRecords(e *entry, r *parsed) (out []record, err error) {
 	svc := e.svc
 	err = errNoItems
 	for _, es := range e.slices {

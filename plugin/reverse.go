@@ -10,7 +10,7 @@ import (
 // ptr answers PTR queries: a ClusterIP names its Service, an endpoint IP
 // names every endpoint carrying it. The names are in the primary (first
 // non-reverse) zone.
-func (o *Outpost) ptr(q question) ([]dns.RR, error) {
+func (o *Outpost) ptr(q *question) ([]dns.RR, error) {
 	ip := dnsutil.ExtractAddressFromReverse(q.name)
 	if ip == "" {
 		// Not a full reverse name: the name itself decides NODATA/NXDOMAIN.

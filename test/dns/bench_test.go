@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +56,16 @@ func BenchmarkDNS(b *testing.B) {
 	// CoreDNS on CPU 0 and dnsperf on CPU 1, so that the server, not the
 	// load generator, is what saturates.
 	kPort, oPort := loopback.FreePort(b), loopback.FreePort(b)
-	startCoreDNSWith(b, block("kubernetes", kPort)+block("outpost", oPort), oPort, []string{"taskset", "-c", "0"})
+	// BENCH_DNS_PROFILE=DIR writes a CPU profile of CoreDNS under each
+	// plugin's first throughput run to DIR/<plugin>.pprof, to see where the
+	// time goes (go tool pprof -top bin/coredns DIR/outpost.pprof).
+	profileDir, pprofPort := os.Getenv("BENCH_DNS_PROFILE"), 0
+	pprofBlock := ""
+	if profileDir != "" {
+		pprofPort = loopback.FreePort(b)
+		pprofBlock = fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    pprof 127.0.0.1:%d\n}\n", loopback.FreePort(b), pprofPort)
+	}
+	startCoreDNSWith(b, block("kubernetes", kPort)+block("outpost", oPort)+pprofBlock, oPort, []string{"taskset", "-c", "0"})
 	waitSynced(b, kPort, oPort, services, namespaces)
 
 	queries := writeQueryFile(b, services, namespaces)
@@ -76,7 +87,12 @@ func BenchmarkDNS(b *testing.B) {
 		}
 		got := map[string]float64{}
 		for _, side := range order {
+			var profiled sync.WaitGroup
+			if round == 0 && profileDir != "" {
+				profiled.Go(func() { cpuProfile(b, pprofPort, seconds-1, filepath.Join(profileDir, side.name+".pprof")) })
+			}
 			got[side.name] = dnsperf(b, side.port, queries, seconds, 0, false).qps
+			profiled.Wait()
 			qps[side.name] += got[side.name] / float64(rounds)
 		}
 		ratios = append(ratios, got["outpost"]/got["kubernetes"])
@@ -115,6 +131,27 @@ func BenchmarkDNS(b *testing.B) {
 	row("propagation p99 (ms)", "", kProp[1], oProp[1])
 	b.ReportMetric(medianRatio, "qps-ratio")
 	b.ReportMetric(rss["outpost"]/rss["kubernetes"], "rss-ratio")
+}
+
+// cpuProfile saves a CPU profile of the CoreDNS whose pprof plugin listens
+// on port, taken over the next seconds.
+func cpuProfile(b *testing.B, port, seconds int, path string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, seconds))
+	if err != nil {
+		b.Errorf("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, data)
+	}
+	if err == nil {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		b.Errorf("cpu profile: %v", err)
+	}
 }
 
 func envInt(name string, def int) int {
