@@ -20,23 +20,18 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// controller runs one informer per kind (Services, EndpointSlices unless
-// noendpoints, Namespaces). Each informer shrinks objects on ingest (its
-// transform) and applies every event to the index; nothing else is kept.
+// controller runs one list-watch per kind (Services, EndpointSlices unless
+// noendpoints, Namespaces). Each shrinks objects on ingest (its transform)
+// and applies every change to the index, which is the only copy kept: there
+// is no informer store. The queue learns what the index holds through
+// indexKeys, so that a relist still turns vanished objects into deletions.
 type controller struct {
 	o        *Outpost
 	client   kubernetes.Interface
-	kinds    []*informer
-	applyMu  sync.Mutex // orders event application against the post-sync rebuild
+	kinds    []cache.Controller
 	stopCh   chan struct{}
 	stopOnce sync.Once
 	done     sync.WaitGroup
-}
-
-type informer struct {
-	kind  string
-	store cache.Store
-	ctrl  cache.Controller
 }
 
 func newController(o *Outpost) (*controller, error) {
@@ -69,17 +64,46 @@ func newController(o *Outpost) (*controller, error) {
 }
 
 func (c *controller) add(kind string, objType runtime.Object, lw *cache.ListWatch, transform cache.TransformFunc) {
-	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
+	c.kinds = append(c.kinds, cache.New(&cache.Config{
+		Queue:         newQueue(c.o.idx, kind, transform),
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, c.client),
 		ObjectType:    objType,
-		Transform:     transform,
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { c.apply(kind, "add", obj) },
-			UpdateFunc: func(_, obj any) { c.apply(kind, "update", obj) },
-			DeleteFunc: func(obj any) { c.apply(kind, "delete", obj) },
+		Process: func(obj any, initial bool) error {
+			deltas, ok := obj.(cache.Deltas)
+			if !ok {
+				return fmt.Errorf("%s queue: got %T, not Deltas", kind, obj)
+			}
+			for _, d := range deltas {
+				c.apply(kind, eventOf(d.Type, initial), d.Object)
+			}
+			return nil
 		},
+	}))
+}
+
+// newQueue is the list-watch queue of one kind. A RealFIFO, as informers
+// use: its backing array is released as it drains, where a DeltaFIFO keeps
+// a map sized for the initial list for good.
+func newQueue(x *index, kind string, transform cache.TransformFunc) cache.Queue {
+	return cache.NewRealFIFOWithOptions(cache.RealFIFOOptions{
+		Name:         kind,
+		KeyFunction:  cache.MetaNamespaceKeyFunc,
+		KnownObjects: indexKeys{x: x, kind: kind},
+		Transformer:  transform,
 	})
-	c.kinds = append(c.kinds, &informer{kind: kind, store: store, ctrl: ctrl})
+}
+
+// eventOf names a queue change for the events metric as informers do: the
+// initial list adds, later lists update.
+func eventOf(t cache.DeltaType, initial bool) string {
+	switch {
+	case t == cache.Deleted:
+		return "delete"
+	case t == cache.Added || initial:
+		return "add"
+	default:
+		return "update"
+	}
 }
 
 // restConfig builds the API client configuration from kubeconfig, endpoint
@@ -159,11 +183,11 @@ func (o *Outpost) stop() error {
 }
 
 func (c *controller) run() {
-	for _, inf := range c.kinds {
+	for _, kind := range c.kinds {
 		c.done.Add(1)
 		go func() {
 			defer c.done.Done()
-			inf.ctrl.Run(c.stopCh)
+			kind.Run(c.stopCh)
 		}()
 	}
 	c.done.Add(1)
@@ -173,42 +197,23 @@ func (c *controller) run() {
 	}()
 }
 
-// waitForSync marks the plugin synced once every informer has listed, after
-// rebuilding the index from the informers' stores: that drops whatever a
-// snapshot held that the API no longer has.
+// waitForSync marks the plugin synced once every kind has been listed and
+// the list applied. What a snapshot held that the API no longer has is gone
+// by then: the list's deletions (indexKeys) have been applied too.
 func (c *controller) waitForSync() {
 	syncs := make([]cache.InformerSynced, len(c.kinds))
-	for i, inf := range c.kinds {
-		syncs[i] = inf.ctrl.HasSynced
+	for i, kind := range c.kinds {
+		syncs[i] = kind.HasSynced
 	}
 	if !cache.WaitForCacheSync(c.stopCh, syncs...) {
 		return
 	}
-	c.applyMu.Lock()
-	var (
-		services   []*Service
-		slices     []*EndpointSlice
-		namespaces []string
-	)
-	for _, inf := range c.kinds {
-		for _, obj := range inf.store.List() {
-			switch v := obj.(type) {
-			case *Service:
-				services = append(services, v)
-			case *EndpointSlice:
-				slices = append(slices, v)
-			case *Namespace:
-				namespaces = append(namespaces, v.Name)
-			}
-		}
-	}
-	c.o.idx.replace(services, slices, namespaces)
 	c.o.informersSynced.Store(true)
 	c.o.fromSnapshot.Store(false)
-	c.applyMu.Unlock()
 	synced.Set(1)
 	c.o.updateObjectGauges()
-	log.Infof("synced: %d services, %d endpointslices, %d namespaces", len(services), len(slices), len(namespaces))
+	services, slices := c.o.idx.counts()
+	log.Infof("synced: %d services, %d endpointslices", services, slices)
 	// The initial lists were decoded into full API objects that are garbage
 	// now; hand that memory back instead of keeping it as idle heap.
 	debug.FreeOSMemory()
@@ -225,8 +230,6 @@ func (c *controller) apply(kind, event string, obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	c.applyMu.Lock()
-	defer c.applyMu.Unlock()
 	switch v := obj.(type) {
 	case *Service:
 		if event == "delete" {

@@ -2,6 +2,7 @@ package outpost
 
 import (
 	"encoding/binary"
+	"k8s.io/client-go/tools/cache"
 	"net/netip"
 	"slices"
 	"sync"
@@ -232,9 +233,7 @@ func (x *index) deleteNamespace(name string) {
 	delete(x.namespaces, name)
 }
 
-// replace swaps the whole content, used when the informers have synced (to
-// drop what a snapshot held but the API no longer has) and when a snapshot
-// is loaded.
+// replace swaps the whole content, when a snapshot is loaded.
 func (x *index) replace(services []*Service, slices []*EndpointSlice, namespaces []string) {
 	fresh := newIndex()
 	for _, s := range services {
@@ -269,6 +268,66 @@ func (x *index) contents() (services []*Service, slices []*EndpointSlice, namesp
 		namespaces = append(namespaces, n)
 	}
 	return services, slices, namespaces
+}
+
+// indexKeys shows a list-watch queue what the index holds of its kind
+// (cache.KeyListerGetter), keyed as cache.MetaNamespaceKeyFunc keys: when a
+// relist lacks some of it, the queue turns those into deletions.
+type indexKeys struct {
+	x    *index
+	kind string
+}
+
+func (k indexKeys) ListKeys() []string {
+	k.x.mu.RLock()
+	defer k.x.mu.RUnlock()
+	var keys []string
+	if k.kind == "namespace" {
+		for n := range k.x.namespaces {
+			keys = append(keys, n)
+		}
+		return keys
+	}
+	for namespace, byName := range k.x.services {
+		for name, e := range byName {
+			switch {
+			case k.kind == "service" && e.svc != nil:
+				keys = append(keys, namespace+"/"+name)
+			case k.kind == "endpointslice":
+				for _, es := range e.slices {
+					keys = append(keys, namespace+"/"+es.Name)
+				}
+			}
+		}
+	}
+	return keys
+}
+
+func (k indexKeys) GetByKey(key string) (any, bool, error) {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil, false, err
+	}
+	k.x.mu.RLock()
+	defer k.x.mu.RUnlock()
+	switch k.kind {
+	case "namespace":
+		_, ok := k.x.namespaces[name]
+		return &Namespace{Name: name}, ok, nil
+	case "service":
+		if e := k.x.lookup(namespace, name); e != nil && e.svc != nil {
+			return e.svc, true, nil
+		}
+	case "endpointslice": // slices are filed under their Service: look through the namespace
+		for _, e := range k.x.services[namespace] {
+			for _, es := range e.slices {
+				if es.Name == name {
+					return es, true, nil
+				}
+			}
+		}
+	}
+	return nil, false, nil
 }
 
 // counts returns the number of Services and EndpointSlices, for metrics.
