@@ -186,13 +186,7 @@ func (o *Outpost) srvRRs(q *question, recs []record) (rrs, extra []dns.RR) {
 	if weight == 0 {
 		weight = 1
 	}
-	type srvKey struct {
-		target string
-		port   int32
-	}
-	type glueKey struct{ target, addr string } // addr: the IP's bytes
-	seenSRV := make(map[srvKey]struct{}, len(recs))
-	seenGlue := make(map[glueKey]struct{}, len(recs))
+	seenSRV, seenGlue := newSRVSets(len(recs))
 	for _, r := range recs {
 		if r.port == -1 || r.ip == nil {
 			continue
@@ -218,6 +212,23 @@ func (o *Outpost) addressRR(name string, ip net.IP) dns.RR {
 		return &dns.A{Hdr: o.hdr(name, dns.TypeA), A: ip}
 	}
 	return &dns.AAAA{Hdr: o.hdr(name, dns.TypeAAAA), AAAA: ip}
+}
+
+type (
+	srvKey struct {
+		target string
+		port   int32
+	}
+	glueKey struct{ target, addr string } // addr: the IP's bytes
+)
+
+// newSRVSets makes the sets srvRRs removes duplicates with. Out of line, so
+// that they are on the heap: as srvRRs's locals, their first buckets would
+// make its frame large enough to grow the stack of every SRV query.
+//
+//go:noinline
+func newSRVSets(n int) (map[srvKey]struct{}, map[glueKey]struct{}) {
+	return make(map[srvKey]struct{}, n), make(map[glueKey]struct{}, n)
 }
 
 // cname answers CNAME: the ExternalName target, without chasing it.

@@ -250,9 +250,15 @@ func (o *Outpost) records(q *question) ([]record, error) {
 	if svc.Headless() || r.endpoint != "" {
 		return o.endpointRecords(e, &r)
 	}
+	return clusterIPRecords(svc, &r)
+}
 
-	var out []record
-	err := errNoItems
+// clusterIPRecords returns a ClusterIP Service's addresses with the ports
+// the query asks for. Out of line, like endpointRecords.
+//
+//go:noinline
+func clusterIPRecords(svc *Service, r *parsed) (out []record, err error) {
+	err = errNoItems
 	for _, p := range svc.Ports {
 		if !matchPortAndProtocol(r.port, p.Name, r.protocol, p.Protocol) {
 			continue

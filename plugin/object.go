@@ -252,7 +252,7 @@ func (ep *Endpoint) hasName(label string, podNames bool) bool {
 	return true
 }
 
-// Metadata accessors the informer store needs for keys.
+// Metadata accessors the list-watch queues need for keys.
 func (s *Service) GetName() string                  { return s.Name }
 func (s *Service) GetNamespace() string             { return s.Namespace }
 func (s *Service) GetResourceVersion() string       { return "" }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package outpost
+
+const raceEnabled = false
