@@ -45,7 +45,10 @@ func (o *Outpost) address(ctx context.Context, req *request.Request, q *question
 //
 //go:noinline
 func (o *Outpost) addressRRs(ctx context.Context, req *request.Request, q *question, recs []record, previous []dns.RR) (rrs []dns.RR, truncated bool) {
-	if len(recs) > 16 {
+	// Duplicate addresses: scanned for in short answers, removed up front
+	// from long ones.
+	long := len(recs) > 16
+	if long {
 		recs = uniqueIPs(recs)
 	}
 	for i, r := range recs {
@@ -59,7 +62,7 @@ func (o *Outpost) addressRRs(ctx context.Context, req *request.Request, q *quest
 		if isV4 != (q.qtype == dns.TypeA) {
 			continue
 		}
-		if len(recs) <= 16 && seenBefore(recs[:i], r.ip) {
+		if !long && seenBefore(recs[:i], r.ip) {
 			continue
 		}
 		if rrs == nil {

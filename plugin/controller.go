@@ -55,13 +55,21 @@ func newController(o *Outpost) (*controller, error) {
 	}
 	withSelector := func(opts *meta.ListOptions) { opts.LabelSelector = selector }
 
-	c.add("service", &api.Service{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "services", api.NamespaceAll, withSelector), toService)
+	c.add(kindService, &api.Service{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "services", api.NamespaceAll, withSelector), toService)
 	if !o.noEndpoints {
-		c.add("endpointslice", &discovery.EndpointSlice{}, cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", api.NamespaceAll, withSelector), toEndpointSlice)
+		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", api.NamespaceAll, withSelector), toEndpointSlice)
 	}
-	c.add("namespace", &api.Namespace{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "namespaces", api.NamespaceAll, func(*meta.ListOptions) {}), toNamespace)
+	c.add(kindNamespace, &api.Namespace{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "namespaces", api.NamespaceAll, func(*meta.ListOptions) {}), toNamespace)
 	return c, nil
 }
+
+// The kinds the controller watches: queue names, indexKeys' views and the
+// kind label of the metrics.
+const (
+	kindService       = "service"
+	kindEndpointSlice = "endpointslice"
+	kindNamespace     = "namespace"
+)
 
 func (c *controller) add(kind string, objType runtime.Object, lw *cache.ListWatch, transform cache.TransformFunc) {
 	c.kinds = append(c.kinds, cache.New(&cache.Config{
@@ -221,8 +229,8 @@ func (c *controller) waitForSync() {
 
 func (o *Outpost) updateObjectGauges() {
 	s, e := o.idx.counts()
-	objectCount.WithLabelValues("service").Set(float64(s))
-	objectCount.WithLabelValues("endpointslice").Set(float64(e))
+	objectCount.WithLabelValues(kindService).Set(float64(s))
+	objectCount.WithLabelValues(kindEndpointSlice).Set(float64(e))
 }
 
 // apply applies one informer event to the index.

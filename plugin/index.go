@@ -2,12 +2,13 @@ package outpost
 
 import (
 	"encoding/binary"
-	"k8s.io/client-go/tools/cache"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/client-go/tools/cache"
 )
 
 // index holds the shrunk objects keyed the way queries ask for them:
@@ -282,7 +283,7 @@ func (k indexKeys) ListKeys() []string {
 	k.x.mu.RLock()
 	defer k.x.mu.RUnlock()
 	var keys []string
-	if k.kind == "namespace" {
+	if k.kind == kindNamespace {
 		for n := range k.x.namespaces {
 			keys = append(keys, n)
 		}
@@ -291,9 +292,9 @@ func (k indexKeys) ListKeys() []string {
 	for namespace, byName := range k.x.services {
 		for name, e := range byName {
 			switch {
-			case k.kind == "service" && e.svc != nil:
+			case k.kind == kindService && e.svc != nil:
 				keys = append(keys, namespace+"/"+name)
-			case k.kind == "endpointslice":
+			case k.kind == kindEndpointSlice:
 				for _, es := range e.slices {
 					keys = append(keys, namespace+"/"+es.Name)
 				}
@@ -311,14 +312,14 @@ func (k indexKeys) GetByKey(key string) (any, bool, error) {
 	k.x.mu.RLock()
 	defer k.x.mu.RUnlock()
 	switch k.kind {
-	case "namespace":
+	case kindNamespace:
 		_, ok := k.x.namespaces[name]
 		return &Namespace{Name: name}, ok, nil
-	case "service":
+	case kindService:
 		if e := k.x.lookup(namespace, name); e != nil && e.svc != nil {
 			return e.svc, true, nil
 		}
-	case "endpointslice": // slices are filed under their Service: look through the namespace
+	case kindEndpointSlice: // slices are filed under their Service: look through the namespace
 		for _, e := range k.x.services[namespace] {
 			for _, es := range e.slices {
 				if es.Name == name {

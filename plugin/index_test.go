@@ -98,9 +98,9 @@ func TestRelistDeletesWhatTheIndexHolds(t *testing.T) {
 		listed []any
 		want   string
 	}{
-		{"service", []any{svc("kept", "ns", []string{"10.0.0.1"}, httpPort)}, "ns/gone"},
-		{"endpointslice", []any{slice("kept-1", "ns", "kept", []Port{httpPort})}, "ns/gone-1"},
-		{"namespace", []any{&Namespace{Name: "ns"}}, "old"},
+		{kindService, []any{svc("kept", "ns", []string{"10.0.0.1"}, httpPort)}, "ns/gone"},
+		{kindEndpointSlice, []any{slice("kept-1", "ns", "kept", []Port{httpPort})}, "ns/gone-1"},
+		{kindNamespace, []any{&Namespace{Name: "ns"}}, "old"},
 	} {
 		if got := relist(tc.kind, tc.listed...); len(got) != 1 || got[0] != tc.want {
 			t.Errorf("%s relist deleted %v, want [%s]", tc.kind, got, tc.want)

@@ -394,7 +394,6 @@ func waitForAddress(b *testing.B, port int, name, ip string, begin time.Time) ti
 	return 0
 }
 
-// rssMiB reads a process's resident set size.
 // rssMiB reads a process's resident memory from /proc: VmRSS, and of it
 // RssAnon (heap, stacks: what the plugin's data costs) and RssFile (pages of
 // the binary, the same for both plugins but varying with the page cache:
