@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/hack/run/process"
 	"github.com/outpost-dev/outpost/operator"
 	"github.com/outpost-dev/outpost/test/testenv"
 )
@@ -116,7 +116,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	done()
 
 	done = steps.start("starting bin/outpost-operator (log: %s)", filepath.Join(workDir, "operator.log"))
-	stopOperator, err := startProcess(ctx, filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
+	stopOperator, err := process.Start(filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
 		"--kubeconfig", kubeconfig, "--metrics-bind-address", "127.0.0.1:18080", "--health-probe-bind-address", "127.0.0.1:18081")
 	if err != nil {
 		return err
@@ -139,7 +139,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corefileTemplate, kubeconfig)), 0o644); err != nil {
 		return err
 	}
-	stopCoreDNS, err := startProcess(ctx, filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
+	stopCoreDNS, err := process.Start(filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
 	if err != nil {
 		return err
 	}
@@ -280,34 +280,6 @@ func writeKubeconfig(env *envtest.Environment, path string) error {
 		return err
 	}
 	return os.WriteFile(path, raw, 0o600)
-}
-
-// startProcess runs a binary with its output in logPath and returns a
-// function that stops it and waits for it to exit.
-func startProcess(ctx context.Context, logPath, name string, args ...string) (func(), error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Dies with outpost-run even when that is killed without a Ctrl-C.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited); logFile.Close() }()
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}, nil
 }
 
 // applySamples applies every object in config/samples/ and returns the

@@ -6,11 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/outpost-dev/outpost/test/netns/setns"
 )
 
 const (
@@ -148,36 +149,4 @@ func (n *Host) Command(name string, args ...string) *exec.Cmd {
 
 // Do runs fn with the calling goroutine's OS thread inside the namespace.
 // Sockets created by fn stay in the namespace after Do returns.
-func (n *Host) Do(fn func() error) error { return do(n.Name, fn) }
-
-// do runs fn on a locked OS thread inside the named namespace.
-func do(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is unlocked only once it is back in the test's
-		// namespace; otherwise it dies with this goroutine.
-		runtime.LockOSThread()
-		home, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- fmt.Errorf("netns: %w", err)
-			return
-		}
-		defer home.Close()
-		target, err := os.Open(filepath.Join("/run/netns", name))
-		if err != nil {
-			errc <- fmt.Errorf("netns: %w", err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns: enter %s: %w", name, err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
+func (n *Host) Do(fn func() error) error { return setns.Do(n.Name, fn) }

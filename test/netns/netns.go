@@ -31,6 +31,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/outpost-dev/outpost/test/netns/setns"
 )
 
 // Require fails (CI=true) or skips the test unless it runs as root with
@@ -84,7 +86,7 @@ func New(t testing.TB, name string) *NS {
 
 // Do runs fn with the calling goroutine's OS thread inside the namespace.
 // Sockets created by fn stay in the namespace after Do returns.
-func (ns *NS) Do(fn func() error) error { return do(ns.Name, fn) }
+func (ns *NS) Do(fn func() error) error { return setns.Do(ns.Name, fn) }
 
 // Cmd returns a command running inside the namespace.
 func (ns *NS) Cmd(name string, args ...string) *exec.Cmd {

@@ -33,13 +33,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/outpost-dev/outpost/hack/run/process"
+	"github.com/outpost-dev/outpost/test/netns/setns"
 )
 
 // Prefix starts the name of every namespace a sandbox makes.
@@ -228,43 +227,10 @@ func ip(args ...string) error {
 	return nil
 }
 
-// inNetns runs fn on an OS thread switched into the named namespace.
-// Sockets made by fn stay in that namespace after inNetns returns.
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is unlocked only once it is back home; otherwise it
-		// dies with this goroutine rather than serve others in the sandbox.
-		runtime.LockOSThread()
-		home, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer home.Close()
-		target, err := os.Open(filepath.Join("/run/netns", name))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter network namespace %s: %w", name, err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
 // serve starts the backend's HTTP server inside its namespace.
 func serve(ns string, b Backend) (stop func(), err error) {
 	var ln net.Listener
-	if err := inNetns(ns, func() (err error) {
+	if err := setns.Do(ns, func() (err error) {
 		ln, err = net.Listen("tcp4", net.JoinHostPort(b.IP, b.Port))
 		return err
 	}); err != nil {
@@ -284,30 +250,9 @@ func serve(ns string, b Backend) (stop func(), err error) {
 // startSyncer runs the syncer in the host namespace, applying its rules in
 // the node; it dies with this process even when this one is killed.
 func startSyncer(opts Options, node string) (stop func(), err error) {
-	logFile, err := os.Create(opts.LogPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(opts.Syncer, "--kubeconfig", opts.Kubeconfig, "--netns", node,
+	return process.Start(opts.LogPath, opts.Syncer, "--kubeconfig", opts.Kubeconfig, "--netns", node,
 		"--node-name", "outpost-run", "--node-ip", nodeAddr, "--cluster-cidr", podCIDR,
 		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w (did `make build` run?)", opts.Syncer, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}, nil
 }
 
 // waitForAnswer GETs url from inside the node until the answer is want.
@@ -319,7 +264,7 @@ func waitForAnswer(ctx context.Context, node, url, want string, timeout time.Dur
 		Transport: &http.Transport{
 			DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-				err = inNetns(node, func() (err error) {
+				err = setns.Do(node, func() (err error) {
 					c, err = (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
 					return err
 				})
