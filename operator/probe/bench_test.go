@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,13 +38,6 @@ const (
 // The runnables default to the controller-runtime logger, which complains
 // when nobody set it; the operator's main sets it, the tests here do not log.
 func init() { ctrllog.SetLogger(logr.Discard()) }
-
-func benchWindow() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("OUTPOST_BENCH_WINDOW")); err == nil && d > 0 {
-		return d
-	}
-	return 5 * time.Second
-}
 
 // loopbackBackends starts benchTargets listeners of the given type (TCP:
 // accept and close; HTTP: answer 200) and counts connections or requests.
@@ -87,13 +79,9 @@ func measure(b *testing.B, accepted *atomic.Int64, start func(ctx context.Contex
 	stop := start(ctx)
 	defer func() { cancel(); stop() }()
 	time.Sleep(scaledInterval + 500*time.Millisecond)
-	window := benchWindow()
+	window := cpumeter.Window()
 	before := accepted.Load()
-	meter.Start()
-	for begin := time.Now(); time.Since(begin) < window; {
-		time.Sleep(100 * time.Millisecond)
-		meter.Sample()
-	}
+	meter.Measure(window)
 	cpu, n := meter.CPU(), accepted.Load()-before
 	if n == 0 {
 		b.Fatal("no probes")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -24,23 +23,15 @@ import (
 // real rate (1000 names / 5s = 200 resolutions/s). The in-process DNS
 // server's CPU is included on both sides.
 const (
-	benchNames    = 1000
-	realPeriod    = 5 * time.Second
-	scaledTTL     = 1 // seconds
-	benchWorkers  = 16
-	defaultWindow = 5 * time.Second
+	benchNames   = 1000
+	realPeriod   = 5 * time.Second
+	scaledTTL    = 1 // seconds
+	benchWorkers = 16
 )
 
 // The runnables default to the controller-runtime logger, which complains
 // when nobody set it; the operator's main sets it, the tests here do not log.
 func init() { ctrllog.SetLogger(logr.Discard()) }
-
-func benchWindow() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("OUTPOST_BENCH_WINDOW")); err == nil && d > 0 {
-		return d
-	}
-	return defaultWindow
-}
 
 func benchServer(b *testing.B) (*dnsserver.Server, []string) {
 	srv := dnsserver.Start(b)
@@ -61,12 +52,8 @@ func measure(b *testing.B, srv *dnsserver.Server, start func(ctx context.Context
 	defer func() { cancel(); stop() }()
 	time.Sleep(1500 * time.Millisecond) // first round and one refresh
 	srv.ResetLog()
-	window := benchWindow()
-	meter.Start()
-	for begin := time.Now(); time.Since(begin) < window; {
-		time.Sleep(100 * time.Millisecond)
-		meter.Sample()
-	}
+	window := cpumeter.Window()
+	meter.Measure(window)
 	cpu, n := meter.CPU(), srv.QueryCount()
 	if n == 0 {
 		b.Fatal("no resolutions")

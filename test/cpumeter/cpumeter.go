@@ -5,6 +5,7 @@
 package cpumeter
 
 import (
+	"os"
 	"runtime"
 	"syscall"
 	"time"
@@ -39,3 +40,22 @@ func (m *Meter) CPU() time.Duration { return cpuNow() - m.cpu }
 
 // Goroutines is the most goroutines the scenario added over the baseline.
 func (m *Meter) Goroutines() int { return m.peak - m.goroutines }
+
+// Window is how long a benchmark measures its scenario: 5 s, or
+// $OUTPOST_BENCH_WINDOW (a Go duration) for longer, steadier figures.
+func Window() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("OUTPOST_BENCH_WINDOW")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Second
+}
+
+// Measure starts counting CPU time and samples the goroutines every 100 ms
+// until window has passed; read CPU and Goroutines afterwards.
+func (m *Meter) Measure(window time.Duration) {
+	m.Start()
+	for begin := time.Now(); time.Since(begin) < window; {
+		time.Sleep(100 * time.Millisecond)
+		m.Sample()
+	}
+}
