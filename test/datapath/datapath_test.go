@@ -126,14 +126,7 @@ func setup(t *testing.T) *world {
 	w.client.Must(t, "ip", "route", "add", "default", "via", nodeIP)
 	w.node.Must(t, "ip", "addr", "add", nodeIP+"/24", "dev", nveth)
 	w.node.Must(t, "ip", "link", "set", nveth, "up")
-	w.node.Must(t, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
-	// Like a real node, ours has a default route (to an uplink going nowhere), so
-	// packets to a ClusterIP are routed and traverse FORWARD, where a
-	// Service without endpoints rejects them.
-	w.node.Must(t, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
-	w.node.Must(t, "ip", "link", "set", "uplink0", "up")
-	w.node.Must(t, "ip", "link", "set", "uplink1", "up")
-	w.node.Must(t, "ip", "route", "add", "default", "dev", "uplink0")
+	w.node.RouteLikeANode(t)
 	w.node.Must(t, "ip", "link", "add", "br0", "type", "bridge")
 	w.node.Must(t, "ip", "addr", "add", bridgeIP+"/24", "dev", "br0")
 	w.node.Must(t, "ip", "link", "set", "br0", "up")

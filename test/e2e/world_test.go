@@ -171,13 +171,7 @@ func (w *world) buildNetwork(machinePorts map[string][]int) {
 	w.clientNS.Must(tb, "ip", "addr", "add", clientIP+"/24", "dev", "eth0")
 	w.clientNS.Must(tb, "ip", "link", "set", "eth0", "up")
 	w.clientNS.Must(tb, "ip", "route", "add", "default", "via", nodeIP)
-	w.node.Must(tb, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
-	// Like a real node, ours has a default route (to an uplink that goes
-	// nowhere), so packets to a ClusterIP are routed through the node.
-	w.node.Must(tb, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
-	w.node.Must(tb, "ip", "link", "set", "uplink0", "up")
-	w.node.Must(tb, "ip", "link", "set", "uplink1", "up")
-	w.node.Must(tb, "ip", "route", "add", "default", "dev", "uplink0")
+	w.node.RouteLikeANode(tb)
 	w.node.Must(tb, "ip", "link", "add", "br0", "type", "bridge")
 	for _, gw := range bridgeNets {
 		w.node.Must(tb, "ip", "addr", "add", gw, "dev", "br0")

@@ -93,6 +93,19 @@ func (ns *NS) Cmd(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
 }
 
+// RouteLikeANode makes the namespace forward IPv4 and gives it a default
+// route to an uplink that goes nowhere, as a real node has: packets to a
+// ClusterIP are then routed, and traverse FORWARD, where a Service without
+// endpoints rejects them.
+func (ns *NS) RouteLikeANode(t testing.TB) {
+	t.Helper()
+	ns.Must(t, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+	ns.Must(t, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
+	ns.Must(t, "ip", "link", "set", "uplink0", "up")
+	ns.Must(t, "ip", "link", "set", "uplink1", "up")
+	ns.Must(t, "ip", "route", "add", "default", "dev", "uplink0")
+}
+
 // Must runs a command inside the namespace and fails the test on error.
 func (ns *NS) Must(t testing.TB, name string, args ...string) string {
 	t.Helper()
