@@ -38,9 +38,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/outpost-dev/outpost/operator/syncer"
+	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
-	"github.com/outpost-dev/outpost/operator/syncer/trace"
 )
 
 const (
@@ -117,7 +117,7 @@ func (c *capture) Chains(context.Context, bool, rules.Table) ([]string, error) {
 func (c *capture) ChainExists(context.Context, bool, rules.Table, string) (bool, error) {
 	return true, nil
 }
-func (c *capture) EnsureJump(context.Context, bool, render.Jump) error { return nil }
+func (c *capture) EnsureJump(context.Context, bool, rules.Jump) error { return nil }
 
 func outpost(w *world, k int, layout render.Layout, prefix string) (*result, error) {
 	ctx := context.Background()
@@ -213,15 +213,15 @@ func kubeProxy(w *world, k int) (*result, error) {
 // firstPacket traces the first packet of a pod's connection to sampled
 // services and returns the mean number of rules evaluated.
 func firstPacket(input []byte, prefix string, w *world) (float64, int, error) {
-	tables, err := trace.ParseTables(input)
+	tables, err := iptablestest.ParseTables(input)
 	if err != nil {
 		return 0, 0, err
 	}
-	tr := &trace.Tracer{Tables: tables, Prefix: prefix, LocalAddrs: []netip.Addr{netip.MustParseAddr("192.168.0.2")}}
+	tr := &iptablestest.Tracer{Tables: tables, Prefix: prefix, LocalAddrs: []netip.Addr{netip.MustParseAddr("192.168.0.2")}}
 	src := netip.MustParseAddr("10.0.0.5")
 	total, n := 0, 0
 	for i := 0; i < len(w.services); i += max(1, len(w.services)/200) {
-		res := tr.Trace(trace.Packet{Src: src, Dst: netip.MustParseAddr(w.services[i].Spec.ClusterIP), Proto: "tcp", DPort: 80})
+		res := tr.Trace(iptablestest.Packet{Src: src, Dst: netip.MustParseAddr(w.services[i].Spec.ClusterIP), Proto: "tcp", DPort: 80})
 		if len(res.Endpoints()) == 0 {
 			return 0, 0, fmt.Errorf("%s: service %d not reached", prefix, i)
 		}

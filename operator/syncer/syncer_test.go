@@ -18,10 +18,9 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
+	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
-	"github.com/outpost-dev/outpost/operator/syncer/restore"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
-	"github.com/outpost-dev/outpost/operator/syncer/trace"
 )
 
 func service(name, clusterIP string, ports ...v1.ServicePort) *v1.Service {
@@ -47,10 +46,10 @@ func slice(svc, name string, port string, portNum int32, addrs ...string) *disco
 	return s
 }
 
-func newTestSyncer(t *testing.T) (*Syncer, *Tracker, *restore.Fake) {
+func newTestSyncer(t *testing.T) (*Syncer, *Tracker, *iptablestest.Fake) {
 	t.Helper()
 	tr := NewTracker()
-	fake := restore.NewFake()
+	fake := iptablestest.NewFake()
 	s, err := New(tr, fake, Options{
 		Families: []render.Config{{Prefix: "OUTPOST", NodeName: "node1", ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}},
 		Log:      testr.New(t),
@@ -61,10 +60,10 @@ func newTestSyncer(t *testing.T) (*Syncer, *Tracker, *restore.Fake) {
 	return s, tr, fake
 }
 
-func endpointsOf(t *testing.T, fake *restore.Fake, dst string, port int) []string {
+func endpointsOf(t *testing.T, fake *iptablestest.Fake, dst string, port int) []string {
 	t.Helper()
-	tr := &trace.Tracer{Tables: fake.Tables(false), Prefix: "OUTPOST"}
-	res := tr.Trace(trace.Packet{Src: netip.MustParseAddr("10.244.9.9"), Dst: netip.MustParseAddr(dst), Proto: "tcp", DPort: port})
+	tr := &iptablestest.Tracer{Tables: fake.Tables(false), Prefix: "OUTPOST"}
+	res := tr.Trace(iptablestest.Packet{Src: netip.MustParseAddr("10.244.9.9"), Dst: netip.MustParseAddr(dst), Proto: "tcp", DPort: port})
 	if eps := res.Endpoints(); len(eps) > 0 {
 		return eps
 	}
@@ -296,7 +295,7 @@ func TestPartialSyncsConvergeToFullSync(t *testing.T) {
 		if s.LastSync.Full {
 			t.Fatalf("step %d was a full sync", step)
 		}
-		fresh := restore.NewFake()
+		fresh := iptablestest.NewFake()
 		s2, err := New(tr, fresh, Options{Families: s.opts.Families, Log: s.opts.Log})
 		if err != nil {
 			t.Fatal(err)

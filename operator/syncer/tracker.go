@@ -5,8 +5,8 @@
 //     its handlers never touch iptables.
 //   - objects.go reduces API objects to what the rules need.
 //   - render (subpackage) is the pure rule renderer; rules holds the typed
-//     rule set and transactions; restore applies them; trace is the test
-//     oracle.
+//     rule set and transactions; restore applies them; iptablestest holds
+//     the in-memory fake and the packet tracer tests use as an oracle.
 //   - Syncer (syncer.go) is the loop: re-render dirty services, diff against
 //     what was applied, run one iptables-restore per family.
 package syncer

@@ -281,24 +281,15 @@ func (r *Renderer) Render(services []ServicePort, endpoints map[string][]Endpoin
 // EndpointsKey identifies a service port's endpoint list.
 func EndpointsKey(sp *ServicePort) string { return sp.Key() + "/" + sp.Protocol }
 
-// Jump is a rule in a built-in chain sending packets to one of ours. These
-// are not part of the restore input (we must not own the built-in chains);
-// the applier ensures them on full syncs.
-type Jump struct {
-	Table rules.Table
-	From  string
-	Args  []string // match and "-j" target
-}
-
 // Jumps lists the built-in chain jumps, as kube-proxy installs them.
-func (r *Renderer) Jumps() []Jump {
+func (r *Renderer) Jumps() []rules.Jump {
 	n := r.names
 	newConn := []string{"-m", "conntrack", "--ctstate", "NEW"}
-	j := func(t rules.Table, from, comment, to string, extra []string) Jump {
+	j := func(t rules.Table, from, comment, to string, extra []string) rules.Jump {
 		args := append(append([]string{}, extra...), "-m", "comment", "--comment", comment, "-j", to)
-		return Jump{Table: t, From: from, Args: args}
+		return rules.Jump{Table: t, From: from, Args: args}
 	}
-	return []Jump{
+	return []rules.Jump{
 		j(rules.Filter, "INPUT", "kubernetes externally-visible service portals", n.ExternalServices(), newConn),
 		j(rules.Filter, "FORWARD", "kubernetes externally-visible service portals", n.ExternalServices(), newConn),
 		j(rules.Filter, "INPUT", "kubernetes health check service ports", n.NodePorts(), nil),

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
-	"github.com/outpost-dev/outpost/operator/syncer/trace"
 )
 
 const testNode = "node1"
@@ -63,14 +63,14 @@ func renderText(t *testing.T, cfg render.Config, w *world) ([]byte, *rules.Rules
 	return rs.Full().Bytes(), rs
 }
 
-func tracer(t *testing.T, cfg render.Config, w *world) *trace.Tracer {
+func tracer(t *testing.T, cfg render.Config, w *world) *iptablestest.Tracer {
 	t.Helper()
 	text, _ := renderText(t, cfg, w)
-	tables, err := trace.ParseTables(text)
+	tables, err := iptablestest.ParseTables(text)
 	if err != nil {
 		t.Fatalf("parse rendered rules: %v\n%s", err, text)
 	}
-	return &trace.Tracer{Tables: tables, Prefix: cfg.Prefix, LocalAddrs: []netip.Addr{nodeIP}}
+	return &iptablestest.Tracer{Tables: tables, Prefix: cfg.Prefix, LocalAddrs: []netip.Addr{nodeIP}}
 }
 
 // both runs a semantic test against both layouts: they must agree.
@@ -86,8 +86,8 @@ func both(t *testing.T, f func(t *testing.T, cfg render.Config)) {
 	}
 }
 
-func pkt(src, dst netip.Addr, proto string, port int) trace.Packet {
-	return trace.Packet{Src: src, Dst: dst, Proto: proto, DPort: port}
+func pkt(src, dst netip.Addr, proto string, port int) iptablestest.Packet {
+	return iptablestest.Packet{Src: src, Dst: dst, Proto: proto, DPort: port}
 }
 
 func TestKubeProxyChainNames(t *testing.T) {

@@ -6,18 +6,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
-	"github.com/outpost-dev/outpost/operator/syncer/trace"
 )
 
-func wantEndpoints(t *testing.T, res trace.Result, want ...string) {
+func wantEndpoints(t *testing.T, res iptablestest.Result, want ...string) {
 	t.Helper()
 	if got := res.Endpoints(); !slices.Equal(got, want) {
 		t.Errorf("endpoints = %v, want %v (outcomes %+v)", got, want, res.Outcomes)
 	}
 }
 
-func wantVerdict(t *testing.T, res trace.Result, want string) {
+func wantVerdict(t *testing.T, res iptablestest.Result, want string) {
 	t.Helper()
 	if got := res.Verdicts(); !slices.Equal(got, []string{want}) {
 		t.Errorf("verdicts = %v, want [%s]", got, want)
@@ -261,11 +261,11 @@ func TestIPv6(t *testing.T) {
 	if !strings.Contains(string(text), "--to-destination [fd00:10:244::5]:8080") || !strings.Contains(string(text), "! -d ::1/128") {
 		t.Errorf("IPv6 rules:\n%s", text)
 	}
-	tables, err := trace.ParseTables(text)
+	tables, err := iptablestest.ParseTables(text)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &trace.Tracer{Tables: tables, Prefix: "OUTPOST"}
+	tr := &iptablestest.Tracer{Tables: tables, Prefix: "OUTPOST"}
 	wantEndpoints(t, tr.Trace(pkt(ip("fd00:10:244::9"), ip("fd00:10:96::10"), "tcp", 80)), "[fd00:10:244::5]:8080")
 }
 

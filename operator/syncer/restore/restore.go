@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
 )
 
@@ -29,7 +28,7 @@ type Runner interface {
 	ChainExists(ctx context.Context, ipv6 bool, table rules.Table, chain string) (bool, error)
 	// EnsureJump inserts a jump rule at the top of a built-in chain unless
 	// it is already there.
-	EnsureJump(ctx context.Context, ipv6 bool, j render.Jump) error
+	EnsureJump(ctx context.Context, ipv6 bool, j rules.Jump) error
 }
 
 // Exec runs the real iptables tools.
@@ -129,7 +128,7 @@ func (e *Exec) ChainExists(ctx context.Context, ipv6 bool, table rules.Table, ch
 }
 
 // EnsureJump checks the rule with -C and inserts it with -I if missing.
-func (e *Exec) EnsureJump(ctx context.Context, ipv6 bool, j render.Jump) error {
+func (e *Exec) EnsureJump(ctx context.Context, ipv6 bool, j rules.Jump) error {
 	base := []string{"-w", "5", "-t", string(j.Table)}
 	check := append(append(append([]string{}, base...), "-C", j.From), j.Args...)
 	if err := e.command(ctx, tool(ipv6, "tables"), check...).Run(); err == nil {

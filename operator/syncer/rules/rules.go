@@ -124,6 +124,15 @@ type ChainRef struct {
 	Name  string
 }
 
+// Jump is a rule in a built-in chain sending packets to one of ours. Jumps
+// are not part of the restore input (we must not own the built-in chains);
+// the applier ensures them on full syncs.
+type Jump struct {
+	Table Table
+	From  string   // the built-in chain, e.g. PREROUTING
+	Args  []string // match and "-j" target
+}
+
 // Chain is one chain we own with its rules. Rules lines start with
 // "-A <Name>".
 type Chain struct {

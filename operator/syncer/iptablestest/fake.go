@@ -1,4 +1,4 @@
-package restore
+package iptablestest
 
 import (
 	"context"
@@ -6,10 +6,11 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/restore"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
-	"github.com/outpost-dev/outpost/operator/syncer/trace"
 )
+
+var _ restore.Runner = (*Fake)(nil)
 
 // Fake is an in-memory iptables for unit tests. It applies restore input
 // the way iptables-restore --noflush does (declaring a chain flushes it,
@@ -18,30 +19,30 @@ import (
 type Fake struct {
 	mu sync.Mutex
 	// State is the current rule set per family (false: IPv4).
-	State map[bool]trace.Tables
+	State map[bool]Tables
 	// Inputs records every restore input, in order.
 	Inputs [][]byte
 	// Jumps records ensured jumps.
-	Jumps []render.Jump
+	Jumps []rules.Jump
 	// FailNext makes the next Restore fail with this error.
 	FailNext error
 }
 
 // NewFake returns an empty fake with the built-in chains.
 func NewFake() *Fake {
-	f := &Fake{State: map[bool]trace.Tables{}}
-	f.State[false], f.State[true] = trace.Tables{}, trace.Tables{}
+	f := &Fake{State: map[bool]Tables{}}
+	f.State[false], f.State[true] = Tables{}, Tables{}
 	return f
 }
 
 var targets = map[string]bool{"ACCEPT": true, "DROP": true, "REJECT": true, "RETURN": true, "DNAT": true, "SNAT": true, "MASQUERADE": true, "MARK": true}
 
-func clone(t trace.Tables) trace.Tables {
-	out := trace.Tables{}
+func clone(t Tables) Tables {
+	out := Tables{}
 	for table, chains := range t {
-		out[table] = map[string][]trace.Rule{}
+		out[table] = map[string][]Rule{}
 		for name, rs := range chains {
-			out[table][name] = append([]trace.Rule(nil), rs...)
+			out[table][name] = append([]Rule(nil), rs...)
 		}
 	}
 	return out
@@ -98,7 +99,7 @@ func (f *Fake) ChainExists(_ context.Context, ipv6 bool, table rules.Table, chai
 }
 
 // EnsureJump records the jump.
-func (f *Fake) EnsureJump(_ context.Context, _ bool, j render.Jump) error {
+func (f *Fake) EnsureJump(_ context.Context, _ bool, j rules.Jump) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Jumps = append(f.Jumps, j)
@@ -113,7 +114,7 @@ func (f *Fake) Flush(ipv6 bool, table rules.Table) {
 }
 
 // Tables returns a copy of the current state of a family.
-func (f *Fake) Tables(ipv6 bool) trace.Tables {
+func (f *Fake) Tables(ipv6 bool) Tables {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return clone(f.State[ipv6])

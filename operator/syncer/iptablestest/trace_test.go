@@ -1,4 +1,4 @@
-package trace
+package iptablestest
 
 import (
 	"net/netip"

@@ -1,9 +1,10 @@
-// Package trace is a test oracle: it parses iptables-restore input (ours or
-// kube-proxy's) and follows a packet through it, like kube-proxy's
-// tracePacket. Probabilistic rules (-m statistic) are explored both ways, so
-// a trace lists every endpoint a first packet can reach, whether each path
-// is masqueraded, and how many rules the kernel evaluates on the way.
-package trace
+package iptablestest
+
+// The tracer parses iptables-restore input (ours or kube-proxy's) and follows
+// a packet through it, like kube-proxy's tracePacket. Probabilistic rules
+// (-m statistic) are explored both ways, so a trace lists every endpoint a
+// first packet can reach, whether each path is masqueraded, and how many
+// rules the kernel evaluates on the way.
 
 import (
 	"bufio"
