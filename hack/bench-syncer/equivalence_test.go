@@ -157,7 +157,7 @@ func TestKubeProxyLayoutEqualsKubeProxy(t *testing.T) {
 	p.OnServiceSynced()
 	p.OnEndpointSlicesSynced()
 
-	tr := syncer.NewTracker()
+	tr := syncer.NewChangeTracker()
 	for _, s := range w.services {
 		tr.SetService(s)
 	}

@@ -124,7 +124,7 @@ func outpost(w *world, k int, layout render.Layout, prefix string) (*result, err
 	res := &result{}
 	var best time.Duration
 	for run := 0; run < 3; run++ {
-		tr := syncer.NewTracker()
+		tr := syncer.NewChangeTracker()
 		for _, s := range w.services {
 			tr.SetService(s)
 		}

@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,12 +44,13 @@ type family struct {
 	// applied is the rule set the kernel holds, nil when unknown (startup,
 	// after a failed restore): the next sync is then a full one.
 	applied *rules.Ruleset
-	buf     bytes.Buffer
+	// input is the last restore input, its memory reused by the next sync.
+	input []byte
 }
 
-// Syncer keeps iptables in line with the tracker.
+// Syncer keeps iptables in line with a ChangeTracker.
 type Syncer struct {
-	tracker  *Tracker
+	changes  *ChangeTracker
 	runner   restore.Runner
 	opts     Options
 	families []*family
@@ -68,7 +68,7 @@ type SyncStats struct {
 }
 
 // New returns a Syncer.
-func New(tracker *Tracker, runner restore.Runner, opts Options) (*Syncer, error) {
+func New(changes *ChangeTracker, runner restore.Runner, opts Options) (*Syncer, error) {
 	if len(opts.Families) == 0 {
 		return nil, errors.New("no IP family to program")
 	}
@@ -81,7 +81,7 @@ func New(tracker *Tracker, runner restore.Runner, opts Options) (*Syncer, error)
 	if opts.CanaryPeriod <= 0 {
 		opts.CanaryPeriod = 10 * time.Second
 	}
-	s := &Syncer{tracker: tracker, runner: runner, opts: opts}
+	s := &Syncer{changes: changes, runner: runner, opts: opts}
 	for _, cfg := range opts.Families {
 		r, err := render.NewRenderer(cfg)
 		if err != nil {
@@ -101,7 +101,7 @@ func (s *Syncer) Sync(ctx context.Context, full bool) error {
 	for _, f := range s.families {
 		all = all || len(f.rendered) == 0 && f.applied == nil
 	}
-	snap := s.tracker.take(all)
+	snap := s.changes.take(all)
 	var errs []error
 	for _, f := range s.families {
 		if err := s.syncFamily(ctx, f, snap, full); err != nil {
@@ -218,19 +218,18 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 		f.applied = desired
 		return nil
 	}
-	f.buf.Reset()
-	tx.WriteTo(&f.buf)
-	stats.Bytes = f.buf.Len()
+	f.input = tx.AppendTo(f.input[:0])
+	stats.Bytes = len(f.input)
 	kind := "partial"
 	if full {
 		kind = "full"
 	}
 	if s.opts.DryRun != nil {
-		if _, err := s.opts.DryRun.Write(f.buf.Bytes()); err != nil {
+		if _, err := s.opts.DryRun.Write(f.input); err != nil {
 			return err
 		}
 	} else {
-		if err := s.runner.Restore(ctx, f.ipv6, f.buf.Bytes()); err != nil {
+		if err := s.runner.Restore(ctx, f.ipv6, f.input); err != nil {
 			restoreFailures.WithLabelValues(fam, kind).Inc()
 			return fmt.Errorf("%s %s sync: %w", fam, kind, err)
 		}
@@ -296,7 +295,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.tracker.Changed():
+		case <-s.changes.Changed():
 			pending = true
 		case <-fullTicker.C:
 			full, pending = true, true

@@ -46,9 +46,9 @@ func slice(svc, name string, port string, portNum int32, addrs ...string) *disco
 	return s
 }
 
-func newTestSyncer(t *testing.T) (*Syncer, *Tracker, *iptablestest.Fake) {
+func newTestSyncer(t *testing.T) (*Syncer, *ChangeTracker, *iptablestest.Fake) {
 	t.Helper()
-	tr := NewTracker()
+	tr := NewChangeTracker()
 	fake := iptablestest.NewFake()
 	s, err := New(tr, fake, Options{
 		Families: []render.Config{{Prefix: "OUTPOST", NodeName: "node1", ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}},

@@ -11,8 +11,9 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"net/netip"
-	"sort"
+	"slices"
 	"strconv"
 )
 
@@ -207,13 +208,14 @@ func (r *Ruleset) RuleCount(t Table) int {
 	return n
 }
 
-func sortRefs(refs []ChainRef) {
-	sort.Slice(refs, func(i, j int) bool {
-		if refs[i].Table != refs[j].Table {
-			return refs[i].Table < refs[j].Table
-		}
-		return refs[i].Name < refs[j].Name
-	})
+func sortRefs(refs []ChainRef) { slices.SortFunc(refs, compareRefs) }
+
+// compareRefs orders chains by table, then name.
+func compareRefs(a, b ChainRef) int {
+	if c := cmp.Compare(a.Table, b.Table); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
 }
 
 // Transaction is one iptables-restore --noflush input: chains to (re)write
@@ -260,72 +262,64 @@ func (tx *Transaction) Rules() int {
 	return n
 }
 
-// WriteTo renders the restore input into out (reset first by the caller if
-// it is reused). Chains are written in name order within a table so that the
-// input is deterministic.
-func (tx *Transaction) WriteTo(out *bytes.Buffer) {
+// AppendTo appends the restore input to b and returns the extended buffer,
+// like strconv's and netip's AppendTo: a caller that passes b[:0] reuses
+// the memory of the previous sync. Chains are written in name order within
+// a table so that the input is deterministic.
+func (tx *Transaction) AppendTo(b []byte) []byte {
 	size := 64
 	for _, c := range tx.write {
 		size += len(c.Name) + 10 + len(c.Rules.Bytes())
 	}
-	out.Grow(size + 32*len(tx.delete))
-	sort.Slice(tx.write, func(i, j int) bool {
-		a, b := tx.write[i].ChainRef, tx.write[j].ChainRef
-		if a.Table != b.Table {
-			return a.Table < b.Table
-		}
-		return a.Name < b.Name
-	})
+	b = slices.Grow(b, size+32*len(tx.delete))
+	slices.SortFunc(tx.write, func(x, y *Chain) int { return compareRefs(x.ChainRef, y.ChainRef) })
 	sortRefs(tx.delete)
 	for _, t := range Tables {
-		start := out.Len()
-		out.WriteString("*")
-		out.WriteString(string(t))
-		out.WriteByte('\n')
-		any := false
+		start := len(b)
+		b = append(b, '*')
+		b = append(b, t...)
+		b = append(b, '\n')
+		declared := false
 		for _, c := range tx.write {
 			if c.Table == t {
-				declare(out, c.Name)
-				any = true
+				b = declare(b, c.Name)
+				declared = true
 			}
 		}
 		for _, ref := range tx.delete {
 			if ref.Table == t {
-				declare(out, ref.Name)
-				any = true
+				b = declare(b, ref.Name)
+				declared = true
 			}
 		}
-		if !any {
-			out.Truncate(start)
+		if !declared {
+			b = b[:start]
 			continue
 		}
 		for _, c := range tx.write {
 			if c.Table == t {
-				out.Write(c.Rules.Bytes())
+				b = append(b, c.Rules.Bytes()...)
 			}
 		}
 		for _, ref := range tx.delete {
 			if ref.Table == t {
-				out.WriteString("-X ")
-				out.WriteString(ref.Name)
-				out.WriteByte('\n')
+				b = append(b, "-X "...)
+				b = append(b, ref.Name...)
+				b = append(b, '\n')
 			}
 		}
-		out.WriteString("COMMIT\n")
+		b = append(b, "COMMIT\n"...)
 	}
+	return b
 }
 
 // Bytes renders the restore input.
-func (tx *Transaction) Bytes() []byte {
-	var b bytes.Buffer
-	tx.WriteTo(&b)
-	return b.Bytes()
-}
+func (tx *Transaction) Bytes() []byte { return tx.AppendTo(nil) }
 
-func declare(out *bytes.Buffer, name string) {
-	out.WriteByte(':')
-	out.WriteString(name)
-	out.WriteString(" - [0:0]\n")
+func declare(b []byte, name string) []byte {
+	b = append(b, ':')
+	b = append(b, name...)
+	return append(b, " - [0:0]\n"...)
 }
 
 // Full returns a transaction writing every chain of the set.

@@ -1,14 +1,3 @@
-// Package syncer is Outpost's kube-proxy: it tracks Services and
-// EndpointSlices and keeps the node's iptables rules in line with them.
-//
-//   - Tracker (tracker.go) turns informer events into state and a dirty set;
-//     its handlers never touch iptables.
-//   - objects.go reduces API objects to what the rules need.
-//   - render (subpackage) is the pure rule renderer; rules holds the typed
-//     rule set and transactions; restore applies them; iptablestest holds
-//     the in-memory fake and the packet tracer tests use as an oracle.
-//   - Syncer (syncer.go) is the loop: re-render dirty services, diff against
-//     what was applied, run one iptables-restore per family.
 package syncer
 
 import (
@@ -26,9 +15,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// Tracker holds the Services and EndpointSlices the rules are made from
+// ChangeTracker holds the Services and EndpointSlices the rules are made from
 // and which Services changed since the last sync.
-type Tracker struct {
+type ChangeTracker struct {
 	mu       sync.Mutex
 	services map[types.NamespacedName]*v1.Service
 	// slices by owning service, then by slice name.
@@ -38,10 +27,10 @@ type Tracker struct {
 	synced []cache.InformerSynced
 }
 
-// NewTracker returns an empty tracker (feed it with the Set/Delete methods
+// NewChangeTracker returns an empty tracker (feed it with the Set/Delete methods
 // or Watch).
-func NewTracker() *Tracker {
-	return &Tracker{
+func NewChangeTracker() *ChangeTracker {
+	return &ChangeTracker{
 		services: map[types.NamespacedName]*v1.Service{},
 		slices:   map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
 		dirty:    map[types.NamespacedName]bool{},
@@ -50,9 +39,9 @@ func NewTracker() *Tracker {
 }
 
 // Changed is signalled (without blocking) after every change.
-func (t *Tracker) Changed() <-chan struct{} { return t.notify }
+func (t *ChangeTracker) Changed() <-chan struct{} { return t.notify }
 
-func (t *Tracker) touch(nn types.NamespacedName) {
+func (t *ChangeTracker) touch(nn types.NamespacedName) {
 	t.dirty[nn] = true
 	select {
 	case t.notify <- struct{}{}:
@@ -61,7 +50,7 @@ func (t *Tracker) touch(nn types.NamespacedName) {
 }
 
 // SetService records a Service.
-func (t *Tracker) SetService(svc *v1.Service) {
+func (t *ChangeTracker) SetService(svc *v1.Service) {
 	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -70,7 +59,7 @@ func (t *Tracker) SetService(svc *v1.Service) {
 }
 
 // DeleteService forgets a Service.
-func (t *Tracker) DeleteService(namespace, name string) {
+func (t *ChangeTracker) DeleteService(namespace, name string) {
 	nn := types.NamespacedName{Namespace: namespace, Name: name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -84,7 +73,7 @@ func sliceService(s *discovery.EndpointSlice) (types.NamespacedName, bool) {
 }
 
 // SetSlice records an EndpointSlice (ignored without a service-name label).
-func (t *Tracker) SetSlice(s *discovery.EndpointSlice) {
+func (t *ChangeTracker) SetSlice(s *discovery.EndpointSlice) {
 	nn, ok := sliceService(s)
 	if !ok {
 		return
@@ -99,7 +88,7 @@ func (t *Tracker) SetSlice(s *discovery.EndpointSlice) {
 }
 
 // DeleteSlice forgets an EndpointSlice.
-func (t *Tracker) DeleteSlice(s *discovery.EndpointSlice) {
+func (t *ChangeTracker) DeleteSlice(s *discovery.EndpointSlice) {
 	nn, ok := sliceService(s)
 	if !ok {
 		return
@@ -125,7 +114,7 @@ type snapshot struct {
 // take returns the dirty Services (every Service if all) with their
 // slices, and clears the dirty set. A deleted Service is dirty but absent
 // from services.
-func (t *Tracker) take(all bool) snapshot {
+func (t *ChangeTracker) take(all bool) snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	keys := t.dirty
@@ -162,7 +151,7 @@ func (t *Tracker) take(all bool) snapshot {
 // Watch starts informers on Services (matching labelSelector) and
 // EndpointSlices that feed the tracker. Transforms shrink the cached
 // objects to what the rules need.
-func (t *Tracker) Watch(ctx context.Context, client kubernetes.Interface, labelSelector string) error {
+func (t *ChangeTracker) Watch(ctx context.Context, client kubernetes.Interface, labelSelector string) error {
 	svcFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labelSelector }))
 	sliceFactory := informers.NewSharedInformerFactory(client, 0)
@@ -220,7 +209,7 @@ func (t *Tracker) Watch(ctx context.Context, client kubernetes.Interface, labelS
 }
 
 // WaitForSync blocks until the informers listed everything once.
-func (t *Tracker) WaitForSync(ctx context.Context, timeout time.Duration) error {
+func (t *ChangeTracker) WaitForSync(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(ctx.Done(), t.synced...) {
