@@ -20,7 +20,7 @@ import (
 	kpconfig "k8s.io/kubernetes/pkg/proxy/apis/config"
 	kpiptables "k8s.io/kubernetes/pkg/proxy/iptables"
 	proxyutil "k8s.io/kubernetes/pkg/proxy/util"
-	iptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
+	kpiptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/outpost-dev/outpost/operator/syncer"
@@ -137,7 +137,7 @@ func normalize(input []byte, table string) []string {
 // --layout kube-proxy) and requires identical nat and filter rules.
 func TestKubeProxyLayoutEqualsKubeProxy(t *testing.T) {
 	w := variedWorld()
-	ipt := &kubeIPT{FakeIPTables: iptablestest.NewFake()}
+	ipt := &kubeIPT{FakeIPTables: kpiptablestest.NewFake()}
 	cfg := &kpconfig.KubeProxyConfiguration{
 		IPTables:      kpconfig.KubeProxyIPTablesConfiguration{MasqueradeBit: ptr.To[int32](14), LocalhostNodePorts: ptr.To(false)},
 		SyncPeriod:    metav1.Duration{Duration: time.Hour},

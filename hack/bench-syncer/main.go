@@ -34,9 +34,10 @@ import (
 	kpiptables "k8s.io/kubernetes/pkg/proxy/iptables"
 	proxyutil "k8s.io/kubernetes/pkg/proxy/util"
 	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
-	iptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
+	kpiptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/outpost-dev/outpost/internal/listflag"
 	"github.com/outpost-dev/outpost/operator/syncer"
 	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
@@ -162,7 +163,7 @@ func outpost(w *world, k int, layout render.Layout, prefix string) (*result, err
 // kubeIPT is kube-proxy's fake iptables, keeping the restore input only
 // (its own parsing of the input would count against kube-proxy's time).
 type kubeIPT struct {
-	*iptablestest.FakeIPTables
+	*kpiptablestest.FakeIPTables
 	last []byte
 }
 
@@ -175,7 +176,7 @@ func kubeProxy(w *world, k int) (*result, error) {
 	res := &result{}
 	var best time.Duration
 	for run := 0; run < 3; run++ {
-		ipt := &kubeIPT{FakeIPTables: iptablestest.NewFake()}
+		ipt := &kubeIPT{FakeIPTables: kpiptablestest.NewFake()}
 		cfg := &kpconfig.KubeProxyConfiguration{
 			IPTables:      kpconfig.KubeProxyIPTablesConfiguration{MasqueradeBit: ptr.To[int32](14), LocalhostNodePorts: ptr.To(false)},
 			SyncPeriod:    metav1.Duration{Duration: time.Hour},
@@ -316,7 +317,8 @@ func realRestores(r *result, tag string, fullNoflush bool) error {
 }
 
 func main() {
-	sizes := flag.String("sizes", "1000,10000,30000", "Comma-separated service counts.")
+	sizes := []int{1000, 10000, 30000}
+	flag.Var(listflag.New(&sizes, strconv.Atoi), "sizes", "Comma-separated service counts.")
 	eps := flag.Int("endpoints", 10, "Endpoints per service.")
 	real := flag.Bool("real", os.Geteuid() == 0, "Also time the real iptables-restore in a network namespace (root).")
 	kubeNoflushMax := flag.Int("kube-full-noflush-max", 1000, "Largest size at which kube-proxy's full restore runs with --noflush (it grows quadratically: unfinished after 10 min at 10k).")
@@ -329,11 +331,7 @@ func main() {
 	}
 
 	fmt.Printf("| services | metric | outpost (compact) | kube-proxy v1.37.2 | ratio |\n|---|---|---|---|---|\n")
-	for _, f := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			fatal(err)
-		}
+	for _, n := range sizes {
 		w := gen(n, *eps)
 		k := n / 2
 		ours, err := outpost(w, k, render.Compact, "OUTPOST")

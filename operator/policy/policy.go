@@ -9,7 +9,8 @@ package policy
 import (
 	"fmt"
 	"net/netip"
-	"strings"
+
+	"github.com/outpost-dev/outpost/internal/listflag"
 )
 
 // DefaultDeniedCIDRs are refused unless --denied-cidrs says otherwise:
@@ -37,15 +38,11 @@ func Parse(deniedCIDRs, serviceCIDRs, podCIDRs string) (*Policy, error) {
 		{"--service-cidr", serviceCIDRs},
 		{"--pod-cidr", podCIDRs},
 	} {
-		for _, s := range strings.Split(f.value, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			prefix, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a CIDR: %w", f.flag, s, err)
-			}
+		prefixes, err := listflag.ParsePrefixes(f.value)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.flag, err)
+		}
+		for _, prefix := range prefixes {
 			p.denied = append(p.denied, deniedRange{prefix: prefix.Masked(), source: f.flag})
 		}
 	}

@@ -4,11 +4,11 @@ package main
 import (
 	"flag"
 	"os"
-	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/outpost-dev/outpost/internal/listflag"
 	"github.com/outpost-dev/outpost/operator"
 )
 
@@ -22,14 +22,7 @@ func main() {
 	flag.StringVar(&opts.DeniedCIDRs, "denied-cidrs", opts.DeniedCIDRs, "Comma-separated CIDRs no ExternalBackend may point at.")
 	flag.StringVar(&opts.ServiceCIDRs, "service-cidr", opts.ServiceCIDRs, "The cluster's Service CIDRs (comma-separated); denied as backend addresses.")
 	flag.StringVar(&opts.PodCIDRs, "pod-cidr", opts.PodCIDRs, "The cluster's Pod CIDRs (comma-separated); denied as backend addresses.")
-	flag.Func("dns-server", "DNS server (HOST[:PORT]) for the names in spec.addresses; repeat or comma-separate for several. Default: the nameservers of /etc/resolv.conf.", func(v string) error {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				opts.DNSServers = append(opts.DNSServers, s)
-			}
-		}
-		return nil
-	})
+	flag.Var(listflag.Strings(&opts.DNSServers), "dns-server", "DNS server (HOST[:PORT]) for the names in spec.addresses; repeat or comma-separate for several. Default: the nameservers of /etc/resolv.conf.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "How many ExternalBackends are reconciled at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

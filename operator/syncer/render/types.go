@@ -42,6 +42,16 @@ func ParseLayout(s string) (Layout, error) {
 	return 0, fmt.Errorf("layout %q: must be compact or kube-proxy", s)
 }
 
+// Set makes *Layout a flag.Value for --layout.
+func (l *Layout) Set(s string) error {
+	v, err := ParseLayout(s)
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
 func (l Layout) String() string {
 	if l == KubeProxy {
 		return "kube-proxy"

@@ -1,0 +1,189 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/restore"
+)
+
+// Config is outpost-syncer's configuration, one field per flag; the flags
+// and their defaults are documented in operator/syncer/README.md.
+type Config struct {
+	// NodeName decides which endpoints are local (--node-name).
+	NodeName string
+	// NodeIPs are the addresses node ports answer on, at most one set per
+	// family (--node-ip); empty means every local address but loopback.
+	NodeIPs []netip.Addr
+	// ClusterCIDRs are the pod CIDRs: cluster IP traffic from outside them
+	// is masqueraded (--cluster-cidr).
+	ClusterCIDRs  []netip.Prefix
+	MasqueradeAll bool          // --masquerade-all
+	ChainPrefix   string        // --chain-prefix
+	Layout        render.Layout // --layout
+	// ServiceSelector is a label selector of the Services to program
+	// (--service-selector); empty selects every Service.
+	ServiceSelector string
+	MinSyncPeriod   time.Duration // --min-sync-period
+	SyncPeriod      time.Duration // --sync-period
+	CanaryPeriod    time.Duration // --canary-period
+	// MetricsBindAddress serves /metrics (--metrics-bind-address); "0"
+	// or empty disables it.
+	MetricsBindAddress string
+	// Once syncs once and returns (--once).
+	Once bool
+	// DryRun prints each restore input instead of applying it (--dry-run).
+	DryRun bool
+	// Netns applies the rules inside this named network namespace
+	// (--netns), through "ip netns exec".
+	Netns string
+}
+
+// DefaultConfig returns the flag defaults.
+func DefaultConfig() Config {
+	return Config{
+		ChainPrefix:        "OUTPOST",
+		Layout:             render.Compact,
+		MinSyncPeriod:      time.Second,
+		SyncPeriod:         time.Hour,
+		CanaryPeriod:       10 * time.Second,
+		MetricsBindAddress: ":9402",
+	}
+}
+
+// Server is what the outpost-syncer binary runs: informers feeding a
+// ChangeTracker, the Syncer applying it, the Events it records and the
+// metrics endpoint. The binary's main only parses flags into a Config.
+type Server struct {
+	cfg         Config
+	log         logr.Logger
+	client      kubernetes.Interface
+	changes     *ChangeTracker
+	syncer      *Syncer
+	broadcaster record.EventBroadcaster // nil with --once or --dry-run
+	// dryRun receives the restore input with --dry-run.
+	dryRun io.Writer
+}
+
+// NewServer checks cfg and builds a Server talking to the API server at
+// restConfig. Errors name the flag to fix.
+func NewServer(restConfig *rest.Config, cfg Config, log logr.Logger) (*Server, error) {
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	return newServer(client, cfg, log, os.Stdout)
+}
+
+func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun io.Writer) (*Server, error) {
+	fams, err := families(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := labels.Parse(cfg.ServiceSelector); err != nil {
+		return nil, fmt.Errorf("--service-selector %q: %w", cfg.ServiceSelector, err)
+	}
+	s := &Server{cfg: cfg, log: log, client: client, changes: NewChangeTracker(), dryRun: dryRun}
+	runner := &restore.Exec{}
+	if cfg.Netns != "" {
+		runner.Prefix = []string{"ip", "netns", "exec", cfg.Netns}
+	}
+	opts := Options{
+		Families: fams, MinSyncPeriod: cfg.MinSyncPeriod, SyncPeriod: cfg.SyncPeriod, CanaryPeriod: cfg.CanaryPeriod, Log: log,
+	}
+	if cfg.DryRun {
+		opts.DryRun = dryRun
+	}
+	// A one-shot or dry run is a command, not a node component: it reports
+	// to its caller, not through Events.
+	if !cfg.Once && !cfg.DryRun {
+		s.broadcaster = record.NewBroadcaster()
+		opts.Recorder = s.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "outpost-syncer", Host: cfg.NodeName})
+	}
+	if s.syncer, err = New(s.changes, runner, opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// families builds one render configuration per IP family in use: IPv4
+// always, IPv6 when a node IP or cluster CIDR is IPv6.
+func families(cfg Config) ([]render.Config, error) {
+	v4 := render.Config{Prefix: cfg.ChainPrefix, Layout: cfg.Layout, NodeName: cfg.NodeName, MasqueradeAll: cfg.MasqueradeAll}
+	v6 := v4
+	v6.IPv6 = true
+	useV6 := false
+	for _, a := range cfg.NodeIPs {
+		if a.Is6() {
+			v6.NodeIPs, useV6 = append(v6.NodeIPs, a), true
+		} else {
+			v4.NodeIPs = append(v4.NodeIPs, a)
+		}
+	}
+	for _, p := range cfg.ClusterCIDRs {
+		if p.Addr().Is6() {
+			v6.ClusterCIDRs, useV6 = append(v6.ClusterCIDRs, p.Masked()), true
+		} else {
+			v4.ClusterCIDRs = append(v4.ClusterCIDRs, p.Masked())
+		}
+	}
+	out := []render.Config{v4}
+	if useV6 {
+		out = append(out, v6)
+	}
+	for _, c := range out {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("--chain-prefix/--node-ip/--cluster-cidr: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Run watches the API server and syncs until ctx ends; with Once it syncs
+// once and returns.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.changes.Watch(ctx, s.client, s.cfg.ServiceSelector); err != nil {
+		return err
+	}
+	if s.broadcaster != nil {
+		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+		defer s.broadcaster.Shutdown()
+	}
+	if err := s.changes.WaitForSync(ctx, time.Minute); err != nil {
+		return err
+	}
+	if s.cfg.Once {
+		return s.syncer.Sync(ctx, true)
+	}
+	if addr := s.cfg.MetricsBindAddress; addr != "0" && addr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))
+		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error(err, "Metrics server stopped")
+			}
+		}()
+		defer srv.Close()
+	}
+	s.log.Info("Syncing iptables", "node", s.cfg.NodeName, "prefix", s.cfg.ChainPrefix, "layout", s.cfg.Layout.String(),
+		"families", len(s.syncer.families))
+	return s.syncer.Run(ctx)
+}
