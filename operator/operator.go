@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"context"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator/clusterranges"
 	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/operator/desired"
 	"github.com/outpost-dev/outpost/operator/notify"
@@ -40,6 +42,14 @@ type Options struct {
 	DeniedCIDRs            string
 	ServiceCIDRs           string
 	PodCIDRs               string
+	// ClusterDomain is the cluster's DNS domain: no alias may point
+	// inside it but at a Service of its own namespace.
+	ClusterDomain string
+	// DeniedHostnames are names no alias may point at (comma-separated).
+	DeniedHostnames string
+	// LearnClusterRanges denies the ranges the cluster's ServiceCIDRs,
+	// Nodes and API server endpoints hold, kept current by watching them.
+	LearnClusterRanges bool
 	// DNSServers answer the operator's queries for DNS names in
 	// spec.addresses (--dns-server, HOST[:PORT]); empty means the
 	// nameservers of /etc/resolv.conf.
@@ -57,6 +67,9 @@ func DefaultOptions() Options {
 		LeaderElectionID:        "outpost-operator.outpost.dev",
 		WriteEndpoints:          true,
 		DeniedCIDRs:             policy.DefaultDeniedCIDRs,
+		ClusterDomain:           policy.DefaultClusterDomain,
+		DeniedHostnames:         policy.DefaultDeniedHostnames,
+		LearnClusterRanges:      true,
 		MaxConcurrentReconciles: 4,
 	}
 }
@@ -77,6 +90,9 @@ func Scheme() *runtime.Scheme {
 func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	addressPolicy, err := policy.Parse(opts.DeniedCIDRs, opts.ServiceCIDRs, opts.PodCIDRs)
 	if err != nil {
+		return nil, err
+	}
+	if err := addressPolicy.SetAliasRules(opts.ClusterDomain, opts.DeniedHostnames); err != nil {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -107,6 +123,23 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		return nil, err
 	}
 	prober := probe.NewProber(probe.Options{Notify: wake.Notify})
+	if opts.LearnClusterRanges {
+		// A changed range may deny an address published under the old
+		// set, or allow one denied: every backend is checked again.
+		recheckAll := func(ctx context.Context) {
+			var all v1alpha1.ExternalBackendList
+			if err := mgr.GetClient().List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+				mgr.GetLogger().Error(err, "list ExternalBackends to re-check them against the cluster's new ranges")
+				return
+			}
+			for i := range all.Items {
+				wake.Notify(client.ObjectKeyFromObject(&all.Items[i]))
+			}
+		}
+		if _, err := clusterranges.Setup(mgr, clusterranges.Options{Policy: addressPolicy, OnChange: recheckAll}); err != nil {
+			return nil, fmt.Errorf("learn the cluster's ranges: %w", err)
+		}
+	}
 	for _, runnable := range []manager.Runnable{tracker, prober} {
 		if err := mgr.Add(runnable); err != nil {
 			return nil, err

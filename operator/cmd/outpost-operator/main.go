@@ -22,6 +22,9 @@ func main() {
 	flag.StringVar(&opts.DeniedCIDRs, "denied-cidrs", opts.DeniedCIDRs, "Comma-separated CIDRs no ExternalBackend may point at.")
 	flag.StringVar(&opts.ServiceCIDRs, "service-cidr", opts.ServiceCIDRs, "The cluster's Service CIDRs (comma-separated); denied as backend addresses.")
 	flag.StringVar(&opts.PodCIDRs, "pod-cidr", opts.PodCIDRs, "The cluster's Pod CIDRs (comma-separated); denied as backend addresses.")
+	flag.BoolVar(&opts.LearnClusterRanges, "learn-cluster-ranges", opts.LearnClusterRanges, "Deny the ranges of the cluster's ServiceCIDRs, Nodes (pod CIDRs and addresses) and API server endpoints, watched so they stay current.")
+	flag.StringVar(&opts.ClusterDomain, "cluster-domain", opts.ClusterDomain, "The cluster's DNS domain; an alias may point inside it only at a Service of its own namespace.")
+	flag.StringVar(&opts.DeniedHostnames, "denied-hostnames", opts.DeniedHostnames, "Comma-separated host names no alias (spec.externalName) may point at.")
 	flag.Var(listflag.Strings(&opts.DNSServers), "dns-server", "DNS server (HOST[:PORT]) for the names in spec.addresses; repeat or comma-separate for several. Default: the nameservers of /etc/resolv.conf.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "How many ExternalBackends are reconciled at once.")
 	zapOpts := zap.Options{}
@@ -41,7 +44,7 @@ func main() {
 		log.Error(err, "set up operator")
 		os.Exit(1)
 	}
-	log.Info("starting operator", "writeEndpoints", opts.WriteEndpoints, "deniedCIDRs", opts.DeniedCIDRs)
+	log.Info("starting operator", "writeEndpoints", opts.WriteEndpoints, "deniedCIDRs", opts.DeniedCIDRs, "learnClusterRanges", opts.LearnClusterRanges, "clusterDomain", opts.ClusterDomain)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "operator stopped")
 		os.Exit(1)
