@@ -37,7 +37,7 @@ func (h *harness) notesOf(o types.NamespacedName) chan struct{} {
 	return ch
 }
 
-func startTracker(t *testing.T, timeout time.Duration) *harness {
+func startRefresher(t *testing.T, timeout time.Duration) *harness {
 	t.Helper()
 	srv := dnsserver.Start(t)
 	h := &harness{t: t, srv: srv, notes: map[types.NamespacedName]chan struct{}{}}
@@ -117,9 +117,9 @@ func checkIntervals(t *testing.T, what string, got []time.Duration, lo, hi time.
 	}
 }
 
-func TestTrackerReresolvesOnTheRecordTTL(t *testing.T) {
+func TestRefresherReresolvesOnTheRecordTTL(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	h.srv.SetA("ttl2.example.test", 2, "198.51.100.1")
 	h.srv.SetA("ttl0.example.test", 0, "198.51.100.2")       // below minTTL
 	h.srv.SetA("ttl3600.example.test", 3600, "198.51.100.3") // above maxTTL
@@ -151,9 +151,9 @@ func TestTrackerReresolvesOnTheRecordTTL(t *testing.T) {
 	}
 }
 
-func TestTrackerFollowsFailoverWithinTTL(t *testing.T) {
+func TestRefresherFollowsFailoverWithinTTL(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o := owner("mydb")
 	h.srv.SetA("mydb.cluster-abc.example.test", 5, "198.51.100.10")
 	h.ensure(o, Spec{MinTTL: time.Second, MaxTTL: time.Minute}, "mydb.cluster-abc.example.test")
@@ -167,9 +167,9 @@ func TestTrackerFollowsFailoverWithinTTL(t *testing.T) {
 	}
 }
 
-func TestTrackerCNAMEChainAndIPv6(t *testing.T) {
+func TestRefresherCNAMEChainAndIPv6(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o := owner("partner")
 	h.srv.SetCNAME("api.partner.example.test", 60, "edge.cdn.example.test")
 	h.srv.SetCNAME("edge.cdn.example.test", 2, "pop1.cdn.example.test")
@@ -190,9 +190,9 @@ func TestTrackerCNAMEChainAndIPv6(t *testing.T) {
 	}
 }
 
-func TestTrackerKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
+func TestRefresherKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, 300*time.Millisecond)
+	h := startRefresher(t, 300*time.Millisecond)
 	o := owner("flaky")
 	name := "flaky.example.test"
 	h.srv.SetA(name, 1, "198.51.100.30")
@@ -226,9 +226,9 @@ func TestTrackerKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
 	}
 }
 
-func TestTrackerFailureReasons(t *testing.T) {
+func TestRefresherFailureReasons(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, 200*time.Millisecond)
+	h := startRefresher(t, 200*time.Millisecond)
 	h.srv.Fail("silent.example.test", dnsserver.Drop)
 	h.srv.SetAAAA("v6only.example.test", 60, "2001:db8::1")
 	tests := []struct {
@@ -260,9 +260,9 @@ func TestTrackerFailureReasons(t *testing.T) {
 	}
 }
 
-func TestTrackerEnsureDropsNamesAndForgetStops(t *testing.T) {
+func TestRefresherEnsureDropsNamesAndForgetStops(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o := owner("two")
 	h.srv.SetA("a.example.test", 1, "198.51.100.1")
 	h.srv.SetA("b.example.test", 1, "198.51.100.2")
@@ -295,7 +295,7 @@ func TestTrackerEnsureDropsNamesAndForgetStops(t *testing.T) {
 	}
 }
 
-func TestTrackerRejectsBadSpec(t *testing.T) {
+func TestRefresherRejectsBadSpec(t *testing.T) {
 	tr, err := NewRefresher(Options{Resolver: newResolver(t, time.Second, "127.0.0.1:1")})
 	if err != nil {
 		t.Fatal(err)
@@ -308,9 +308,9 @@ func TestTrackerRejectsBadSpec(t *testing.T) {
 	}
 }
 
-func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
+func TestRefresherKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o, name := owner("again"), "again.example.test"
 	spec := Spec{MinTTL: time.Second, MaxTTL: time.Minute}
 	h.srv.SetA(name, 1, "198.51.100.1")
@@ -329,9 +329,9 @@ func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
 	}
 }
 
-func TestTrackerOneFamilyFailing(t *testing.T) {
+func TestRefresherOneFamilyFailing(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o, name := owner("dual"), "dual.example.test"
 	h.srv.SetA(name, 1, "198.51.100.1")
 	h.srv.SetAAAA(name, 1, "2001:db8::1")
