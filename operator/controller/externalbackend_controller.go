@@ -1,7 +1,9 @@
-// Package controller reconciles ExternalBackends: it reads the object, decides
-// which addresses may be published (address policy), computes the children
-// with package desired, applies what changed with server-side apply, deletes
-// what is no longer wanted, and records status conditions and Events.
+// Package controller reconciles ExternalBackends. It only does the I/O: it
+// reads the object and the Service of its name, asks the resolver and the
+// prober what they know, lets package status decide the rows, conditions and
+// Events and package desired the children, applies what changed with
+// server-side apply, deletes what is no longer wanted, and writes the status
+// and Events.
 package controller
 
 import (
@@ -28,6 +30,7 @@ import (
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -96,7 +99,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if owner.Conflict != "" {
 		r.forget(req.NamespacedName)
 		res := status.Compute(xb, status.Inputs{Conflict: owner.Conflict, Now: time.Now()})
-		r.record(xb, res.Events)
+		r.record(ctx, xb, res.Events)
 		return ctrl.Result{}, r.updateStatus(ctx, xb, res.Status(nil))
 	}
 	if owner.Recreate {
@@ -106,7 +109,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 
 	res := status.Compute(xb, r.observe(xb))
-	r.record(xb, res.Events)
+	r.record(ctx, xb, res.Events)
 	applyErr := r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, r.Options))
 	if err := r.updateStatus(ctx, xb, res.Status(applyErr)); err != nil {
 		return ctrl.Result{}, errors.Join(applyErr, err)
@@ -145,9 +148,13 @@ func (r *ExternalBackendReconciler) deleteForRecreate(ctx context.Context, xb *v
 	return nil
 }
 
-// record records the Events the status core decided on.
-func (r *ExternalBackendReconciler) record(xb *v1alpha1.ExternalBackend, events []status.Event) {
+// record records the Events the status core decided on; warnings go to the
+// log too, for clusters that keep Events only an hour.
+func (r *ExternalBackendReconciler) record(ctx context.Context, xb *v1alpha1.ExternalBackend, events []status.Event) {
 	for _, e := range events {
+		if e.Type == corev1.EventTypeWarning {
+			logf.FromContext(ctx).Info(e.Note, "reason", e.Reason)
+		}
 		r.Recorder.Eventf(xb, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
 }
