@@ -256,15 +256,15 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 	st.Ready = fmt.Sprintf("%d/%d", st.ReadyEndpoints, st.TotalEndpoints)
 
 	var set setCondition = func(condType string, ok bool, reason, format string, args ...any) {
-		status := metav1.ConditionFalse
+		condStatus := metav1.ConditionFalse
 		if ok {
-			status = metav1.ConditionTrue
+			condStatus = metav1.ConditionTrue
 		}
 		// SetStatusCondition keeps the old lastTransitionTime when the
 		// status did not change.
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type:               condType,
-			Status:             status,
+			Status:             condStatus,
 			Reason:             reason,
 			Message:            fmt.Sprintf(format, args...),
 			ObservedGeneration: xb.Generation,
