@@ -118,7 +118,7 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	// The resolver and the prober run beside the reconciler, never inside
 	// it; they wake it through one source when an answer or a health changes.
 	wake := notify.NewSource()
-	tracker, err := resolve.NewTracker(resolve.Options{Resolver: resolver, Notify: wake.Notify})
+	refresher, err := resolve.NewRefresher(resolve.Options{Resolver: resolver, Notify: wake.Notify})
 	if err != nil {
 		return nil, err
 	}
@@ -140,13 +140,13 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 			return nil, fmt.Errorf("learn the cluster's ranges: %w", err)
 		}
 	}
-	for _, runnable := range []manager.Runnable{tracker, prober} {
+	for _, runnable := range []manager.Runnable{refresher, prober} {
 		if err := mgr.Add(runnable); err != nil {
 			return nil, err
 		}
 	}
 	r := &controller.ExternalBackendReconciler{
-		Tracker:   tracker,
+		Refresher: refresher,
 		Prober:    prober,
 		Wake:      wake,
 		Client:    mgr.GetClient(),

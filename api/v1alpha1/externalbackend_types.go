@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -79,6 +81,15 @@ type ExternalBackendSpec struct {
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 }
 
+// Defaults of ExternalBackendSpec, as the +kubebuilder:default markers above
+// write them into the CRD (a test keeps the two equal). The operator applies
+// them too, for objects written before the CRD had them.
+const (
+	DefaultServiceType     = corev1.ServiceTypeClusterIP
+	DefaultHeadless        = false
+	DefaultSessionAffinity = corev1.ServiceAffinityNone
+)
+
 // BackendPort is one port of the generated Service.
 type BackendPort struct {
 	// Name of the port; a DNS label of at most 15 characters (an IANA service
@@ -117,6 +128,9 @@ type BackendPort struct {
 	// +kubebuilder:validation:Maximum=65535
 	NodePort int32 `json:"nodePort,omitempty"`
 }
+
+// DefaultProtocol is BackendPort.Protocol's default.
+const DefaultProtocol = corev1.ProtocolTCP
 
 // ServiceMetadata is copied onto the generated objects.
 type ServiceMetadata struct {
@@ -159,6 +173,14 @@ type Resolution struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="spec.resolution.maxTTL must be at most 24h"
 	MaxTTL *metav1.Duration `json:"maxTTL,omitempty"`
 }
+
+// Defaults of Resolution. IPFamilies defaults to the one family
+// DefaultIPFamily.
+const (
+	DefaultIPFamily = IPv4
+	DefaultMinTTL   = 5 * time.Second
+	DefaultMaxTTL   = 30 * time.Minute
+)
 
 // HealthCheckType is the kind of probe.
 // +kubebuilder:validation:Enum=TCP;HTTP;HTTPS
@@ -219,6 +241,15 @@ type HealthCheck struct {
 	UnhealthyThreshold int32 `json:"unhealthyThreshold,omitempty"`
 }
 
+// Defaults of HealthCheck.
+const (
+	DefaultHealthCheckType     = HealthCheckTCP
+	DefaultHealthCheckInterval = 10 * time.Second
+	DefaultHealthCheckTimeout  = 2 * time.Second
+	DefaultHealthyThreshold    = 2
+	DefaultUnhealthyThreshold  = 3
+)
+
 // Mode is how an ExternalBackend reaches its backend.
 type Mode string
 
@@ -236,6 +267,87 @@ const (
 	ConditionReady    = "Ready"
 	ConditionResolved = "Resolved"
 	ConditionHealthy  = "Healthy"
+)
+
+// Reasons of the Ready condition. Each names a state a person can act on.
+const (
+	// ReasonEndpointsReady: at least one endpoint is ready.
+	ReasonEndpointsReady = "EndpointsReady"
+	// ReasonNoReadyEndpoints: no endpoint is ready (all unhealthy, or no
+	// DNS answer yet).
+	ReasonNoReadyEndpoints = "NoReadyEndpoints"
+	// ReasonAddressesDenied: every address is refused by the address policy.
+	ReasonAddressesDenied = "AddressesDenied"
+	// ReasonServiceConflict: a Service of the same name belongs to someone
+	// else; nothing is written, resolved or probed until it is gone.
+	ReasonServiceConflict = "ServiceConflict"
+	// ReasonApplyFailed: writing the Service, EndpointSlices or Endpoints failed.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonAliasConfigured: the ExternalName Service is written.
+	ReasonAliasConfigured = "AliasConfigured"
+)
+
+// Reasons of the Resolved condition.
+const (
+	// ReasonResolvedByClient: alias mode, the client follows the CNAME.
+	ReasonResolvedByClient = "ResolvedByClient"
+	// ReasonStaticAddresses: every address is an IP literal.
+	ReasonStaticAddresses = "StaticAddresses"
+	// ReasonInvalidResolution: spec.resolution cannot be used.
+	ReasonInvalidResolution = "InvalidResolution"
+	// ReasonResolving: a name has not had its first answer yet.
+	ReasonResolving = "Resolving"
+	// ReasonNamesResolved: every name's last answer was good.
+	ReasonNamesResolved = "NamesResolved"
+
+	// The failures of a name's last resolution (the first failing name's
+	// reason is the condition's). Its last known addresses stay published
+	// for one more maxTTL.
+
+	// ReasonTimeout: no DNS server answered within the timeout.
+	ReasonTimeout = "Timeout"
+	// ReasonServerFailure: the servers answered SERVFAIL.
+	ReasonServerFailure = "ServerFailure"
+	// ReasonNameNotFound: the name (or a CNAME target) does not exist (NXDOMAIN).
+	ReasonNameNotFound = "NameNotFound"
+	// ReasonRefused: the servers refused the query (REFUSED).
+	ReasonRefused = "Refused"
+	// ReasonNoAddresses: the name exists but has no record of any requested family.
+	ReasonNoAddresses = "NoAddresses"
+	// ReasonQueryFailed: any other error (network unreachable, bad answer, CNAME loop).
+	ReasonQueryFailed = "QueryFailed"
+)
+
+// Reasons of the Healthy condition.
+const (
+	// ReasonHealthCheckDisabled: no spec.healthCheck, every address is ready.
+	ReasonHealthCheckDisabled = "HealthCheckDisabled"
+	// ReasonInvalidHealthCheck: spec.healthCheck cannot be used.
+	ReasonInvalidHealthCheck = "InvalidHealthCheck"
+	// ReasonUnhealthy: some addresses fail their checks.
+	ReasonUnhealthy = "Unhealthy"
+	// ReasonAllHealthy: every checked address passes.
+	ReasonAllHealthy = "AllHealthy"
+)
+
+// Reasons of the Events about an ExternalBackend.
+const (
+	// EventCreated, EventUpdated and EventDeleted: the operator wrote or
+	// removed generated objects (Deleted also when it recreates the Service
+	// because its clusterIP cannot change).
+	EventCreated = "Created"
+	EventUpdated = "Updated"
+	EventDeleted = "Deleted"
+	// EventServiceConflict: the Service name is taken by someone else's Service.
+	EventServiceConflict = "ServiceConflict"
+	// EventAddressDenied: addresses newly refused by the address policy.
+	EventAddressDenied = "AddressDenied"
+	// EventAddressesChanged: a DNS name's answers came or went.
+	EventAddressesChanged = "AddressesChanged"
+	// EventEndpointsUnhealthy and EventEndpointsHealthy: health checks
+	// turned addresses not ready, or ready again.
+	EventEndpointsUnhealthy = "EndpointsUnhealthy"
+	EventEndpointsHealthy   = "EndpointsHealthy"
 )
 
 // EndpointStatus is one address the operator considered.
@@ -257,6 +369,16 @@ type EndpointStatus struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 }
+
+// Reasons of an EndpointStatus row.
+const (
+	// EndpointDenied: the address policy refused the address; it is
+	// written nowhere.
+	EndpointDenied = "Denied"
+	// EndpointUnhealthy: the health check failed; the address is written
+	// as not ready.
+	EndpointUnhealthy = "Unhealthy"
+)
 
 // ExternalBackendStatus is what the operator observed and wrote.
 type ExternalBackendStatus struct {

@@ -1,7 +1,9 @@
-// Package controller reconciles ExternalBackends: it reads the object, decides
-// which addresses may be published (address policy), computes the children
-// with package desired, applies what changed with server-side apply, deletes
-// what is no longer wanted, and records status conditions and Events.
+// Package controller reconciles ExternalBackends. It only does the I/O: it
+// reads the object and the Service of its name, asks the resolver and the
+// prober what they know, lets package status decide the rows, conditions and
+// Events and package desired the children, applies what changed with
+// server-side apply, deletes what is no longer wanted, and writes the status
+// and Events.
 package controller
 
 import (
@@ -11,12 +13,12 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,6 +30,7 @@ import (
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -38,21 +41,7 @@ import (
 	"github.com/outpost-dev/outpost/operator/policy"
 	"github.com/outpost-dev/outpost/operator/probe"
 	"github.com/outpost-dev/outpost/operator/resolve"
-)
-
-// Event reasons.
-const (
-	EventCreated         = "Created"
-	EventUpdated         = "Updated"
-	EventDeleted         = "Deleted"
-	EventServiceConflict = "ServiceConflict"
-	EventAddressDenied   = "AddressDenied"
-	// EventAddressesChanged: a DNS name's answers came or went.
-	EventAddressesChanged = "AddressesChanged"
-	// EventEndpointsUnhealthy and EventEndpointsHealthy: health checks
-	// turned addresses not ready, or ready again.
-	EventEndpointsUnhealthy = "EndpointsUnhealthy"
-	EventEndpointsHealthy   = "EndpointsHealthy"
+	"github.com/outpost-dev/outpost/operator/status"
 )
 
 // ExternalBackendReconciler turns ExternalBackends into Services,
@@ -67,11 +56,11 @@ type ExternalBackendReconciler struct {
 	Recorder  recorder.EventRecorder
 	Policy    *policy.Policy
 	Options   desired.Options
-	// Tracker resolves the DNS names of spec.addresses and keeps them fresh.
-	Tracker *resolve.Tracker
+	// Refresher resolves the DNS names of spec.addresses and keeps them fresh.
+	Refresher *resolve.Refresher
 	// Prober health-checks the addresses of backends with a healthCheck.
 	Prober *probe.Prober
-	// Wake turns the Tracker's and Prober's notifications into reconciles.
+	// Wake turns the Refresher's and Prober's notifications into reconciles.
 	Wake *notify.Source
 }
 
@@ -99,52 +88,75 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, nil
 	}
 
-	obs, endpoints := r.observe(ctx, xb)
-	if conflict, err := r.serviceConflict(ctx, xb); err != nil {
+	// Ownership comes first: a backend whose Service name is taken writes
+	// nothing, so it must not make the resolver and the prober work for it
+	// either, nor report on addresses.
+	live, err := r.liveService(ctx, xb)
+	if err != nil {
 		return ctrl.Result{}, err
-	} else if conflict != "" {
-		obs.conflict = conflict
-		if c := meta.FindStatusCondition(xb.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != ReasonServiceConflict {
-			r.Recorder.Eventf(xb, nil, corev1.EventTypeWarning, EventServiceConflict, "Reconcile", "%s", conflict)
+	}
+	owner := status.ServiceOwnership(xb, live)
+	if owner.Conflict != "" {
+		r.forget(req.NamespacedName)
+		res := status.Compute(xb, status.Inputs{Conflict: owner.Conflict, Now: time.Now()})
+		r.record(ctx, xb, res.Events)
+		return ctrl.Result{}, r.updateStatus(ctx, xb, res.Status(nil))
+	}
+	if owner.Recreate {
+		if err := r.deleteForRecreate(ctx, xb, live); err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, r.updateStatus(ctx, xb, obs)
 	}
 
-	obs.applyErr = r.applyChildren(ctx, xb, desired.Compute(xb, endpoints, r.Options))
-	if err := r.updateStatus(ctx, xb, obs); err != nil {
-		return ctrl.Result{}, errors.Join(obs.applyErr, err)
+	res := status.Compute(xb, r.observe(xb))
+	r.record(ctx, xb, res.Events)
+	applyErr := r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, r.Options))
+	if err := r.updateStatus(ctx, xb, res.Status(applyErr)); err != nil {
+		return ctrl.Result{}, errors.Join(applyErr, err)
 	}
-	return ctrl.Result{}, obs.applyErr
+	return ctrl.Result{}, applyErr
 }
 
-// serviceConflict returns a message when a Service of xb's name exists that
-// xb does not control. It also deletes our own Service when it must be
-// recreated because its clusterIP (headless or not) cannot be changed.
-func (r *ExternalBackendReconciler) serviceConflict(ctx context.Context, xb *v1alpha1.ExternalBackend) (string, error) {
+// liveService returns the Service of xb's name, nil when there is none. A
+// Service the cache does not know is looked up past it, so a lagging cache
+// can never make us take over someone else's Service.
+func (r *ExternalBackendReconciler) liveService(ctx context.Context, xb *v1alpha1.ExternalBackend) (*corev1.Service, error) {
 	key := client.ObjectKeyFromObject(xb)
 	svc := &corev1.Service{}
 	err := r.Client.Get(ctx, key, svc)
 	if apierrors.IsNotFound(err) {
 		err = r.APIReader.Get(ctx, key, svc)
 	}
-	if apierrors.IsNotFound(err) {
-		return "", nil
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get Service %s: %w", key, err)
 	}
-	if err != nil {
-		return "", fmt.Errorf("get Service %s: %w", key, err)
+	return svc, nil
+}
+
+// deleteForRecreate deletes our Service so that applyChildren creates it
+// again: switching headless changes its clusterIP, which is immutable.
+func (r *ExternalBackendReconciler) deleteForRecreate(ctx context.Context, xb *v1alpha1.ExternalBackend, svc *corev1.Service) error {
+	key := client.ObjectKeyFromObject(svc)
+	if err := r.Client.Delete(ctx, svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete Service %s to switch headless: %w", key, err)
 	}
-	if !metav1.IsControlledBy(svc, xb) {
-		return fmt.Sprintf("Service %s already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name", key), nil
-	}
-	if !desired.IsAlias(xb) && svc.Spec.Type != corev1.ServiceTypeExternalName &&
-		svc.Spec.ClusterIP != "" && (svc.Spec.ClusterIP == corev1.ClusterIPNone) != xb.Spec.Headless {
-		if err := r.Client.Delete(ctx, svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
-			return "", fmt.Errorf("delete Service %s to switch headless: %w", key, err)
+	writes.WithLabelValues("Service", "delete").Inc()
+	r.Recorder.Eventf(xb, svc, corev1.EventTypeNormal, v1alpha1.EventDeleted, "Recreate", "Service %s recreated: headless changed and clusterIP is immutable", key)
+	return nil
+}
+
+// record records the Events the status core decided on; warnings go to the
+// log too, for clusters that keep Events only an hour.
+func (r *ExternalBackendReconciler) record(ctx context.Context, xb *v1alpha1.ExternalBackend, events []status.Event) {
+	for _, e := range events {
+		if e.Type == corev1.EventTypeWarning {
+			logf.FromContext(ctx).Info(e.Note, "reason", e.Reason)
 		}
-		writes.WithLabelValues("Service", "delete").Inc()
-		r.Recorder.Eventf(xb, svc, corev1.EventTypeNormal, EventDeleted, "Recreate", "Service %s recreated: headless changed and clusterIP is immutable", key)
+		r.Recorder.Eventf(xb, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
-	return "", nil
 }
 
 // applyChildren applies what changed and deletes what is no longer wanted,
@@ -189,7 +201,7 @@ func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alp
 		record(r.deleteChild(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: xb.Name, Namespace: xb.Namespace}}, controlledBy(xb)))
 	}
 
-	for _, reason := range []string{EventCreated, EventUpdated, EventDeleted} {
+	for _, reason := range []string{v1alpha1.EventCreated, v1alpha1.EventUpdated, v1alpha1.EventDeleted} {
 		if what := changes[reason]; len(what) > 0 {
 			r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, reason, "Apply", "%s %s", strings.ToLower(reason), strings.Join(what, ", "))
 		}
@@ -235,10 +247,10 @@ func (r *ExternalBackendReconciler) apply(ctx context.Context, live client.Objec
 	}
 	if exists {
 		writes.WithLabelValues(kind, "update").Inc()
-		return EventUpdated, what, nil
+		return v1alpha1.EventUpdated, what, nil
 	}
 	writes.WithLabelValues(kind, "create").Inc()
-	return EventCreated, what, nil
+	return v1alpha1.EventCreated, what, nil
 }
 
 // sameJSON compares two objects by their JSON form, the form the API server
@@ -276,7 +288,7 @@ func (r *ExternalBackendReconciler) deleteChild(ctx context.Context, obj client.
 		return "", what, fmt.Errorf("delete %s: %w", what, err)
 	}
 	writes.WithLabelValues(kind, "delete").Inc()
-	return EventDeleted, what, nil
+	return v1alpha1.EventDeleted, what, nil
 }
 
 // controlledBy says whether xb is an object's controller.
@@ -315,12 +327,12 @@ func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, key type
 	return errors.Join(errs...)
 }
 
-func (r *ExternalBackendReconciler) updateStatus(ctx context.Context, xb *v1alpha1.ExternalBackend, obs observation) error {
-	status := buildStatus(xb, obs)
-	if equality.Semantic.DeepEqual(status, xb.Status) {
+// updateStatus writes st unless it is what xb already has.
+func (r *ExternalBackendReconciler) updateStatus(ctx context.Context, xb *v1alpha1.ExternalBackend, st v1alpha1.ExternalBackendStatus) error {
+	if equality.Semantic.DeepEqual(st, xb.Status) {
 		return nil
 	}
-	xb.Status = status
+	xb.Status = st
 	// An update, not a merge patch: it carries the resourceVersion, so a
 	// status computed from a stale object is refused and recomputed.
 	if err := r.Client.Status().Update(ctx, xb); err != nil {

@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/test/netns"
 )
 
@@ -57,7 +56,7 @@ var _ = Describe("Health checks", func() {
 			got := fresh(xb)
 			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionHealthy)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(controller.ReasonAllHealthy))
+			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonAllHealthy))
 			g.Expect(got.Status.Ready).To(Equal("2/2"))
 		}, timeout, poll).Should(Succeed())
 		Eventually(func() int64 { return srvA.Hits() }, timeout, poll).Should(BeNumerically(">=", 1), "the operator probes the real listener")
@@ -77,19 +76,19 @@ var _ = Describe("Health checks", func() {
 			}
 		}
 		Eventually(func() []string { _, nr := readyIPs(endpoints(ns, "pg")); return nr }, timeout, poll).Should(Equal([]string{a.String()}))
-		got := eventuallyCondition(xb, v1alpha1.ConditionHealthy, controller.ReasonUnhealthy)
+		got := eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonUnhealthy)
 		Expect(got.Status.Ready).To(Equal("1/2"))
 		Expect(got.Status.ReadyEndpoints).To(BeEquivalentTo(1))
 		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionHealthy).Message).To(ContainSubstring(a.String()))
 		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(), "one backend is still up")
-		Eventually(eventReasons(got), timeout, poll).Should(ContainElement(controller.EventEndpointsUnhealthy))
+		Eventually(eventReasons(got), timeout, poll).Should(ContainElement(v1alpha1.EventEndpointsUnhealthy))
 
 		By("starting it again")
 		Expect(srvA.Start()).To(Succeed())
 		Eventually(func() map[string]bool { return addressesOf(slicesOf(ns, "pg")) }, timeout, poll).
 			Should(Equal(map[string]bool{a.String(): true, b.String(): true}))
 		Eventually(func() []string { r, _ := readyIPs(endpoints(ns, "pg")); return r }, timeout, poll).Should(ConsistOf(a.String(), b.String()))
-		got = eventuallyCondition(xb, v1alpha1.ConditionHealthy, controller.ReasonAllHealthy)
+		got = eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonAllHealthy)
 		Expect(got.Status.Ready).To(Equal("2/2"))
 	})
 
@@ -100,16 +99,16 @@ var _ = Describe("Health checks", func() {
 			Addresses: []string{a.String()}, Ports: []v1alpha1.BackendPort{{Port: 80, TargetPort: 8080}}, HealthCheck: check(v1alpha1.HealthCheckHTTP, "/healthz"),
 		})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionHealthy, controller.ReasonAllHealthy)
+		eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonAllHealthy)
 
 		srv.SetStatus(503)
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonNoReadyEndpoints)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonNoReadyEndpoints)
 		Expect(got.Status.Ready).To(Equal("0/1"))
 		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionHealthy).Message).To(ContainSubstring("503"))
 		Expect(addressesOf(slicesOf(ns, "web"))).To(Equal(map[string]bool{a.String(): false}))
 
 		srv.SetStatus(302)
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 	})
 
 	It("probes HTTPS without checking the certificate unless asked", func() {
@@ -118,10 +117,10 @@ var _ = Describe("Health checks", func() {
 		hc := check(v1alpha1.HealthCheckHTTPS, "/")
 		xb := backend(ns, "tls", v1alpha1.ExternalBackendSpec{Addresses: []string{a.String()}, Ports: tcp(8443), HealthCheck: hc})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionHealthy, controller.ReasonAllHealthy)
+		eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonAllHealthy)
 
 		update(xb, func(cur *v1alpha1.ExternalBackend) { cur.Spec.HealthCheck.VerifyCertificate = ptr(true) })
-		got := eventuallyCondition(xb, v1alpha1.ConditionHealthy, controller.ReasonUnhealthy)
+		got := eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonUnhealthy)
 		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionHealthy).Message).To(ContainSubstring("certificate"))
 	})
 })

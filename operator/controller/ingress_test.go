@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/test/testenv"
 )
 
@@ -24,7 +23,7 @@ var _ = Describe("The sample Ingress in front of ExternalBackends", func() {
 		for _, file := range []string{"outpost_v1alpha1_externalbackend_external-service-1.yaml", "outpost_v1alpha1_externalbackend_rocketmq.yaml"} {
 			xb := loadSample(file, ns)
 			Expect(k8s.Create(ctx, xb)).To(Succeed())
-			eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+			eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		}
 		raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "networking_v1_ingress_outside.yaml"))
 		Expect(err).NotTo(HaveOccurred())

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/test/dnsserver"
 )
 
@@ -40,9 +39,9 @@ var _ = Describe("DNS names", func() {
 		dns.SetA(name, 5, "198.51.100.10")
 		xb := backend(ns, "rds", v1alpha1.ExternalBackendSpec{Addresses: []string{name}, Ports: tcp(5432)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Mode).To(Equal(v1alpha1.ModeResolved))
-		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionResolved).Reason).To(Equal(controller.ReasonNamesResolved))
+		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionResolved).Reason).To(Equal(v1alpha1.ReasonNamesResolved))
 		Expect(got.Status.Endpoints).To(HaveLen(1))
 		row := got.Status.Endpoints[0]
 		Expect(row.Address).To(Equal("198.51.100.10"))
@@ -74,8 +73,8 @@ var _ = Describe("DNS names", func() {
 		both := backend(ns, "both", v1alpha1.ExternalBackendSpec{Addresses: []string{dual}, Ports: tcp(443), Resolution: resolution("5s", "30m", v1alpha1.IPv4, v1alpha1.IPv6)})
 		Expect(k8s.Create(ctx, six)).To(Succeed())
 		Expect(k8s.Create(ctx, both)).To(Succeed())
-		eventuallyCondition(six, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
-		eventuallyCondition(both, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(six, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
+		eventuallyCondition(both, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 
 		s := slicesOf(ns, "six")
 		Expect(s).To(HaveLen(1))
@@ -95,7 +94,7 @@ var _ = Describe("DNS names", func() {
 		dns.SetA(target, 60, "203.0.113.40", "203.0.113.41")
 		xb := backend(ns, "partner", v1alpha1.ExternalBackendSpec{Addresses: []string{alias}, Ports: tcp(443)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("2/2"))
 		for _, row := range got.Status.Endpoints {
 			Expect(row.Host).To(Equal(alias))
@@ -108,7 +107,7 @@ var _ = Describe("DNS names", func() {
 		dns.SetA(name, 1, "198.51.100.50")
 		xb := backend(ns, "flaky", v1alpha1.ExternalBackendSpec{Addresses: []string{name, "192.168.50.1"}, Ports: tcp(80), Resolution: resolution("1s", "4s")})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(addressesOf(slicesOf(ns, "flaky"))).To(HaveKey("198.51.100.50"))
 
 		dns.Fail(name, dnsserver.ServFail)
@@ -128,7 +127,7 @@ var _ = Describe("DNS names", func() {
 		dns.Fail(name, dnsserver.None)
 		Eventually(func() map[string]bool { return addressesOf(slicesOf(ns, "flaky")) }, 15*time.Second, poll).
 			Should(HaveKey("198.51.100.50"))
-		eventuallyCondition(xb, v1alpha1.ConditionResolved, controller.ReasonNamesResolved)
+		eventuallyCondition(xb, v1alpha1.ConditionResolved, v1alpha1.ReasonNamesResolved)
 	})
 
 	It("reports NXDOMAIN and a name still waiting for its first answer", func() {
@@ -137,7 +136,7 @@ var _ = Describe("DNS names", func() {
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
 		got := eventuallyCondition(xb, v1alpha1.ConditionResolved, "NameNotFound")
 		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionResolved).Message).To(ContainSubstring(missing))
-		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Reason).To(Equal(controller.ReasonNoReadyEndpoints))
+		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonNoReadyEndpoints))
 	})
 
 	It("drops an address when the name rebinds into a denied range", func() {
@@ -145,14 +144,14 @@ var _ = Describe("DNS names", func() {
 		dns.SetA(name, 1, "198.51.100.60")
 		xb := backend(ns, "rebind", v1alpha1.ExternalBackendSpec{Addresses: []string{name}, Ports: tcp(80), Resolution: resolution("1s", "30m")})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 
 		dns.SetA(name, 1, "169.254.169.254", "10.96.0.1")
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonAddressesDenied)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonAddressesDenied)
 		Expect(slicesOf(ns, "rebind")[0].Endpoints).To(BeEmpty())
 		denied := map[string]string{}
 		for _, row := range got.Status.Endpoints {
-			Expect(row.Reason).To(Equal(controller.ReasonDenied))
+			Expect(row.Reason).To(Equal(v1alpha1.EndpointDenied))
 			Expect(row.Host).To(Equal(name))
 			denied[row.Address] = row.Message
 		}

@@ -15,11 +15,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/operator/desired"
 )
 
-// The user stories of DESIGN.md, applied from config/samples/ as a user would.
+// The user stories of the README, applied from config/samples/ as a user would.
 var _ = Describe("User stories from config/samples", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
@@ -27,7 +26,7 @@ var _ = Describe("User stories from config/samples", func() {
 	It("1: svc1 maps two named ports of one machine", func() {
 		xb := loadSample("outpost_v1alpha1_externalbackend_svc1.yaml", ns)
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 
 		Expect(got.Status.Mode).To(Equal(v1alpha1.ModeStatic))
 		Expect(got.Status.ServiceName).To(Equal("svc1"))
@@ -83,13 +82,13 @@ var _ = Describe("User stories from config/samples", func() {
 			corev1.EndpointPort{Name: "port7164", Port: 31337, Protocol: corev1.ProtocolTCP},
 		))
 
-		Eventually(eventReasons(got), timeout, poll).Should(ContainElement(controller.EventCreated))
+		Eventually(eventReasons(got), timeout, poll).Should(ContainElement(v1alpha1.EventCreated))
 	})
 
 	It("2: rocketmq carries Prometheus annotations and labels on Service, slices and Endpoints", func() {
 		xb := loadSample("outpost_v1alpha1_externalbackend_rocketmq.yaml", ns)
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("3/3"))
 
 		wantAnnotations := map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9100", "prometheus.io/path": "/metrics"}
@@ -121,7 +120,7 @@ var _ = Describe("User stories from config/samples", func() {
 		It("3/6: "+alias.name+" is an ExternalName Service and nothing else", func() {
 			xb := loadSample(alias.file, ns)
 			Expect(k8s.Create(ctx, xb)).To(Succeed())
-			got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonAliasConfigured)
+			got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonAliasConfigured)
 			Expect(got.Status.Mode).To(Equal(v1alpha1.ModeAlias))
 			Expect(got.Status.ServiceName).To(Equal(alias.name))
 
@@ -139,7 +138,7 @@ var _ = Describe("User stories from config/samples", func() {
 	It("4: external-service-1 maps visit-port 9999->80 and test-port 8888->443 on two machines", func() {
 		xb := loadSample("outpost_v1alpha1_externalbackend_external-service-1.yaml", ns)
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("2/2"))
 
 		svc := service(ns, "external-service-1")
@@ -162,7 +161,7 @@ var _ = Describe("User stories from config/samples", func() {
 	It("5: db gets a ClusterIP that forwards to 203.0.113.10:3306", func() {
 		xb := loadSample("outpost_v1alpha1_externalbackend_db.yaml", ns)
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		svc := service(ns, "db")
 		Expect(svc.Spec.ClusterIP).To(MatchRegexp(`^10\.96\.`))
 		Expect(svc.Spec.Ports[0].TargetPort).To(Equal(intstr.FromInt32(3306)))
@@ -187,7 +186,7 @@ var _ = Describe("Service types", func() {
 		lb := backend(ns, "lb", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.7.4"}, ServiceType: corev1.ServiceTypeLoadBalancer, Ports: []v1alpha1.BackendPort{{Port: 443, AppProtocol: ptr("https")}}})
 		for _, xb := range []*v1alpha1.ExternalBackend{headless, nodePort, lb} {
 			Expect(k8s.Create(ctx, xb)).To(Succeed())
-			eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+			eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		}
 
 		Expect(service(ns, "headless").Spec.ClusterIP).To(Equal(corev1.ClusterIPNone))
@@ -212,7 +211,7 @@ var _ = Describe("Service types", func() {
 	It("gives dual-stack backends one slice per family and a dual-stack Service", func() {
 		xb := backend(ns, "dual", v1alpha1.ExternalBackendSpec{Addresses: []string{"2001:db8::5", "203.0.113.5", "2001:db8::6"}, Ports: tcp(443)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("3/3"))
 
 		Expect(sliceNames(ns, "dual")).To(Equal([]string{"dual-ipv4", "dual-ipv6"}))
@@ -235,7 +234,7 @@ var _ = Describe("Service types", func() {
 		}
 		xb := backend(ns, "many", v1alpha1.ExternalBackendSpec{Addresses: addrs, Ports: tcp(9100)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("2500/2500"))
 
 		slices := slicesOf(ns, "many")
@@ -275,7 +274,7 @@ var _ = Describe("Deletion", func() {
 		ns := newNamespace()
 		xb := backend(ns, "gone", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.9.1", "2001:db8::9"}, Ports: tcp(80)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(slicesOf(ns, "gone")).To(HaveLen(2))
 
 		Expect(k8s.Delete(ctx, xb)).To(Succeed())
@@ -307,9 +306,9 @@ var _ = Describe("A foreign Service of the same name", func() {
 
 		xb := backend(ns, "taken", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.10.1"}, Ports: tcp(80)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonServiceConflict)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonServiceConflict)
 		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message).To(ContainSubstring("not managed by this ExternalBackend"))
-		Eventually(eventReasons(got), timeout, poll).Should(ContainElement(controller.EventServiceConflict))
+		Eventually(eventReasons(got), timeout, poll).Should(ContainElement(v1alpha1.EventServiceConflict))
 
 		Consistently(func() string { return service(ns, "taken").ResourceVersion }, "1s", poll).Should(Equal(before.ResourceVersion))
 		after := service(ns, "taken")
@@ -319,7 +318,7 @@ var _ = Describe("A foreign Service of the same name", func() {
 
 		By("deleting the foreign Service, the ExternalBackend takes the name")
 		Expect(k8s.Delete(ctx, foreign)).To(Succeed())
-		got = eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got = eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		expectOwnedBy(service(ns, "taken"), got)
 		Expect(addressesOf(slicesOf(ns, "taken"))).To(Equal(map[string]bool{"192.168.10.1": true}))
 	})
@@ -333,14 +332,14 @@ var _ = Describe("Address policy", func() {
 			Ports:     tcp(80),
 		})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("1/1"))
 		Expect(addressesOf(slicesOf(ns, "sneaky"))).To(Equal(map[string]bool{"192.168.11.1": true}))
 		Expect(endpoints(ns, "sneaky").Subsets[0].Addresses).To(HaveLen(1))
 
 		denied := map[string]string{}
 		for _, row := range got.Status.Endpoints {
-			if row.Reason == controller.ReasonDenied {
+			if row.Reason == v1alpha1.EndpointDenied {
 				Expect(row.Ready).To(BeFalse())
 				denied[row.Address] = row.Message
 			}
@@ -363,7 +362,7 @@ var _ = Describe("Address policy", func() {
 		ns := newNamespace()
 		xb := backend(ns, "metadata", v1alpha1.ExternalBackendSpec{Addresses: []string{"169.254.169.254"}, Ports: tcp(80)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonAddressesDenied)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonAddressesDenied)
 		Expect(got.Status.Ready).To(Equal("0/0"))
 		s := slicesOf(ns, "metadata")
 		Expect(s).To(HaveLen(1))

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator/controller"
 )
 
 // update re-reads xb and applies change until the write goes through.
@@ -72,13 +71,13 @@ var _ = Describe("Updates", func() {
 	It("follows added and removed addresses and changed ports", func() {
 		xb := backend(ns, "moving", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.20.1", "192.168.20.2"}, Ports: tcp(80)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 
 		update(xb, func(cur *v1alpha1.ExternalBackend) {
 			cur.Spec.Addresses = []string{"192.168.20.2", "192.168.20.3", "2001:db8::20"}
 			cur.Spec.Ports = []v1alpha1.BackendPort{{Name: "http", Port: 8080, TargetPort: 80}, {Name: "https", Port: 8443, TargetPort: 443}}
 		})
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Ready).To(Equal("3/3"))
 		Expect(addressesOf(slicesOf(ns, "moving"))).To(Equal(map[string]bool{"192.168.20.2": true, "192.168.20.3": true, "2001:db8::20": true}))
 		Expect(sliceNames(ns, "moving")).To(Equal([]string{"moving-ipv4", "moving-ipv6"}))
@@ -99,14 +98,14 @@ var _ = Describe("Updates", func() {
 	It("switches between static and alias mode without leaving anything behind", func() {
 		xb := backend(ns, "switch", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.21.1"}, Ports: tcp(5432)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 
 		By("static -> alias")
 		update(xb, func(cur *v1alpha1.ExternalBackend) {
 			cur.Spec.Addresses = nil
 			cur.Spec.ExternalName = "db.example.com"
 		})
-		got := eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonAliasConfigured)
+		got := eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonAliasConfigured)
 		Expect(got.Status.Mode).To(Equal(v1alpha1.ModeAlias))
 		svc := service(ns, "switch")
 		Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeExternalName))
@@ -123,7 +122,7 @@ var _ = Describe("Updates", func() {
 			cur.Spec.ExternalName = ""
 			cur.Spec.Addresses = []string{"192.168.21.2"}
 		})
-		got = eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		got = eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(got.Status.Mode).To(Equal(v1alpha1.ModeStatic))
 		svc = service(ns, "switch")
 		Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
@@ -136,7 +135,7 @@ var _ = Describe("Updates", func() {
 	It("recreates the Service when headless changes, since clusterIP is immutable", func() {
 		xb := backend(ns, "flip", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.22.1"}, Ports: tcp(80)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		Expect(service(ns, "flip").Spec.ClusterIP).NotTo(Equal(corev1.ClusterIPNone))
 
 		update(xb, func(cur *v1alpha1.ExternalBackend) { cur.Spec.Headless = true })
@@ -146,13 +145,13 @@ var _ = Describe("Updates", func() {
 			_ = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flip"}, svc)
 			return svc.Spec.ClusterIP
 		}, timeout, poll).Should(Equal(corev1.ClusterIPNone))
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 	})
 
 	It("puts back a child that someone else edited or deleted", func() {
 		xb := backend(ns, "drift", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.23.1"}, Ports: tcp(80)})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 
 		slice := slicesOf(ns, "drift")[0]
 		slice.Endpoints[0].Addresses = []string{"192.168.66.6"}
@@ -174,7 +173,7 @@ var _ = Describe("Updates", func() {
 			SessionAffinity: corev1.ServiceAffinityClientIP,
 		})
 		Expect(k8s.Create(ctx, xb)).To(Succeed())
-		eventuallyCondition(xb, v1alpha1.ConditionReady, controller.ReasonEndpointsReady)
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
 		// Let the reconciles triggered by our own writes settle.
 		Eventually(func() map[string]string { return resourceVersions(ns, "steady") }, timeout, poll).
 			Should(And(HaveKey("steady-ipv4"), HaveKey("steady-ipv6")))

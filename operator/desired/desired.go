@@ -98,7 +98,7 @@ func SliceLabels(serviceName string) map[string]string {
 }
 
 func protocol(p v1alpha1.BackendPort) corev1.Protocol {
-	return cmp.Or(p.Protocol, corev1.ProtocolTCP)
+	return cmp.Or(p.Protocol, v1alpha1.DefaultProtocol)
 }
 
 // sortEndpoints orders endpoints by address so that the written objects do
@@ -172,8 +172,8 @@ func servicePort(p v1alpha1.BackendPort) *corev1ac.ServicePortApplyConfiguration
 
 func staticService(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) *corev1ac.ServiceApplyConfiguration {
 	spec := corev1ac.ServiceSpec().
-		WithType(cmp.Or(xb.Spec.ServiceType, corev1.ServiceTypeClusterIP)).
-		WithSessionAffinity(cmp.Or(xb.Spec.SessionAffinity, corev1.ServiceAffinityNone))
+		WithType(cmp.Or(xb.Spec.ServiceType, v1alpha1.DefaultServiceType)).
+		WithSessionAffinity(cmp.Or(xb.Spec.SessionAffinity, v1alpha1.DefaultSessionAffinity))
 	for _, p := range xb.Spec.Ports {
 		port := servicePort(p).WithTargetPort(intstr.FromInt32(TargetPort(p)))
 		if p.NodePort != 0 {
@@ -229,12 +229,12 @@ func wantedFamilies(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) []corev1
 	return families
 }
 
-// ResolutionFamilies are the families DNS names are resolved in (IPv4 by default).
+// ResolutionFamilies are the families DNS names are resolved in.
 func ResolutionFamilies(xb *v1alpha1.ExternalBackend) []v1alpha1.IPFamily {
 	if r := xb.Spec.Resolution; r != nil && len(r.IPFamilies) > 0 {
 		return r.IPFamilies
 	}
-	return []v1alpha1.IPFamily{v1alpha1.IPv4}
+	return []v1alpha1.IPFamily{v1alpha1.DefaultIPFamily}
 }
 
 func family(ip netip.Addr) corev1.IPFamily {

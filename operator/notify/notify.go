@@ -1,15 +1,15 @@
 // Package notify turns "this owner needs another look" calls from the
-// resolve Tracker and the probe Prober into reconcile requests.
+// resolve Refresher and the probe Prober into reconcile requests.
 //
 // A Source is a controller-runtime source: give it to the controller with
-// WatchesRawSource and pass its Notify method to the Tracker and Prober as
+// WatchesRawSource and pass its Notify method to the Refresher and Prober as
 // their Options.Notify. Unlike a source.Channel it never blocks the caller
 // and never drops a request: before the controller starts it remembers the
 // owners in a set, afterwards it adds them to the controller's work queue,
 // which merges duplicates.
 //
 //	wake := notify.NewSource()
-//	tracker, _ := resolve.NewTracker(resolve.Options{Resolver: r, Notify: wake.Notify})
+//	refresher, _ := resolve.NewRefresher(resolve.Options{Resolver: r, Notify: wake.Notify})
 //	ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.ExternalBackend{}).WatchesRawSource(wake).Complete(rec)
 package notify
 

@@ -25,30 +25,30 @@ import (
 )
 
 // stand-in for the ExternalBackend reconciler: a ConfigMap names a DNS
-// name in data.name; the reconciler resolves it with the Tracker, probes
+// name in data.name; the reconciler resolves it with the Refresher, probes
 // every address with the Prober and writes "addr=ready|notready,..." to
 // data.endpoints. It shows the whole wiring with a real API server and a
 // real manager: record or listener changes reach the object through
 // notify.Source without any reconcile waiting on DNS or probes.
 type reconciler struct {
-	client  client.Client
-	tracker *resolve.Tracker
-	prober  *probe.Prober
-	port    int
+	client    client.Client
+	refresher *resolve.Refresher
+	prober    *probe.Prober
+	port      int
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var cm corev1.ConfigMap
 	if err := r.client.Get(ctx, req.NamespacedName, &cm); err != nil {
-		r.tracker.Forget(req.NamespacedName)
+		r.refresher.Forget(req.NamespacedName)
 		r.prober.Forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	name := cm.Data["name"]
-	if err := r.tracker.Ensure(req.NamespacedName, []string{name}, resolve.Spec{MinTTL: time.Second, MaxTTL: time.Minute}); err != nil {
+	if err := r.refresher.Ensure(req.NamespacedName, []string{name}, resolve.Spec{MinTTL: time.Second, MaxTTL: time.Minute}); err != nil {
 		return ctrl.Result{}, err
 	}
-	st, _ := r.tracker.Lookup(req.NamespacedName, name)
+	st, _ := r.refresher.Lookup(req.NamespacedName, name)
 	var targets []probe.Target
 	for _, a := range st.Addrs() {
 		targets = append(targets, probe.Target{Addr: a, Host: name})
@@ -110,18 +110,18 @@ func TestWiringWithManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tracker, err := resolve.NewTracker(resolve.Options{Resolver: resolver, Notify: wake.Notify})
+	refresher, err := resolve.NewRefresher(resolve.Options{Resolver: resolver, Notify: wake.Notify})
 	if err != nil {
 		t.Fatal(err)
 	}
 	prober := probe.NewProber(probe.Options{Notify: wake.Notify})
-	if err := mgr.Add(tracker); err != nil {
+	if err := mgr.Add(refresher); err != nil {
 		t.Fatal(err)
 	}
 	if err := mgr.Add(prober); err != nil {
 		t.Fatal(err)
 	}
-	rec := &reconciler{client: mgr.GetClient(), tracker: tracker, prober: prober, port: int(port)}
+	rec := &reconciler{client: mgr.GetClient(), refresher: refresher, prober: prober, port: int(port)}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("wiring").For(&corev1.ConfigMap{}).WatchesRawSource(wake).Complete(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestWiringWithManager(t *testing.T) {
 	}
 	waitEndpoints("127.0.0.2=ready", 5*time.Second)
 
-	// A record change (TTL 1s) reaches the object through the Tracker.
+	// A record change (TTL 1s) reaches the object through the Refresher.
 	dns.SetA("db.example.test", 1, "127.0.0.2", "127.0.0.3")
 	waitEndpoints("127.0.0.2=ready,127.0.0.3=ready", 3*time.Second)
 	// 127.0.0.3 has no listener: the Prober marks it after three failures.

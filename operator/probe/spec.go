@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 )
 
 // Type is the kind of check.
@@ -16,14 +18,6 @@ const (
 	HTTPS Type = "HTTPS"
 )
 
-// Defaults match the API's defaults for spec.healthCheck.
-const (
-	DefaultInterval           = 10 * time.Second
-	DefaultTimeout            = 2 * time.Second
-	DefaultHealthyThreshold   = 2
-	DefaultUnhealthyThreshold = 3
-)
-
 // Spec is one owner's health check.
 type Spec struct {
 	Type Type
@@ -33,9 +27,10 @@ type Spec struct {
 	// Path for HTTP(S); default "/".
 	Path string
 	// Interval between probes of one target, Timeout of one probe; zero
-	// means the default. Timeout is capped at Interval.
+	// means the API's default. Timeout is capped at Interval.
 	Interval, Timeout time.Duration
-	// Consecutive results needed to turn ready / not ready; zero means the default.
+	// Consecutive results needed to turn ready / not ready; zero means the
+	// API's default.
 	HealthyThreshold, UnhealthyThreshold int
 	// VerifyTLS checks the HTTPS certificate against the system roots and
 	// Target.Host (or the IP). Off by default: backends behind an
@@ -60,7 +55,7 @@ func (s Spec) normalize() (Spec, error) {
 	switch s.Type {
 	case TCP, HTTP, HTTPS:
 	case "":
-		s.Type = TCP
+		s.Type = Type(v1alpha1.DefaultHealthCheckType)
 	default:
 		return Spec{}, fmt.Errorf("healthCheck.type: %q is not TCP, HTTP or HTTPS", s.Type)
 	}
@@ -75,17 +70,17 @@ func (s Spec) normalize() (Spec, error) {
 		return Spec{}, fmt.Errorf("healthCheck.path: %q must start with /", s.Path)
 	}
 	if s.Interval <= 0 {
-		s.Interval = DefaultInterval
+		s.Interval = v1alpha1.DefaultHealthCheckInterval
 	}
 	if s.Timeout <= 0 {
-		s.Timeout = DefaultTimeout
+		s.Timeout = v1alpha1.DefaultHealthCheckTimeout
 	}
 	s.Timeout = min(s.Timeout, s.Interval)
 	if s.HealthyThreshold <= 0 {
-		s.HealthyThreshold = DefaultHealthyThreshold
+		s.HealthyThreshold = v1alpha1.DefaultHealthyThreshold
 	}
 	if s.UnhealthyThreshold <= 0 {
-		s.UnhealthyThreshold = DefaultUnhealthyThreshold
+		s.UnhealthyThreshold = v1alpha1.DefaultUnhealthyThreshold
 	}
 	return s, nil
 }

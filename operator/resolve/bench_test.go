@@ -65,11 +65,11 @@ func measure(b *testing.B, srv *dnsserver.Server, start func(ctx context.Context
 	b.ReportMetric(perQuery*benchNames/realPeriod.Seconds()/1e6, "millicores@5s")
 }
 
-// BenchmarkReresolve1000Names compares the Tracker with the obvious
+// BenchmarkReresolve1000Names compares the Refresher with the obvious
 // alternative: a goroutine per name polling net.Resolver (pure Go) on a
 // ticker at the same rate (it cannot see TTLs, so it polls blindly).
 func BenchmarkReresolve1000Names(b *testing.B) {
-	b.Run("impl=tracker", func(b *testing.B) {
+	b.Run("impl=refresher", func(b *testing.B) {
 		for range b.N {
 			srv, names := benchServer(b)
 			measure(b, srv, func(ctx context.Context) func() {
@@ -77,7 +77,7 @@ func BenchmarkReresolve1000Names(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				tr, err := NewTracker(Options{Resolver: r, Workers: benchWorkers, Log: logr.Discard()})
+				tr, err := NewRefresher(Options{Resolver: r, Workers: benchWorkers, Log: logr.Discard()})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -101,7 +101,7 @@ func BenchmarkReresolve1000Names(b *testing.B) {
 				res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 					return d.DialContext(ctx, network, srv.Addr)
 				}}
-				// The Tracker refreshes up to 10% early; poll at its mean rate.
+				// The Refresher refreshes up to 10% early; poll at its mean rate.
 				period := time.Duration(float64(scaledTTL*time.Second) * 0.95)
 				var wg sync.WaitGroup
 				for _, name := range names {

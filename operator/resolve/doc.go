@@ -9,26 +9,26 @@
 // absolute: the search list of resolv.conf is not applied, because inside a
 // pod it would turn "db.example.com" into "db.example.com.default.svc.cluster.local".
 //
-// A Tracker owns re-resolution and runs as a manager Runnable, so no
+// A Refresher owns re-resolution and runs as a manager Runnable, so no
 // reconcile ever waits for DNS. The reconciler drives it like this:
 //
 //	// in Reconcile, for a live ExternalBackend:
-//	err := tracker.Ensure(req.NamespacedName, names, resolve.Spec{Families: ..., MinTTL: ..., MaxTTL: ...})
+//	err := refresher.Ensure(req.NamespacedName, names, resolve.Spec{Families: ..., MinTTL: ..., MaxTTL: ...})
 //	for _, name := range names {
-//		st, _ := tracker.Lookup(req.NamespacedName, name)
+//		st, _ := refresher.Lookup(req.NamespacedName, name)
 //		// st.Resolved == false: first answer pending (a notification follows).
 //		// st.Addresses: what to publish (kept during a failure until the grace ends).
 //		// st.Err != nil: Resolved=False with st.Err.Reason and st.Err.Message.
 //	}
 //	// when the ExternalBackend is gone:
-//	tracker.Forget(req.NamespacedName)
+//	refresher.Forget(req.NamespacedName)
 //
 // Ensure is idempotent: call it on every reconcile with the full list of
 // names; names no longer listed stop being resolved. A name is re-resolved
 // when its TTL, clamped to [MinTTL, MaxTTL], runs out (minus up to 10%
 // jitter, so a record change is seen within the TTL). When an answer changes
 // (addresses come or go, a failure starts or ends or changes reason, kept
-// addresses are dropped after the grace) the Tracker calls Options.Notify with
+// addresses are dropped after the grace) the Refresher calls Options.Notify with
 // the owner, which the reconciler turns into a reconcile request (see package
 // notify). A plain refresh that returns the same addresses notifies nobody.
 //

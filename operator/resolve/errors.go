@@ -2,34 +2,17 @@ package resolve
 
 import "fmt"
 
-// Reason is a machine-readable cause of a failed resolution. The values are
-// valid metav1.Condition reasons, so the reconciler can copy them into
-// the Resolved condition as they are.
-type Reason string
-
-const (
-	// ReasonTimeout: no server answered within the timeout.
-	ReasonTimeout Reason = "Timeout"
-	// ReasonServerFailure: the servers answered SERVFAIL.
-	ReasonServerFailure Reason = "ServerFailure"
-	// ReasonNameNotFound: the name (or a CNAME target) does not exist (NXDOMAIN).
-	ReasonNameNotFound Reason = "NameNotFound"
-	// ReasonRefused: the servers refused the query (REFUSED).
-	ReasonRefused Reason = "Refused"
-	// ReasonNoAddresses: the name exists but has no record of any requested family.
-	ReasonNoAddresses Reason = "NoAddresses"
-	// ReasonQueryFailed: any other error (network unreachable, bad answer, CNAME loop).
-	ReasonQueryFailed Reason = "QueryFailed"
-)
-
-// Error is a failed resolution: a Reason for machines and a Message for people.
+// Error is a failed resolution: a Reason for machines and a Message for
+// people. Reason is one of the Resolved condition's failure reasons in
+// package v1alpha1 (v1alpha1.ReasonTimeout, ...), so the reconciler copies it
+// into the condition as it is.
 type Error struct {
-	Reason  Reason
+	Reason  string
 	Message string
 }
 
 func (e *Error) Error() string { return e.Message }
 
-func errorf(reason Reason, format string, args ...any) *Error {
+func errorf(reason, format string, args ...any) *Error {
 	return &Error{Reason: reason, Message: fmt.Sprintf(format, args...)}
 }

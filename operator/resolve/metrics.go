@@ -18,7 +18,7 @@ var (
 	}, []string{"family"})
 	namesTracked = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "outpost_resolve_names",
-		Help: "Names (per owner) the tracker keeps resolved.",
+		Help: "Names (per owner) the refresher keeps resolved.",
 	})
 )
 
@@ -30,7 +30,7 @@ func init() {
 func countResult(f corev1.IPFamily, err *Error) {
 	result := "Success"
 	if err != nil {
-		result = string(err.Reason)
+		result = err.Reason
 	}
 	resolutions.WithLabelValues(string(f), result).Inc()
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 )
 
 // DefaultTimeout bounds one query to one server.
@@ -131,7 +133,7 @@ func QType(family corev1.IPFamily) (uint16, error) {
 func (r *Resolver) Resolve(ctx context.Context, name string, family corev1.IPFamily) (Answer, error) {
 	qtype, err := QType(family)
 	if err != nil {
-		return Answer{}, &Error{Reason: ReasonQueryFailed, Message: err.Error()}
+		return Answer{}, &Error{Reason: v1alpha1.ReasonQueryFailed, Message: err.Error()}
 	}
 	typeName := dns.TypeToString[qtype]
 	qname := dns.Fqdn(name)
@@ -144,7 +146,7 @@ func (r *Resolver) Resolve(ctx context.Context, name string, family corev1.IPFam
 		}
 		f, ok := followAnswer(resp, qname, qtype)
 		if !ok {
-			return Answer{}, errorf(ReasonQueryFailed, "%s: CNAME chain longer than %d records", name, maxChain)
+			return Answer{}, errorf(v1alpha1.ReasonQueryFailed, "%s: CNAME chain longer than %d records", name, maxChain)
 		}
 		for _, c := range f.chain {
 			ans.Chain = append(ans.Chain, strings.TrimSuffix(c, "."))
@@ -173,7 +175,7 @@ func (r *Resolver) Resolve(ctx context.Context, name string, family corev1.IPFam
 		// not authoritative for the target's zone): ask for the target.
 		qname = f.target
 	}
-	return Answer{}, errorf(ReasonQueryFailed, "%s: CNAME chain longer than %d records", name, maxChain)
+	return Answer{}, errorf(v1alpha1.ReasonQueryFailed, "%s: CNAME chain longer than %d records", name, maxChain)
 }
 
 // exchange asks each server in turn until one gives a definitive answer.
@@ -243,9 +245,9 @@ func describe(err error, name string, chain []string, typeName string) *Error {
 		if qe != nil && qe.timeout > 0 {
 			wait = " after " + qe.timeout.String()
 		}
-		return errorf(ReasonTimeout, "%s: %s query to %s timed out%s", via(name, chain), typeName, server, wait)
+		return errorf(v1alpha1.ReasonTimeout, "%s: %s query to %s timed out%s", via(name, chain), typeName, server, wait)
 	}
-	return errorf(ReasonQueryFailed, "%s: %s query failed: %v", via(name, chain), typeName, err)
+	return errorf(v1alpha1.ReasonQueryFailed, "%s: %s query failed: %v", via(name, chain), typeName, err)
 }
 
 func rcodeError(rcode int, name string, chain []string, typeName, server string) *Error {
@@ -257,11 +259,11 @@ func rcodeError(rcode int, name string, chain []string, typeName, server string)
 		if len(chain) > 0 {
 			what = "CNAME target " + chain[len(chain)-1] + " does not exist"
 		}
-		return errorf(ReasonNameNotFound, "%s: NXDOMAIN (%s) from %s", name, what, server)
+		return errorf(v1alpha1.ReasonNameNotFound, "%s: NXDOMAIN (%s) from %s", name, what, server)
 	case dns.RcodeServerFailure:
-		return errorf(ReasonServerFailure, "%s: %s query answered SERVFAIL by %s", via(name, chain), typeName, server)
+		return errorf(v1alpha1.ReasonServerFailure, "%s: %s query answered SERVFAIL by %s", via(name, chain), typeName, server)
 	case dns.RcodeRefused:
-		return errorf(ReasonRefused, "%s: %s query REFUSED by %s", via(name, chain), typeName, server)
+		return errorf(v1alpha1.ReasonRefused, "%s: %s query REFUSED by %s", via(name, chain), typeName, server)
 	}
-	return errorf(ReasonQueryFailed, "%s: %s query answered %s by %s", via(name, chain), typeName, dns.RcodeToString[rcode], server)
+	return errorf(v1alpha1.ReasonQueryFailed, "%s: %s query answered %s by %s", via(name, chain), typeName, dns.RcodeToString[rcode], server)
 }

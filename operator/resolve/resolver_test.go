@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/test/dnsserver"
 )
 
@@ -132,15 +133,15 @@ func TestResolveFailureReasons(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		wantReason Reason
+		wantReason string
 		wantText   []string
 	}{
-		{"missing.example.test", ReasonNameNotFound, []string{"missing.example.test", "NXDOMAIN", "no such name", srv.Addr}},
-		{"dangling.example.test", ReasonNameNotFound, []string{"NXDOMAIN", "CNAME target gone.example.test does not exist"}},
-		{"servfail.example.test", ReasonServerFailure, []string{"SERVFAIL", srv.Addr}},
-		{"refused.example.test", ReasonRefused, []string{"REFUSED"}},
-		{"silent.example.test", ReasonTimeout, []string{"A query to " + srv.Addr + " timed out after 300ms"}},
-		{"loop1.example.test", ReasonQueryFailed, []string{"CNAME chain longer than"}},
+		{"missing.example.test", v1alpha1.ReasonNameNotFound, []string{"missing.example.test", "NXDOMAIN", "no such name", srv.Addr}},
+		{"dangling.example.test", v1alpha1.ReasonNameNotFound, []string{"NXDOMAIN", "CNAME target gone.example.test does not exist"}},
+		{"servfail.example.test", v1alpha1.ReasonServerFailure, []string{"SERVFAIL", srv.Addr}},
+		{"refused.example.test", v1alpha1.ReasonRefused, []string{"REFUSED"}},
+		{"silent.example.test", v1alpha1.ReasonTimeout, []string{"A query to " + srv.Addr + " timed out after 300ms"}},
+		{"loop1.example.test", v1alpha1.ReasonQueryFailed, []string{"CNAME chain longer than"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

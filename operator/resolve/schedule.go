@@ -7,12 +7,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 )
 
-// Defaults match the API's defaults for spec.resolution.
 const (
-	DefaultMinTTL = 5 * time.Second
-	DefaultMaxTTL = 30 * time.Minute
 	// floorTTL keeps a record with TTL 0 (or MinTTL 0) from turning into a
 	// query loop.
 	floorTTL = time.Second
@@ -23,9 +22,10 @@ const (
 
 // Spec says how to resolve the names of one owner.
 type Spec struct {
-	// Families to query: IPv4 (A) and/or IPv6 (AAAA). Empty means IPv4.
+	// Families to query: IPv4 (A) and/or IPv6 (AAAA). Empty means the API's
+	// default.
 	Families []corev1.IPFamily
-	// MinTTL and MaxTTL clamp the record TTL; zero means the default.
+	// MinTTL and MaxTTL clamp the record TTL; zero means the API's default.
 	// MaxTTL is also the grace during which a failing name keeps its
 	// last known addresses.
 	MinTTL, MaxTTL time.Duration
@@ -35,10 +35,10 @@ type Spec struct {
 func (s Spec) normalize() (Spec, error) {
 	out := Spec{MinTTL: s.MinTTL, MaxTTL: s.MaxTTL}
 	if out.MinTTL <= 0 {
-		out.MinTTL = DefaultMinTTL
+		out.MinTTL = v1alpha1.DefaultMinTTL
 	}
 	if out.MaxTTL <= 0 {
-		out.MaxTTL = max(DefaultMaxTTL, out.MinTTL)
+		out.MaxTTL = max(v1alpha1.DefaultMaxTTL, out.MinTTL)
 	}
 	if out.MinTTL > out.MaxTTL {
 		return Spec{}, fmt.Errorf("resolution: minTTL %s is greater than maxTTL %s", out.MinTTL, out.MaxTTL)
@@ -52,7 +52,7 @@ func (s Spec) normalize() (Spec, error) {
 		}
 	}
 	if len(out.Families) == 0 {
-		out.Families = []corev1.IPFamily{corev1.IPv4Protocol}
+		out.Families = []corev1.IPFamily{corev1.IPFamily(v1alpha1.DefaultIPFamily)}
 	}
 	slices.Sort(out.Families) // IPv4 before IPv6
 	return out, nil
@@ -88,7 +88,7 @@ type outcome struct {
 	err    *Error
 }
 
-// familyState is what the Tracker knows about one name in one family.
+// familyState is what the Refresher knows about one name in one family.
 type familyState struct {
 	addrs        []netip.Addr
 	expires      time.Time // success: when the answer's clamped TTL runs out; failure: when kept addrs are dropped

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 )
 
 func TestSpecNormalize(t *testing.T) {
@@ -14,7 +16,7 @@ func TestSpecNormalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.MinTTL != DefaultMinTTL || got.MaxTTL != DefaultMaxTTL || !slices.Equal(got.Families, []corev1.IPFamily{"IPv4"}) {
+	if got.MinTTL != v1alpha1.DefaultMinTTL || got.MaxTTL != v1alpha1.DefaultMaxTTL || !slices.Equal(got.Families, []corev1.IPFamily{"IPv4"}) {
 		t.Errorf("defaults: %+v", got)
 	}
 	got, _ = Spec{Families: []corev1.IPFamily{"IPv6", "IPv4", "IPv6"}}.normalize()
@@ -81,7 +83,7 @@ func TestStepKeepsAddressesForOneMaxTTLThenDrops(t *testing.T) {
 	spec := Spec{MinTTL: 5 * time.Second, MaxTTL: time.Minute}
 	t0 := time.Unix(1000, 0)
 	ok := outcome{answer: Answer{Addrs: addrs("198.51.100.1"), TTL: 20 * time.Second}}
-	fail := outcome{err: &Error{Reason: ReasonTimeout, Message: "timed out"}}
+	fail := outcome{err: &Error{Reason: v1alpha1.ReasonTimeout, Message: "timed out"}}
 
 	st, next := step(familyState{}, ok, spec, t0)
 	if next != 20*time.Second || !st.expires.Equal(t0.Add(20*time.Second)) || st.err != nil {
@@ -115,16 +117,16 @@ func TestChangedIgnoresExpiryOnly(t *testing.T) {
 	if changed(a, b) {
 		t.Error("a refresh that only moves expiry counts as a change")
 	}
-	b.Err = &Error{Reason: ReasonTimeout}
+	b.Err = &Error{Reason: v1alpha1.ReasonTimeout}
 	if !changed(a, b) {
 		t.Error("a failure starting is not a change")
 	}
 	c := b
-	c.Err = &Error{Reason: ReasonTimeout, Message: "other text"}
+	c.Err = &Error{Reason: v1alpha1.ReasonTimeout, Message: "other text"}
 	if changed(b, c) {
 		t.Error("same reason, new message counts as a change")
 	}
-	c.Err = &Error{Reason: ReasonNameNotFound}
+	c.Err = &Error{Reason: v1alpha1.ReasonNameNotFound}
 	if !changed(b, c) {
 		t.Error("new failure reason is not a change")
 	}

@@ -16,10 +16,11 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/internal/workpool"
 )
 
-// Options configure a Tracker.
+// Options configure a Refresher.
 type Options struct {
 	// Resolver answers the queries. Required.
 	Resolver *Resolver
@@ -43,7 +44,7 @@ type Address struct {
 	Expires time.Time
 }
 
-// State is what the Tracker knows about one name of one owner.
+// State is what the Refresher knows about one name of one owner.
 type State struct {
 	// Resolved is false until the first attempt for every family finished.
 	Resolved bool
@@ -81,10 +82,10 @@ type entry struct {
 	due           time.Time // earliest time the next attempt may run
 }
 
-// Tracker re-resolves the names of many owners on their TTLs. Create it
-// with NewTracker and add it to the manager; Ensure, Forget and Lookup are
+// Refresher re-resolves the names of many owners on their TTLs. Create it
+// with NewRefresher and add it to the manager; Ensure, Forget and Lookup are
 // safe for concurrent use and may be called before Start.
-type Tracker struct {
+type Refresher struct {
 	opts  Options
 	queue workqueue.TypedDelayingInterface[key]
 
@@ -94,8 +95,8 @@ type Tracker struct {
 	started bool
 }
 
-// NewTracker returns a Tracker; it resolves nothing until Start.
-func NewTracker(opts Options) (*Tracker, error) {
+// NewRefresher returns a Refresher; it resolves nothing until Start.
+func NewRefresher(opts Options) (*Refresher, error) {
 	if opts.Resolver == nil {
 		return nil, errors.New("resolve: Options.Resolver is required")
 	}
@@ -112,7 +113,7 @@ func NewTracker(opts Options) (*Tracker, error) {
 	if opts.Log.GetSink() == nil {
 		opts.Log = ctrllog.Log.WithName("resolve")
 	}
-	return &Tracker{
+	return &Refresher{
 		opts:    opts,
 		queue:   workqueue.NewTypedDelayingQueue[key](),
 		entries: map[key]*entry{},
@@ -121,19 +122,19 @@ func NewTracker(opts Options) (*Tracker, error) {
 }
 
 // NeedLeaderElection: only the leader reconciles, so only it resolves.
-func (t *Tracker) NeedLeaderElection() bool { return true }
+func (r *Refresher) NeedLeaderElection() bool { return true }
 
 // Start runs the workers until ctx ends. It implements manager.Runnable.
-func (t *Tracker) Start(ctx context.Context) error {
-	t.mu.Lock()
-	if t.started {
-		t.mu.Unlock()
-		return errors.New("resolve: Tracker started twice")
+func (r *Refresher) Start(ctx context.Context) error {
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return errors.New("resolve: Refresher started twice")
 	}
-	t.started = true
-	t.mu.Unlock()
+	r.started = true
+	r.mu.Unlock()
 
-	workpool.Run(ctx, t.opts.Workers, t.queue.ShutDown, t.processNext)
+	workpool.Run(ctx, r.opts.Workers, r.queue.ShutDown, r.processNext)
 	return nil
 }
 
@@ -143,11 +144,11 @@ func CanonicalName(name string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
 }
 
-// Ensure makes the Tracker resolve exactly names for owner with spec. New
+// Ensure makes the Refresher resolve exactly names for owner with spec. New
 // names (and names whose families changed) are resolved right away; names
 // no longer listed are dropped. Calling it again with the same arguments
 // changes nothing. The error names the bad spec field.
-func (t *Tracker) Ensure(owner types.NamespacedName, names []string, spec Spec) error {
+func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec) error {
 	spec, err := spec.normalize()
 	if err != nil {
 		return err
@@ -160,23 +161,23 @@ func (t *Tracker) Ensure(owner types.NamespacedName, names []string, spec Spec) 
 	}
 	now := time.Now()
 	var resolveNow []key
-	t.mu.Lock()
-	for name := range t.owners[owner] {
+	r.mu.Lock()
+	for name := range r.owners[owner] {
 		if _, ok := want[name]; !ok {
-			delete(t.entries, key{owner, name})
+			delete(r.entries, key{owner, name})
 		}
 	}
 	if len(want) == 0 {
-		delete(t.owners, owner)
+		delete(r.owners, owner)
 	} else {
-		t.owners[owner] = want
+		r.owners[owner] = want
 	}
 	for name := range want {
 		k := key{owner, name}
-		e, ok := t.entries[k]
+		e, ok := r.entries[k]
 		switch {
 		case !ok:
-			t.entries[k] = &entry{spec: spec, families: map[corev1.IPFamily]familyState{}, due: now}
+			r.entries[k] = &entry{spec: spec, families: map[corev1.IPFamily]familyState{}, due: now}
 			resolveNow = append(resolveNow, k)
 		case !slices.Equal(e.spec.Families, spec.Families):
 			for f := range e.families {
@@ -193,38 +194,38 @@ func (t *Tracker) Ensure(owner types.NamespacedName, names []string, spec Spec) 
 			resolveNow = append(resolveNow, k)
 		}
 	}
-	namesTracked.Set(float64(len(t.entries)))
-	t.mu.Unlock()
+	namesTracked.Set(float64(len(r.entries)))
+	r.mu.Unlock()
 	for _, k := range resolveNow {
-		t.queue.Add(k)
+		r.queue.Add(k)
 	}
 	return nil
 }
 
 // Forget stops resolving every name of owner (call it when the owner is deleted).
-func (t *Tracker) Forget(owner types.NamespacedName) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for name := range t.owners[owner] {
-		delete(t.entries, key{owner, name})
+func (r *Refresher) Forget(owner types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name := range r.owners[owner] {
+		delete(r.entries, key{owner, name})
 	}
-	delete(t.owners, owner)
-	namesTracked.Set(float64(len(t.entries)))
+	delete(r.owners, owner)
+	namesTracked.Set(float64(len(r.entries)))
 }
 
 // Lookup returns the state of one name of owner; false when the name is
 // not tracked for owner.
-func (t *Tracker) Lookup(owner types.NamespacedName, name string) (State, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.entries[key{owner, CanonicalName(name)}]
+func (r *Refresher) Lookup(owner types.NamespacedName, name string) (State, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[key{owner, CanonicalName(name)}]
 	if !ok {
 		return State{}, false
 	}
 	return e.state(), true
 }
 
-// state merges the families of an entry. Called with t.mu held.
+// state merges the families of an entry. Called with r.mu held.
 func (e *entry) state() State {
 	st := State{Resolved: e.resolved, LastConfirmed: e.lastConfirmed}
 	for _, f := range e.spec.Families {
@@ -242,40 +243,40 @@ func (e *entry) state() State {
 	return st
 }
 
-func (t *Tracker) processNext(ctx context.Context) bool {
-	k, shutdown := t.queue.Get()
+func (r *Refresher) processNext(ctx context.Context) bool {
+	k, shutdown := r.queue.Get()
 	if shutdown {
 		return false
 	}
-	defer t.queue.Done(k)
+	defer r.queue.Done(k)
 
-	t.mu.Lock()
-	e, ok := t.entries[k]
+	r.mu.Lock()
+	e, ok := r.entries[k]
 	if !ok {
-		t.mu.Unlock()
+		r.mu.Unlock()
 		return true // forgotten
 	}
 	if wait := time.Until(e.due); wait > 0 {
 		// An early wake-up left by an earlier life of this key: the
 		// delaying queue keeps only the earliest time per key, so the
 		// real schedule may have been merged into this one. Put it back.
-		t.mu.Unlock()
-		t.queue.AddAfter(k, wait)
+		r.mu.Unlock()
+		r.queue.AddAfter(k, wait)
 		return true
 	}
 	spec := e.spec
-	t.mu.Unlock()
+	r.mu.Unlock()
 
-	outcomes := t.resolveAll(ctx, k.name, spec)
+	outcomes := r.resolveAll(ctx, k.name, spec)
 	if ctx.Err() != nil {
 		return false
 	}
 
 	now := time.Now()
-	t.mu.Lock()
-	if cur, ok := t.entries[k]; !ok || cur != e || !slices.Equal(e.spec.Families, spec.Families) {
+	r.mu.Lock()
+	if cur, ok := r.entries[k]; !ok || cur != e || !slices.Equal(e.spec.Families, spec.Families) {
 		// Forgotten or changed while we were asking; Ensure queued it again.
-		t.mu.Unlock()
+		r.mu.Unlock()
 		return true
 	}
 	spec = e.spec // TTL bounds may have changed meanwhile; use the current ones
@@ -292,16 +293,16 @@ func (t *Tracker) processNext(ctx context.Context) bool {
 	if allOK {
 		e.lastConfirmed = now
 	}
-	delay = jittered(delay, t.opts.Jitter, rand.Float64)
+	delay = jittered(delay, r.opts.Jitter, rand.Float64)
 	e.due = now.Add(delay)
 	after := e.state()
-	t.mu.Unlock()
+	r.mu.Unlock()
 
-	t.queue.AddAfter(k, delay)
+	r.queue.AddAfter(k, delay)
 	if changed(before, after) {
-		t.opts.Log.V(1).Info("answer changed", "owner", k.owner, "name", k.name,
+		r.opts.Log.V(1).Info("answer changed", "owner", k.owner, "name", k.name,
 			"addresses", after.Addrs(), "error", errMessage(after.Err))
-		t.opts.Notify(k.owner)
+		r.opts.Notify(k.owner)
 	}
 	return true
 }
@@ -310,17 +311,17 @@ func (t *Tracker) processNext(ctx context.Context) bool {
 // has an address either, each family is marked NoAddresses, so that an
 // empty name is treated like a failure: its last addresses are kept for
 // the grace instead of vanishing at once.
-func (t *Tracker) resolveAll(ctx context.Context, name string, spec Spec) []outcome {
+func (r *Refresher) resolveAll(ctx context.Context, name string, spec Spec) []outcome {
 	outcomes := make([]outcome, len(spec.Families))
 	empty := true
 	for i, f := range spec.Families {
 		start := time.Now()
-		ans, err := t.opts.Resolver.Resolve(ctx, name, f)
+		ans, err := r.opts.Resolver.Resolve(ctx, name, f)
 		resolutionSeconds.WithLabelValues(string(f)).Observe(time.Since(start).Seconds())
 		if err != nil {
 			var re *Error
 			if !errors.As(err, &re) {
-				re = &Error{Reason: ReasonQueryFailed, Message: err.Error()}
+				re = &Error{Reason: v1alpha1.ReasonQueryFailed, Message: err.Error()}
 			}
 			outcomes[i] = outcome{err: re}
 			empty = false
@@ -330,7 +331,7 @@ func (t *Tracker) resolveAll(ctx context.Context, name string, spec Spec) []outc
 		empty = empty && len(ans.Addrs) == 0
 	}
 	if empty {
-		e := errorf(ReasonNoAddresses, "%s: no %s address records", name, familyWords(spec.Families))
+		e := errorf(v1alpha1.ReasonNoAddresses, "%s: no %s address records", name, familyWords(spec.Families))
 		for i := range outcomes {
 			outcomes[i] = outcome{err: e}
 		}

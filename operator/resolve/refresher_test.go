@@ -13,13 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/test/dnsserver"
 )
 
 type harness struct {
-	t       *testing.T
-	srv     *dnsserver.Server
-	tracker *Tracker
+	t         *testing.T
+	srv       *dnsserver.Server
+	refresher *Refresher
 
 	mu    sync.Mutex
 	notes map[types.NamespacedName]chan struct{} // one per owner, so waiting for one never eats another's
@@ -36,11 +37,11 @@ func (h *harness) notesOf(o types.NamespacedName) chan struct{} {
 	return ch
 }
 
-func startTracker(t *testing.T, timeout time.Duration) *harness {
+func startRefresher(t *testing.T, timeout time.Duration) *harness {
 	t.Helper()
 	srv := dnsserver.Start(t)
 	h := &harness{t: t, srv: srv, notes: map[types.NamespacedName]chan struct{}{}}
-	tr, err := NewTracker(Options{
+	tr, err := NewRefresher(Options{
 		Resolver: newResolver(t, timeout, srv.Addr),
 		Notify:   func(o types.NamespacedName) { h.notesOf(o) <- struct{}{} },
 		Workers:  4,
@@ -48,7 +49,7 @@ func startTracker(t *testing.T, timeout time.Duration) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.tracker = tr
+	h.refresher = tr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- tr.Start(ctx) }()
@@ -73,12 +74,12 @@ func (h *harness) waitFor(o types.NamespacedName, name string, within time.Durat
 	for {
 		select {
 		case <-h.notesOf(o):
-			st, ok := h.tracker.Lookup(o, name)
+			st, ok := h.refresher.Lookup(o, name)
 			if ok && cond(st) {
 				return st
 			}
 		case <-deadline:
-			st, _ := h.tracker.Lookup(o, name)
+			st, _ := h.refresher.Lookup(o, name)
 			h.t.Fatalf("no notification with %s within %s; state %+v", what, within, st)
 		}
 	}
@@ -86,7 +87,7 @@ func (h *harness) waitFor(o types.NamespacedName, name string, within time.Durat
 
 func (h *harness) ensure(o types.NamespacedName, spec Spec, names ...string) {
 	h.t.Helper()
-	if err := h.tracker.Ensure(o, names, spec); err != nil {
+	if err := h.refresher.Ensure(o, names, spec); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -116,9 +117,9 @@ func checkIntervals(t *testing.T, what string, got []time.Duration, lo, hi time.
 	}
 }
 
-func TestTrackerReresolvesOnTheRecordTTL(t *testing.T) {
+func TestRefresherReresolvesOnTheRecordTTL(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	h.srv.SetA("ttl2.example.test", 2, "198.51.100.1")
 	h.srv.SetA("ttl0.example.test", 0, "198.51.100.2")       // below minTTL
 	h.srv.SetA("ttl3600.example.test", 3600, "198.51.100.3") // above maxTTL
@@ -150,9 +151,9 @@ func TestTrackerReresolvesOnTheRecordTTL(t *testing.T) {
 	}
 }
 
-func TestTrackerFollowsFailoverWithinTTL(t *testing.T) {
+func TestRefresherFollowsFailoverWithinTTL(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o := owner("mydb")
 	h.srv.SetA("mydb.cluster-abc.example.test", 5, "198.51.100.10")
 	h.ensure(o, Spec{MinTTL: time.Second, MaxTTL: time.Minute}, "mydb.cluster-abc.example.test")
@@ -166,9 +167,9 @@ func TestTrackerFollowsFailoverWithinTTL(t *testing.T) {
 	}
 }
 
-func TestTrackerCNAMEChainAndIPv6(t *testing.T) {
+func TestRefresherCNAMEChainAndIPv6(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o := owner("partner")
 	h.srv.SetCNAME("api.partner.example.test", 60, "edge.cdn.example.test")
 	h.srv.SetCNAME("edge.cdn.example.test", 2, "pop1.cdn.example.test")
@@ -189,9 +190,9 @@ func TestTrackerCNAMEChainAndIPv6(t *testing.T) {
 	}
 }
 
-func TestTrackerKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
+func TestRefresherKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, 300*time.Millisecond)
+	h := startRefresher(t, 300*time.Millisecond)
 	o := owner("flaky")
 	name := "flaky.example.test"
 	h.srv.SetA(name, 1, "198.51.100.30")
@@ -200,7 +201,7 @@ func TestTrackerKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
 
 	h.srv.Fail(name, dnsserver.ServFail)
 	st := h.waitFor(o, name, 2*time.Second, "the failure", func(s State) bool { return s.Err != nil })
-	if st.Err.Reason != ReasonServerFailure || !strings.Contains(st.Err.Message, "SERVFAIL") {
+	if st.Err.Reason != v1alpha1.ReasonServerFailure || !strings.Contains(st.Err.Message, "SERVFAIL") {
 		t.Errorf("reason %s message %q", st.Err.Reason, st.Err.Message)
 	}
 	if !slices.Equal(st.Addrs(), addrs("198.51.100.30")) {
@@ -213,7 +214,7 @@ func TestTrackerKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
 	if kept := time.Since(st.FailingSince); kept < 3*time.Second || kept > 3*time.Second+time.Second {
 		t.Errorf("addresses dropped %s after the failure began, want maxTTL (3s)", kept)
 	}
-	if st.Err == nil || st.Err.Reason != ReasonServerFailure {
+	if st.Err == nil || st.Err.Reason != v1alpha1.ReasonServerFailure {
 		t.Errorf("after the drop: %+v", st)
 	}
 
@@ -225,21 +226,21 @@ func TestTrackerKeepsAddressesForMaxTTLThenDrops(t *testing.T) {
 	}
 }
 
-func TestTrackerFailureReasons(t *testing.T) {
+func TestRefresherFailureReasons(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, 200*time.Millisecond)
+	h := startRefresher(t, 200*time.Millisecond)
 	h.srv.Fail("silent.example.test", dnsserver.Drop)
 	h.srv.SetAAAA("v6only.example.test", 60, "2001:db8::1")
 	tests := []struct {
 		name   string
-		reason Reason
+		reason string
 		text   string
 	}{
-		{"missing.example.test", ReasonNameNotFound, "missing.example.test: NXDOMAIN (no such name) from " + h.srv.Addr},
-		{"silent.example.test", ReasonTimeout, "silent.example.test: A query to " + h.srv.Addr + " timed out after 200ms"},
-		{"v6only.example.test", ReasonNoAddresses, "v6only.example.test: no A address records"},
+		{"missing.example.test", v1alpha1.ReasonNameNotFound, "missing.example.test: NXDOMAIN (no such name) from " + h.srv.Addr},
+		{"silent.example.test", v1alpha1.ReasonTimeout, "silent.example.test: A query to " + h.srv.Addr + " timed out after 200ms"},
+		{"v6only.example.test", v1alpha1.ReasonNoAddresses, "v6only.example.test: no A address records"},
 	}
-	failuresBefore := map[Reason]float64{}
+	failuresBefore := map[string]float64{}
 	for _, tt := range tests {
 		failuresBefore[tt.reason] = testutil.ToFloat64(resolutions.WithLabelValues("IPv4", string(tt.reason)))
 	}
@@ -259,9 +260,9 @@ func TestTrackerFailureReasons(t *testing.T) {
 	}
 }
 
-func TestTrackerEnsureDropsNamesAndForgetStops(t *testing.T) {
+func TestRefresherEnsureDropsNamesAndForgetStops(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o := owner("two")
 	h.srv.SetA("a.example.test", 1, "198.51.100.1")
 	h.srv.SetA("b.example.test", 1, "198.51.100.2")
@@ -269,7 +270,7 @@ func TestTrackerEnsureDropsNamesAndForgetStops(t *testing.T) {
 	h.ensure(o, spec, "a.example.test", "B.example.test.")
 	h.waitFor(o, "b.example.test", 2*time.Second, "b", hasAddrs("198.51.100.2"))
 	h.ensure(o, spec, "a.example.test")
-	if _, ok := h.tracker.Lookup(o, "b.example.test"); ok {
+	if _, ok := h.refresher.Lookup(o, "b.example.test"); ok {
 		t.Error("b still tracked after Ensure without it")
 	}
 	before := len(h.srv.Queries("b.example.test", 0))
@@ -282,20 +283,20 @@ func TestTrackerEnsureDropsNamesAndForgetStops(t *testing.T) {
 	if now := len(h.srv.Queries("a.example.test", 0)); now-qa < 2 || now-qa > 3 {
 		t.Errorf("a asked %d times in 2.5s with TTL 1s, want 2-3", now-qa)
 	}
-	h.tracker.Forget(o)
+	h.refresher.Forget(o)
 	time.Sleep(100 * time.Millisecond) // let an in-flight query land
 	forgotten := len(h.srv.Queries("a.example.test", 0))
 	time.Sleep(1500 * time.Millisecond)
 	if n := len(h.srv.Queries("a.example.test", 0)); n != forgotten {
 		t.Errorf("a asked %d more times after Forget", n-forgotten)
 	}
-	if _, ok := h.tracker.Lookup(o, "a.example.test"); ok {
+	if _, ok := h.refresher.Lookup(o, "a.example.test"); ok {
 		t.Error("a still tracked after Forget")
 	}
 }
 
-func TestTrackerRejectsBadSpec(t *testing.T) {
-	tr, err := NewTracker(Options{Resolver: newResolver(t, time.Second, "127.0.0.1:1")})
+func TestRefresherRejectsBadSpec(t *testing.T) {
+	tr, err := NewRefresher(Options{Resolver: newResolver(t, time.Second, "127.0.0.1:1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,9 +308,9 @@ func TestTrackerRejectsBadSpec(t *testing.T) {
 	}
 }
 
-func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
+func TestRefresherKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o, name := owner("again"), "again.example.test"
 	spec := Spec{MinTTL: time.Second, MaxTTL: time.Minute}
 	h.srv.SetA(name, 1, "198.51.100.1")
@@ -318,7 +319,7 @@ func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
 	// The old refresh (due in ~1s) is still in the queue when the name comes
 	// back; the new life's schedule must survive being merged with it.
 	time.Sleep(300 * time.Millisecond)
-	h.tracker.Forget(o)
+	h.refresher.Forget(o)
 	h.ensure(o, spec, name)
 	h.waitFor(o, name, 2*time.Second, "answer after re-adding", hasAddrs("198.51.100.1"))
 	start := len(h.srv.Queries(name, 0))
@@ -328,9 +329,9 @@ func TestTrackerKeepsRefreshingAfterForgetAndEnsure(t *testing.T) {
 	}
 }
 
-func TestTrackerOneFamilyFailing(t *testing.T) {
+func TestRefresherOneFamilyFailing(t *testing.T) {
 	t.Parallel()
-	h := startTracker(t, time.Second)
+	h := startRefresher(t, time.Second)
 	o, name := owner("dual"), "dual.example.test"
 	h.srv.SetA(name, 1, "198.51.100.1")
 	h.srv.SetAAAA(name, 1, "2001:db8::1")
@@ -341,7 +342,7 @@ func TestTrackerOneFamilyFailing(t *testing.T) {
 	h.srv.SetA(name, 1, "198.51.100.2")
 	// IPv4 keeps following its records while IPv6 keeps its last address.
 	st := h.waitFor(o, name, 3*time.Second, "new A, kept AAAA", hasAddrs("198.51.100.2", "2001:db8::1"))
-	if st.Err == nil || st.Err.Reason != ReasonServerFailure || !strings.Contains(st.Err.Message, "AAAA query answered SERVFAIL") {
+	if st.Err == nil || st.Err.Reason != v1alpha1.ReasonServerFailure || !strings.Contains(st.Err.Message, "AAAA query answered SERVFAIL") {
 		t.Errorf("error %+v, want the AAAA SERVFAIL", st.Err)
 	}
 	if kept := st.Addresses[1]; !kept.Expires.Equal(st.FailingSince.Add(3 * time.Second)) {

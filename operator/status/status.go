@@ -1,0 +1,397 @@
+// Package status decides what one reconcile of an ExternalBackend reports:
+// the row of every address, the endpoints to publish, the addresses to
+// probe, the conditions and the Events. It is a pure function of the
+// ExternalBackend and of what the resolver and the prober know, handed in as
+// plain values, so every reason a user can see is tested here without an API
+// server; the reconciler gathers the inputs and applies the result.
+package status
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/probe"
+	"github.com/outpost-dev/outpost/operator/resolve"
+)
+
+// Name is one DNS name of spec.addresses with what the resolver knows of it.
+type Name struct {
+	Name  string
+	State resolve.State
+}
+
+// Inputs are what one reconcile gathered about an ExternalBackend.
+type Inputs struct {
+	// Conflict, when not empty, says why the Service name is not ours.
+	// Nothing else is looked at then: a backend that cannot publish is
+	// neither resolved nor probed.
+	Conflict string
+	// Names are the DNS names of spec.addresses (see DNSNames), in spec
+	// order, with the resolver's state.
+	Names []Name
+	// ResolveErr is the resolver's refusal of spec.resolution.
+	ResolveErr error
+	// Allow is the address policy: nil for an address that may be published.
+	Allow func(netip.Addr) error
+	// Health is the prober's verdict on each of ProbeTargets' addresses;
+	// nil without a healthCheck, and then every allowed address is ready. An
+	// address it does not list is ready, as the prober treats a new target.
+	Health map[netip.Addr]probe.Status
+	// ProbeErr is the prober's refusal of spec.healthCheck.
+	ProbeErr error
+	// Now stamps the conditions whose status changes.
+	Now time.Time
+}
+
+// Event is one Event to record about the ExternalBackend.
+type Event struct {
+	Type   string // corev1.EventTypeNormal or corev1.EventTypeWarning
+	Reason string // one of v1alpha1.Event*
+	Action string
+	Note   string
+}
+
+// Result is what Compute decided.
+type Result struct {
+	// Rows are status.endpoints: one per distinct address, in spec order.
+	Rows []v1alpha1.EndpointStatus
+	// Endpoints are the allowed addresses, to publish (desired.Compute).
+	Endpoints []desired.Endpoint
+	// Events tell the user what changed since the last status.
+	Events []Event
+
+	xb *v1alpha1.ExternalBackend
+	in Inputs
+}
+
+// DNSNames lists the DNS names among spec.addresses, which the resolver
+// must be asked about; the rest are IP literals.
+func DNSNames(xb *v1alpha1.ExternalBackend) []string {
+	var names []string
+	for _, a := range xb.Spec.Addresses {
+		if _, err := netip.ParseAddr(a); err != nil {
+			names = append(names, a)
+		}
+	}
+	return names
+}
+
+// ProbeTargets are the addresses the prober must check for a backend with
+// a healthCheck: only those the policy allows, so the operator never becomes
+// a port scanner for the cluster's users. in.Health is not looked at.
+func ProbeTargets(xb *v1alpha1.ExternalBackend, in Inputs) []probe.Target {
+	var targets []probe.Target
+	for _, row := range rows(xb, in) {
+		if row.Reason != v1alpha1.EndpointDenied {
+			targets = append(targets, probe.Target{Addr: netip.MustParseAddr(row.Address), Host: row.Host})
+		}
+	}
+	return targets
+}
+
+// Compute decides the rows, the endpoints and the Events of xb.
+func Compute(xb *v1alpha1.ExternalBackend, in Inputs) Result {
+	res := Result{xb: xb, in: in}
+	if in.Conflict != "" {
+		if c := meta.FindStatusCondition(xb.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != v1alpha1.ReasonServiceConflict {
+			res.Events = []Event{{corev1.EventTypeWarning, v1alpha1.EventServiceConflict, "Reconcile", in.Conflict}}
+		}
+		return res
+	}
+	if desired.IsAlias(xb) {
+		return res
+	}
+	res.Rows = rows(xb, in)
+	for _, row := range res.Rows {
+		if row.Reason != v1alpha1.EndpointDenied {
+			res.Endpoints = append(res.Endpoints, desired.Endpoint{Address: netip.MustParseAddr(row.Address), Ready: row.Ready})
+		}
+	}
+	res.Events = addressEvents(xb.Status.Endpoints, res.Rows)
+	return res
+}
+
+// mode is how xb reaches its backend.
+func mode(xb *v1alpha1.ExternalBackend) v1alpha1.Mode {
+	switch {
+	case desired.IsAlias(xb):
+		return v1alpha1.ModeAlias
+	case len(DNSNames(xb)) > 0:
+		return v1alpha1.ModeResolved
+	default:
+		return v1alpha1.ModeStatic
+	}
+}
+
+// rows turns the spec's literal addresses and the resolved names into one
+// row per distinct address, in spec order: denied addresses are kept as rows
+// with reason Denied; the rest are ready unless their health check says
+// otherwise.
+func rows(xb *v1alpha1.ExternalBackend, in Inputs) []v1alpha1.EndpointStatus {
+	var out []v1alpha1.EndpointStatus
+	seen := map[netip.Addr]bool{}
+	add := func(ip netip.Addr, row v1alpha1.EndpointStatus) {
+		ip = ip.Unmap()
+		if seen[ip] {
+			return
+		}
+		seen[ip] = true
+		row.Address = ip.String()
+		if err := in.Allow(ip); err != nil {
+			row.Reason, row.Message = v1alpha1.EndpointDenied, err.Error()
+		} else if st, probed := in.Health[ip]; probed && !st.Ready {
+			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, st.LastError
+		} else {
+			row.Ready = true
+		}
+		out = append(out, row)
+	}
+	states := map[string]resolve.State{}
+	for _, n := range in.Names {
+		states[n.Name] = n.State
+	}
+	for _, a := range xb.Spec.Addresses {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			add(ip, v1alpha1.EndpointStatus{})
+			continue
+		}
+		for _, r := range states[a].Addresses {
+			expires := metav1.NewTime(r.Expires.Truncate(time.Second))
+			add(r.Addr, v1alpha1.EndpointStatus{Host: a, Expires: &expires})
+		}
+	}
+	return out
+}
+
+// addressEvents tell the user, in one Event per kind, which addresses were
+// newly denied, which resolved addresses came and went, and which changed
+// health, by comparing the new rows with the last status. One Event per
+// kind, because the events API folds Events that differ only in their note
+// into a series, which would hide all but one.
+func addressEvents(before, after []v1alpha1.EndpointStatus) []Event {
+	previous := map[string]v1alpha1.EndpointStatus{}
+	for _, row := range before {
+		previous[row.Address] = row
+	}
+	current := map[string]bool{}
+	var denied, added, removed, unhealthy, healthy []string
+	for _, row := range after {
+		current[row.Address] = true
+		old, existed := previous[row.Address]
+		isDenied, wasDenied := row.Reason == v1alpha1.EndpointDenied, old.Reason == v1alpha1.EndpointDenied
+		switch {
+		case isDenied && (!existed || !wasDenied):
+			denied = append(denied, row.Message)
+		case row.Host != "" && !existed:
+			added = append(added, row.Address+" ("+row.Host+")")
+		}
+		if existed && !wasDenied && !isDenied && old.Ready != row.Ready {
+			if row.Ready {
+				healthy = append(healthy, row.Address)
+			} else {
+				unhealthy = append(unhealthy, fmt.Sprintf("%s: %s", row.Address, row.Message))
+			}
+		}
+	}
+	for _, row := range before {
+		if row.Host != "" && !current[row.Address] {
+			removed = append(removed, row.Address+" ("+row.Host+")")
+		}
+	}
+	var events []Event
+	if len(denied) > 0 {
+		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventAddressDenied, "Deny",
+			fmt.Sprintf("%d address(es) left out by the address policy: %s", len(denied), strings.Join(denied, "; "))})
+	}
+	if len(added) > 0 || len(removed) > 0 {
+		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventAddressesChanged, "Resolve",
+			fmt.Sprintf("DNS answers changed: added [%s], removed [%s]", strings.Join(added, ", "), strings.Join(removed, ", "))})
+	}
+	if len(unhealthy) > 0 {
+		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventEndpointsUnhealthy, "Probe",
+			"not ready: " + strings.Join(unhealthy, "; ")})
+	}
+	if len(healthy) > 0 {
+		slices.Sort(healthy)
+		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventEndpointsHealthy, "Probe",
+			"ready again: " + strings.Join(healthy, ", ")})
+	}
+	return events
+}
+
+// Status is the new status once the children were written, applyErr being
+// the failure to write them (nil when there was nothing to write). A
+// condition keeps its lastTransitionTime while its status does not change.
+// With a conflict only Ready is set: Resolved and Healthy keep what was last
+// observed, since nothing is resolved or probed.
+func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
+	xb, in := r.xb, r.in
+	st := *xb.Status.DeepCopy()
+	st.ObservedGeneration = xb.Generation
+	st.Mode = mode(xb)
+	st.ServiceName = xb.Name
+	st.Endpoints = r.Rows
+	st.ReadyEndpoints, st.TotalEndpoints = 0, 0
+	denied := 0
+	for _, row := range r.Rows {
+		switch {
+		case row.Reason == v1alpha1.EndpointDenied:
+			denied++
+		case row.Ready:
+			st.ReadyEndpoints++
+			st.TotalEndpoints++
+		default:
+			st.TotalEndpoints++
+		}
+	}
+	st.Ready = fmt.Sprintf("%d/%d", st.ReadyEndpoints, st.TotalEndpoints)
+
+	var set setCondition = func(condType string, ok bool, reason, format string, args ...any) {
+		condStatus := metav1.ConditionFalse
+		if ok {
+			condStatus = metav1.ConditionTrue
+		}
+		// SetStatusCondition keeps the old lastTransitionTime when the
+		// status did not change.
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type:               condType,
+			Status:             condStatus,
+			Reason:             reason,
+			Message:            fmt.Sprintf(format, args...),
+			ObservedGeneration: xb.Generation,
+			LastTransitionTime: metav1.NewTime(in.Now),
+		})
+	}
+
+	if in.Conflict != "" {
+		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonServiceConflict, "%s", in.Conflict)
+		return st
+	}
+	setResolved(xb, in, set)
+	setHealthy(xb, in, r.Rows, set)
+	switch {
+	case applyErr != nil:
+		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonApplyFailed, "%v", applyErr)
+	case desired.IsAlias(xb):
+		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonAliasConfigured, "Service %s is an alias for %s", xb.Name, xb.Spec.ExternalName)
+	case st.ReadyEndpoints > 0:
+		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonEndpointsReady, "%d/%d endpoints ready", st.ReadyEndpoints, st.TotalEndpoints)
+	case st.TotalEndpoints == 0 && denied > 0:
+		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonAddressesDenied, "all %d addresses are denied by the address policy; see status.endpoints", denied)
+	default:
+		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonNoReadyEndpoints, "0/%d endpoints ready", st.TotalEndpoints)
+	}
+	return st
+}
+
+// setCondition sets one condition: true or false, a reason and a message.
+type setCondition func(condType string, ok bool, reason, format string, args ...any)
+
+// setResolved explains where the addresses came from and, for DNS names,
+// whether the last answers were good.
+func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
+	const cond = v1alpha1.ConditionResolved
+	if desired.IsAlias(xb) {
+		set(cond, true, v1alpha1.ReasonResolvedByClient, "%s is resolved by the client through the CNAME", xb.Spec.ExternalName)
+		return
+	}
+	if len(in.Names) == 0 {
+		set(cond, true, v1alpha1.ReasonStaticAddresses, "all addresses are IP literals")
+		return
+	}
+	if in.ResolveErr != nil {
+		set(cond, false, v1alpha1.ReasonInvalidResolution, "%v", in.ResolveErr)
+		return
+	}
+	var pending, failing []string
+	reason := ""
+	addresses := 0
+	for _, n := range in.Names {
+		addresses += len(n.State.Addresses)
+		switch {
+		case n.State.Err != nil:
+			if reason == "" {
+				reason = n.State.Err.Reason
+			}
+			msg := fmt.Sprintf("%s: %s", n.Name, n.State.Err.Message)
+			if kept := len(n.State.Addresses); kept > 0 {
+				msg += fmt.Sprintf(" (keeping %d last known address(es) until %s)", kept,
+					n.State.Addresses[0].Expires.UTC().Format(time.RFC3339))
+			}
+			failing = append(failing, msg)
+		case !n.State.Resolved:
+			pending = append(pending, n.Name)
+		}
+	}
+	switch {
+	case len(failing) > 0:
+		set(cond, false, reason, "%s", strings.Join(failing, "; "))
+	case len(pending) > 0:
+		set(cond, false, v1alpha1.ReasonResolving, "waiting for the first answer for %s", strings.Join(pending, ", "))
+	default:
+		set(cond, true, v1alpha1.ReasonNamesResolved, "%d name(s) resolved to %d address(es)", len(in.Names), addresses)
+	}
+}
+
+// setHealthy summarises the health checks.
+func setHealthy(xb *v1alpha1.ExternalBackend, in Inputs, rows []v1alpha1.EndpointStatus, set setCondition) {
+	const cond = v1alpha1.ConditionHealthy
+	hc := xb.Spec.HealthCheck
+	switch {
+	case desired.IsAlias(xb) || hc == nil:
+		set(cond, true, v1alpha1.ReasonHealthCheckDisabled, "no healthCheck: every address is ready")
+		return
+	case in.ProbeErr != nil:
+		set(cond, false, v1alpha1.ReasonInvalidHealthCheck, "%v", in.ProbeErr)
+		return
+	}
+	var failing []string
+	probed := 0
+	for _, row := range rows {
+		if row.Reason == v1alpha1.EndpointDenied {
+			continue
+		}
+		probed++
+		if row.Reason == v1alpha1.EndpointUnhealthy {
+			failing = append(failing, fmt.Sprintf("%s: %s", row.Address, row.Message))
+		}
+	}
+	if len(failing) > 0 {
+		set(cond, false, v1alpha1.ReasonUnhealthy, "%d/%d address(es) fail %s checks: %s", len(failing), probed, hc.Type, strings.Join(failing, "; "))
+		return
+	}
+	set(cond, true, v1alpha1.ReasonAllHealthy, "%d/%d address(es) pass %s checks", probed, probed, hc.Type)
+}
+
+// Ownership says whether xb may write the Service of its name. live is that
+// Service, nil when there is none.
+type Ownership struct {
+	// Conflict, when not empty, says that live belongs to someone else,
+	// and what to do about it.
+	Conflict string
+	// Recreate: live is ours but must be deleted and created again, because
+	// headless changed and a Service's clusterIP cannot.
+	Recreate bool
+}
+
+// ServiceOwnership decides who owns the Service of xb's name.
+func ServiceOwnership(xb *v1alpha1.ExternalBackend, live *corev1.Service) Ownership {
+	switch {
+	case live == nil:
+		return Ownership{}
+	case !metav1.IsControlledBy(live, xb):
+		return Ownership{Conflict: fmt.Sprintf("Service %s/%s already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name", live.Namespace, live.Name)}
+	}
+	headless := live.Spec.ClusterIP == corev1.ClusterIPNone
+	return Ownership{Recreate: !desired.IsAlias(xb) && live.Spec.Type != corev1.ServiceTypeExternalName &&
+		live.Spec.ClusterIP != "" && headless != xb.Spec.Headless}
+}
