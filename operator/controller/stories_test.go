@@ -346,7 +346,7 @@ var _ = Describe("Address policy", func() {
 		}
 		Expect(denied).To(HaveLen(6))
 		Expect(denied["127.0.0.1"]).To(ContainSubstring("127.0.0.0/8"))
-		Expect(denied["169.254.169.254"]).To(ContainSubstring("169.254.0.0/16"))
+		Expect(denied["169.254.169.254"]).To(ContainSubstring("cloud metadata address"))
 		Expect(denied["10.96.0.1"]).To(ContainSubstring("--service-cidr"))
 		Expect(denied["10.244.1.5"]).To(ContainSubstring("--pod-cidr"))
 		Expect(denied["fe80::1"]).To(ContainSubstring("fe80::/10"))
@@ -354,7 +354,7 @@ var _ = Describe("Address policy", func() {
 		Eventually(eventNotes(got), timeout, poll).Should(And(
 			ContainSubstring("AddressDenied: 6 address(es) left out by the address policy"),
 			ContainSubstring("127.0.0.1 is inside 127.0.0.0/8"),
-			ContainSubstring("169.254.169.254 is inside 169.254.0.0/16"),
+			ContainSubstring("169.254.169.254 is a cloud metadata address"),
 		))
 	})
 
