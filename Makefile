@@ -23,9 +23,16 @@ help: ## Show this help.
 
 ##@ Development
 
+# The operator's packages with RBAC markers: not ./operator/..., which would
+# grant the operator the syncer's role too.
+OPERATOR_RBAC_PACKAGES := ./operator/controller/... ./operator/clusterranges/...
+
 .PHONY: manifests
 manifests: ## Generate the CRD and RBAC from the API and controller markers.
-	$(CONTROLLER_GEN) rbac:roleName=outpost-operator crd paths="./api/..." paths="./operator/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=outpost-operator $(foreach p,$(OPERATOR_RBAC_PACKAGES),paths="$(p)") output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=outpost-syncer paths="./operator/syncer/..." output:rbac:artifacts:config=config/components/datapath
+	$(CONTROLLER_GEN) rbac:roleName=outpost-coredns paths="./plugin/..." output:rbac:artifacts:config=config/components/dns
 
 .PHONY: generate
 generate: ## Generate deepcopy code for the API types.
@@ -52,7 +59,7 @@ envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s 
 	./hack/envtest.sh
 
 .PHONY: coredns-corefile
-coredns-corefile: ## Rewrite config/coredns/Corefile from Corefile.example (kubeconfig line dropped).
+coredns-corefile: ## Rewrite config/components/dns/Corefile from Corefile.example (kubeconfig line dropped).
 	$(GO) test ./test/manifests -run '^TestClusterCorefileIsTheExample$$' -count=1 -update
 
 ##@ Try it

@@ -64,10 +64,15 @@ type ExternalBackendReconciler struct {
 	Wake *notify.Source
 }
 
+// Writes are server-side applies (patch), status updates and deletes; the
+// owner references set blockOwnerDeletion, which the
+// OwnerReferencesPermissionEnforcement admission plugin allows only to who may
+// update the owner's finalizers.
 // +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends,verbs=get;list;watch
-// +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=services;endpoints,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends/status,verbs=update
+// +kubebuilder:rbac:groups=outpost.dev,resources=externalbackends/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=services;endpoints,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings the children of one ExternalBackend to their desired state.

@@ -19,7 +19,7 @@ import (
 )
 
 // checkCoreDNSServes runs the CoreDNS image the way the Deployment does
-// (config/coredns/Corefile, as 65532, nothing but the image's files) against a
+// (config/components/dns/Corefile, as 65532, nothing but the image's files) against a
 // real API server and asks it for the API server's own Service. Only what a
 // test must change is changed: loopback ports instead of 53/8080/8181/9153
 // (other tests may hold those), a kubeconfig instead of the Pod's service
@@ -65,7 +65,7 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig /etc/coredns/kubeconfig"},
 	} {
 		if strings.Count(text, r.old) != 1 {
-			t.Fatalf("config/coredns/Corefile no longer has exactly one %q; update this test", r.old)
+			t.Fatalf("config/components/dns/Corefile no longer has exactly one %q; update this test", r.old)
 		}
 		text = strings.Replace(text, r.old, r.new, 1)
 	}

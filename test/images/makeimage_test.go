@@ -27,7 +27,7 @@ var outpostImages = []struct {
 	wantLines []string
 }{
 	{name: "outpost-operator", pkg: "operator/cmd/outpost-operator", args: []string{"--help"}, manifest: "config/manager/manager.yaml"},
-	{name: "outpost-syncer", pkg: "operator/cmd/outpost-syncer", args: []string{"--help"}, manifest: "config/syncer/syncer.yaml"},
+	{name: "outpost-syncer", pkg: "operator/cmd/outpost-syncer", args: []string{"--help"}, manifest: "config/components/datapath/syncer.yaml"},
 	{name: "coredns", pkg: "plugin/coredns", args: []string{"-plugins"},
 		// CoreDNS 1.15 lists plugins by bare name (older releases wrote "dns.outpost").
 		wantLines: []string{"outpost", "kubernetes", "forward", "cache"}},

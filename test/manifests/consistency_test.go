@@ -34,7 +34,7 @@ func TestEveryObjectLivesInAKnownNamespace(t *testing.T) {
 		case !clusterScoped[u.GetKind()] && ns == "":
 			t.Errorf("%s has no namespace: it would land in whatever namespace kubectl defaults to", Ref(u))
 		case ns != "" && !known[ns]:
-			t.Errorf("%s is in namespace %q, which config/default neither creates nor can assume", Ref(u), ns)
+			t.Errorf("%s is in namespace %q, which the install neither creates nor can assume", Ref(u), ns)
 		}
 	}
 }
@@ -51,11 +51,11 @@ func TestWorkloadReferencesResolve(t *testing.T) {
 		if sa := spec.ServiceAccountName; sa == "" {
 			t.Errorf("%s runs as the namespace's default ServiceAccount; give it its own", w.ref)
 		} else if !rendersObject("ServiceAccount", w.namespace, sa) {
-			t.Errorf("%s uses ServiceAccount %s/%s, which config/default does not create", w.ref, w.namespace, sa)
+			t.Errorf("%s uses ServiceAccount %s/%s, which the install does not create", w.ref, w.namespace, sa)
 		}
 		for _, v := range spec.Volumes {
 			if v.ConfigMap != nil && !rendersObject("ConfigMap", w.namespace, v.ConfigMap.Name) {
-				t.Errorf("%s mounts ConfigMap %s/%s, which config/default does not create", w.ref, w.namespace, v.ConfigMap.Name)
+				t.Errorf("%s mounts ConfigMap %s/%s, which the install does not create", w.ref, w.namespace, v.ConfigMap.Name)
 			}
 		}
 	}
@@ -80,11 +80,11 @@ func TestBindingsReferToRenderedRolesAndAccounts(t *testing.T) {
 			roleNS = u.GetNamespace()
 		}
 		if !rendersObject(roleRef.Kind, roleNS, roleRef.Name) {
-			t.Errorf("%s binds %s %s, which config/default does not create", Ref(u), roleRef.Kind, roleRef.Name)
+			t.Errorf("%s binds %s %s, which the install does not create", Ref(u), roleRef.Kind, roleRef.Name)
 		}
 		for _, s := range subjects {
 			if s.Kind == "ServiceAccount" && !rendersObject("ServiceAccount", s.Namespace, s.Name) {
-				t.Errorf("%s binds ServiceAccount %s/%s, which config/default does not create", Ref(u), s.Namespace, s.Name)
+				t.Errorf("%s binds ServiceAccount %s/%s, which the install does not create", Ref(u), s.Namespace, s.Name)
 			}
 		}
 	}
@@ -162,7 +162,7 @@ func TestImagesAreTheOnesMakeImageTags(t *testing.T) {
 		}
 	}
 	for ref := range want {
-		t.Errorf("config/default renders no %s", ref)
+		t.Errorf("%s renders no %s", installTree, ref)
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 
 // ClusterCorefile turns the repository's Corefile.example, written for a
 // CoreDNS that runs outside the cluster (`make run`), into the one the
-// in-cluster Deployment mounts (config/coredns/Corefile): a Pod's plugin
+// in-cluster Deployment mounts (config/components/dns/Corefile): a Pod's plugin
 // reads its service account, so every `kubeconfig` directive goes. Nothing
 // else changes, so the two can never disagree on anything else.
 func ClusterCorefile(example []byte) []byte {

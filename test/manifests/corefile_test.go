@@ -12,9 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-var update = flag.Bool("update", false, "rewrite config/coredns/Corefile from Corefile.example")
+var update = flag.Bool("update", false, "rewrite config/components/dns/Corefile from Corefile.example")
 
-// config/coredns/Corefile is a copy (kustomize reads no file outside its
+// config/components/dns/Corefile is a copy (kustomize reads no file outside its
 // directory); Corefile.example stays the single source.
 func TestClusterCorefileIsTheExample(t *testing.T) {
 	example, err := os.ReadFile(filepath.Join(root, "Corefile.example"))
@@ -22,7 +22,7 @@ func TestClusterCorefileIsTheExample(t *testing.T) {
 		missing(t, "Corefile.example (written with the plugin)")
 	}
 	want := ClusterCorefile(example)
-	path := filepath.Join(root, "config", "coredns", "Corefile")
+	path := filepath.Join(root, "config", "components", "dns", "Corefile")
 	if *update {
 		if err := os.WriteFile(path, want, 0o644); err != nil {
 			t.Fatal(err)
@@ -33,7 +33,7 @@ func TestClusterCorefileIsTheExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("config/coredns/Corefile is not Corefile.example without its kubeconfig line; run `make coredns-corefile`.\ngot:\n%s\nwant:\n%s", got, want)
+		t.Errorf("config/components/dns/Corefile is not Corefile.example without its kubeconfig line; run `make coredns-corefile`.\ngot:\n%s\nwant:\n%s", got, want)
 	}
 }
 

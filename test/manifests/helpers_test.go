@@ -18,7 +18,7 @@ func find(t *testing.T, kind, namespace, name string) *unstructured.Unstructured
 			return u
 		}
 	}
-	t.Fatalf("config/default renders no %s %s/%s", kind, namespace, name)
+	t.Fatalf("%s renders no %s %s/%s", installTree, kind, namespace, name)
 	return nil
 }
 

@@ -19,11 +19,24 @@ import (
 	"github.com/outpost-dev/outpost/test/testenv"
 )
 
+// The trees a user installs (README, "Installing into a real cluster"):
+// config/default is what everyone gets; the overlays add the opt-in
+// components.
+const (
+	defaultTree          = "config/default"
+	dnsAndDatapathTree   = "config/overlays/dns-and-datapath"
+	replaceKubeProxyTree = "config/overlays/replace-kube-proxy"
+	// installTree is what the tests install and check for consistency: the
+	// largest tree, so every component's objects meet the API server.
+	installTree = dnsAndDatapathTree
+)
+
 // Shared by every test in the package: the control plane starts once and
-// config/default is rendered once.
+// each tree is rendered once.
 var (
 	root     = testenv.RepoRoot()
-	rendered []*unstructured.Unstructured
+	trees    = map[string][]*unstructured.Unstructured{}
+	rendered []*unstructured.Unstructured // trees[installTree]
 	cfg      *rest.Config
 	k8s      client.Client
 )
@@ -40,10 +53,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
-	var err error
-	if rendered, err = Render(root, "config/default"); err != nil {
-		return 1, err
+	for _, dir := range []string{defaultTree, dnsAndDatapathTree, replaceKubeProxyTree} {
+		objs, err := Render(root, dir)
+		if err != nil {
+			return 1, err
+		}
+		trees[dir] = objs
 	}
+	rendered = trees[installTree]
 	env, err := testenv.New()
 	if err != nil {
 		return 1, err
@@ -65,7 +82,7 @@ var (
 	installErr  error
 )
 
-// installed applies config/default to the API server once: first every
+// installed applies installTree to the API server once: first every
 // object with dry-run=All, then for real (nothing runs: envtest has no
 // kubelet or controllers, so Deployments and DaemonSets are only stored).
 func installed(t *testing.T) {
@@ -79,7 +96,7 @@ func installed(t *testing.T) {
 		installErr = Install(ctx, k8s, rendered, false)
 	})
 	if installErr != nil {
-		t.Fatalf("config/default does not apply:\n%v", installErr)
+		t.Fatalf("%s does not apply:\n%v", installTree, installErr)
 	}
 }
 
@@ -95,7 +112,7 @@ func TestDefaultAppliesToAPIServer(t *testing.T) {
 	}
 	for ref, after := range storedVersions(t) {
 		if before := versions[ref]; after != before {
-			t.Errorf("re-applying config/default rewrote %s (resourceVersion %s -> %s)", ref, before, after)
+			t.Errorf("re-applying %s rewrote %s (resourceVersion %s -> %s)", installTree, ref, before, after)
 		}
 	}
 }
