@@ -2,6 +2,7 @@ package outpost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	goruntime "runtime"
 	"runtime/debug"
@@ -13,6 +14,7 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -27,12 +29,28 @@ import (
 // indexKeys, so that a relist still turns vanished objects into deletions.
 type controller struct {
 	o        *Outpost
-	client   kubernetes.Interface
-	kinds    []cache.Controller
+	kinds    []*kindWatch
 	stopCh   chan struct{}
 	stopOnce sync.Once
 	done     sync.WaitGroup
 }
+
+// kindWatch is one kind's list-watch: a reflector filling a queue, drained
+// into the index. It is what cache.New builds, with the reflector's
+// backoff set (cache.Config has no field for it).
+type kindWatch struct {
+	reflector *cache.Reflector
+	queue     cache.Queue
+	process   cache.PopProcessFunc
+}
+
+// watchBackoff paces list and watch retries while the API server is away.
+// client-go's default doubles up to 30 s with as much jitter again, so an
+// API server back after a 30 s outage could wait up to a minute for DNS to
+// catch up; this one retries at most every 3 s. A retry against a
+// server that is down costs it nothing; one that is up but busy gets a 429,
+// which the reflector also paces with this backoff.
+var watchBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 5, Cap: 2 * time.Second}
 
 func newController(o *Outpost) (*controller, error) {
 	cfg, err := o.restConfig()
@@ -43,7 +61,7 @@ func newController(o *Outpost) (*controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API client: %w", err)
 	}
-	c := &controller{o: o, client: client, stopCh: make(chan struct{})}
+	c := &controller{o: o, stopCh: make(chan struct{})}
 
 	selector := ""
 	if o.labelSelector != nil {
@@ -55,11 +73,14 @@ func newController(o *Outpost) (*controller, error) {
 	}
 	withSelector := func(opts *meta.ListOptions) { opts.LabelSelector = selector }
 
-	c.add(kindService, &api.Service{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "services", api.NamespaceAll, withSelector), toService)
-	if !o.noEndpoints {
-		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", api.NamespaceAll, withSelector), toEndpointSlice)
+	listWatch := func(rc rest.Interface, resource string, opts func(*meta.ListOptions)) cache.ListerWatcher {
+		return cache.ToListWatcherWithWatchListSemantics(cache.NewFilteredListWatchFromClient(rc, resource, api.NamespaceAll, opts), client)
 	}
-	c.add(kindNamespace, &api.Namespace{}, cache.NewFilteredListWatchFromClient(client.CoreV1().RESTClient(), "namespaces", api.NamespaceAll, func(*meta.ListOptions) {}), toNamespace)
+	c.add(kindService, &api.Service{}, listWatch(client.CoreV1().RESTClient(), "services", withSelector), toService)
+	if !o.noEndpoints {
+		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, listWatch(client.DiscoveryV1().RESTClient(), "endpointslices", withSelector), toEndpointSlice)
+	}
+	c.add(kindNamespace, &api.Namespace{}, listWatch(client.CoreV1().RESTClient(), "namespaces", func(*meta.ListOptions) {}), toNamespace)
 	return c, nil
 }
 
@@ -71,12 +92,12 @@ const (
 	kindNamespace     = "namespace"
 )
 
-func (c *controller) add(kind string, objType runtime.Object, lw *cache.ListWatch, transform cache.TransformFunc) {
-	c.kinds = append(c.kinds, cache.New(&cache.Config{
-		Queue:         newQueue(c.o.idx, kind, transform),
-		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, c.client),
-		ObjectType:    objType,
-		Process: func(obj any, initial bool) error {
+func (c *controller) add(kind string, objType runtime.Object, lw cache.ListerWatcher, transform cache.TransformFunc) {
+	queue := newQueue(c.o.idx, kind, transform)
+	c.kinds = append(c.kinds, &kindWatch{
+		reflector: cache.NewReflectorWithOptions(lw, objType, queue, cache.ReflectorOptions{Name: kind, TypeDescription: kind, Backoff: &watchBackoff}),
+		queue:     queue,
+		process: func(obj any, initial bool) error {
 			deltas, ok := obj.(cache.Deltas)
 			if !ok {
 				return fmt.Errorf("%s queue: got %T, not Deltas", kind, obj)
@@ -86,7 +107,20 @@ func (c *controller) add(kind string, objType runtime.Object, lw *cache.ListWatc
 			}
 			return nil
 		},
-	}))
+	})
+}
+
+// run lists and watches until stop is closed.
+func (w *kindWatch) run(stop <-chan struct{}) {
+	var reflecting sync.WaitGroup
+	reflecting.Go(func() { w.reflector.Run(stop) })
+	defer reflecting.Wait()
+	go func() { <-stop; w.queue.Close() }()
+	for {
+		if _, err := w.queue.Pop(w.process); errors.Is(err, cache.ErrFIFOClosed) {
+			return
+		}
+	}
 }
 
 // newQueue is the list-watch queue of one kind. A RealFIFO, as informers
@@ -146,9 +180,7 @@ func (o *Outpost) restConfig() (*rest.Config, error) {
 // them to sync.
 func (o *Outpost) start(ctx context.Context) error {
 	if o.snapshotPath != "" {
-		if err := o.loadSnapshot(); err != nil {
-			log.Warningf("snapshot %s not loaded: %v", o.snapshotPath, err)
-		}
+		o.loadSnapshot()
 	}
 	o.ctrl.run()
 	if o.snapshotPath != "" {
@@ -180,12 +212,18 @@ func (o *Outpost) start(ctx context.Context) error {
 	}
 }
 
-// stop stops the informers and writes a last snapshot.
+// stop stops the informers and writes a last snapshot if the index holds
+// the API's data: one loaded from a snapshot is not written back, which
+// would make it look younger than it is to max-age.
 func (o *Outpost) stop() error {
 	o.ctrl.stopOnce.Do(func() { close(o.ctrl.stopCh) })
 	o.ctrl.done.Wait()
-	if o.snapshotPath != "" && o.synced() {
-		return o.writeSnapshot()
+	if o.snapshotExpiry != nil {
+		o.snapshotExpiry.Stop()
+	}
+	if o.snapshotPath != "" && o.informersSynced.Load() {
+		_, err := o.writeSnapshot()
+		return err
 	}
 	return nil
 }
@@ -195,7 +233,7 @@ func (c *controller) run() {
 		c.done.Add(1)
 		go func() {
 			defer c.done.Done()
-			kind.Run(c.stopCh)
+			kind.run(c.stopCh)
 		}()
 	}
 	c.done.Add(1)
@@ -211,13 +249,14 @@ func (c *controller) run() {
 func (c *controller) waitForSync() {
 	syncs := make([]cache.InformerSynced, len(c.kinds))
 	for i, kind := range c.kinds {
-		syncs[i] = kind.HasSynced
+		syncs[i] = kind.queue.HasSynced
 	}
 	if !cache.WaitForCacheSync(c.stopCh, syncs...) {
 		return
 	}
 	c.o.informersSynced.Store(true)
 	c.o.fromSnapshot.Store(false)
+	c.o.snapshotExpired.Store(false)
 	synced.Set(1)
 	c.o.updateObjectGauges()
 	services, slices := c.o.idx.counts()

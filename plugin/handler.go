@@ -33,6 +33,11 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
 	}
 	zone = qname[len(qname)-len(zone):] // keep the query's case
+	if o.snapshotExpired.Load() && !o.informersSynced.Load() {
+		// The index holds a snapshot older than max-age: serve none of it.
+		resultUnsynced.Inc()
+		return o.negative(&state, zone, dns.RcodeServerFailure)
+	}
 	q := question{qname: qname, name: state.Name(), zone: zone, qtype: state.QType()}
 
 	var (

@@ -29,10 +29,18 @@ type index struct {
 	// moreEndpointIPs holds the further slices of an IP that is in more
 	// than one (rare), so the common case costs one map slot.
 	moreEndpointIPs map[netip.Addr][]*EndpointSlice
+	// slicesByName finds a slice by namespace and name whatever Service it
+	// is filed under: an update that changes a slice's service-name label,
+	// and a deletion, must take it out of its old Service's entry.
+	slicesByName map[string]map[string]*EndpointSlice
 
-	// modified is the Unix time of the last change, the zone's SOA serial
-	// (as in the kubernetes plugin).
+	// modified is the Unix time of the last Service or EndpointSlice
+	// change, the zone's SOA serial (as in the kubernetes plugin).
 	modified atomic.Int64
+	// generation counts every change, namespaces included; the snapshot
+	// writer compares it to know whether the index changed since it last
+	// wrote. Seconds cannot tell a change made in the second of a write.
+	generation atomic.Uint64
 }
 
 // entry is a Service name's data: the Service (nil if only slices exist)
@@ -50,10 +58,16 @@ func newIndex() *index {
 		endpointIPv4:    map[uint32]*EndpointSlice{},
 		endpointIPv6:    map[netip.Addr]*EndpointSlice{},
 		moreEndpointIPs: map[netip.Addr][]*EndpointSlice{},
+		slicesByName:    map[string]map[string]*EndpointSlice{},
 	}
 }
 
-func (x *index) touch() { x.modified.Store(time.Now().Unix()) }
+// touch records a change of the answers. Callers hold x.mu for writing, so
+// that a reader of contents sees the generation of what it copied.
+func (x *index) touch() {
+	x.modified.Store(time.Now().Unix())
+	x.generation.Add(1)
+}
 
 // serial is the SOA serial: the time of the last change.
 func (x *index) serial() uint32 { return uint32(x.modified.Load()) } // #nosec G115 -- Unix time as serial, as the kubernetes plugin does
@@ -133,14 +147,22 @@ func (x *index) setSlice(es *EndpointSlice) {
 }
 
 func (x *index) setSliceLocked(es *EndpointSlice) {
+	byName := x.slicesByName[es.Namespace]
+	if byName == nil {
+		byName = map[string]*EndpointSlice{}
+		x.slicesByName[es.Namespace] = byName
+	}
 	e := x.entryFor(es.Namespace, es.Service)
-	i := slices.IndexFunc(e.slices, func(old *EndpointSlice) bool { return old.Name == es.Name })
-	if i >= 0 {
-		x.unindexEndpointIPs(e.slices[i])
-		e.slices[i] = es
+	if old := byName[es.Name]; old != nil && old.Service == es.Service {
+		x.unindexEndpointIPs(old)
+		e.slices[slices.Index(e.slices, old)] = es
 	} else {
+		if old != nil { // its service-name label changed
+			x.removeSliceLocked(old)
+		}
 		e.slices = append(e.slices, es)
 	}
+	byName[es.Name] = es
 	for i := range es.Endpoints {
 		ip := es.Endpoints[i].Addr.addr()
 		if x.firstSliceWithIP(ip) != nil {
@@ -148,6 +170,18 @@ func (x *index) setSliceLocked(es *EndpointSlice) {
 		} else {
 			x.setFirstSliceWithIP(ip, es)
 		}
+	}
+}
+
+// removeSliceLocked takes a slice out of its Service's entry and the
+// reverse maps; slicesByName is the caller's to update.
+func (x *index) removeSliceLocked(es *EndpointSlice) {
+	x.unindexEndpointIPs(es)
+	if e := x.lookup(es.Namespace, es.Service); e != nil {
+		if i := slices.Index(e.slices, es); i >= 0 {
+			e.slices = slices.Delete(e.slices, i, i+1)
+		}
+		x.dropIfEmpty(es.Namespace, es.Service)
 	}
 }
 
@@ -177,14 +211,16 @@ func v4Key(ip netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
+// deleteSlice removes the slice of es's namespace and name, filed under
+// whichever Service the index has it under.
 func (x *index) deleteSlice(es *EndpointSlice) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if e := x.lookup(es.Namespace, es.Service); e != nil {
-		if i := slices.IndexFunc(e.slices, func(old *EndpointSlice) bool { return old.Name == es.Name }); i >= 0 {
-			x.unindexEndpointIPs(e.slices[i])
-			e.slices = slices.Delete(e.slices, i, i+1)
-			x.dropIfEmpty(es.Namespace, es.Service)
+	if old := x.slicesByName[es.Namespace][es.Name]; old != nil {
+		x.removeSliceLocked(old)
+		delete(x.slicesByName[es.Namespace], es.Name)
+		if len(x.slicesByName[es.Namespace]) == 0 {
+			delete(x.slicesByName, es.Namespace)
 		}
 	}
 	x.touch()
@@ -226,12 +262,14 @@ func (x *index) setNamespace(name string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.namespaces[name] = struct{}{}
+	x.generation.Add(1) // not touch: the SOA serial follows Services and slices only, as in the kubernetes plugin
 }
 
 func (x *index) deleteNamespace(name string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.namespaces, name)
+	x.generation.Add(1)
 }
 
 // replace swaps the whole content, when a snapshot is loaded.
@@ -250,11 +288,13 @@ func (x *index) replace(services []*Service, slices []*EndpointSlice, namespaces
 	defer x.mu.Unlock()
 	x.services, x.namespaces = fresh.services, fresh.namespaces
 	x.clusterIPs, x.endpointIPv4, x.endpointIPv6, x.moreEndpointIPs = fresh.clusterIPs, fresh.endpointIPv4, fresh.endpointIPv6, fresh.moreEndpointIPs
+	x.slicesByName = fresh.slicesByName
 	x.touch()
 }
 
-// contents returns everything in the index, for snapshots.
-func (x *index) contents() (services []*Service, slices []*EndpointSlice, namespaces []string) {
+// contents returns everything in the index and the generation it is, for
+// snapshots.
+func (x *index) contents() (services []*Service, slices []*EndpointSlice, namespaces []string, generation uint64) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	for _, byName := range x.services {
@@ -268,7 +308,7 @@ func (x *index) contents() (services []*Service, slices []*EndpointSlice, namesp
 	for n := range x.namespaces {
 		namespaces = append(namespaces, n)
 	}
-	return services, slices, namespaces
+	return services, slices, namespaces, x.generation.Load()
 }
 
 // indexKeys shows a list-watch queue what the index holds of its kind
@@ -289,15 +329,18 @@ func (k indexKeys) ListKeys() []string {
 		}
 		return keys
 	}
+	if k.kind == kindEndpointSlice {
+		for namespace, byName := range k.x.slicesByName {
+			for name := range byName {
+				keys = append(keys, namespace+"/"+name)
+			}
+		}
+		return keys
+	}
 	for namespace, byName := range k.x.services {
 		for name, e := range byName {
-			switch {
-			case k.kind == kindService && e.svc != nil:
+			if e.svc != nil {
 				keys = append(keys, namespace+"/"+name)
-			case k.kind == kindEndpointSlice:
-				for _, es := range e.slices {
-					keys = append(keys, namespace+"/"+es.Name)
-				}
 			}
 		}
 	}
@@ -319,13 +362,9 @@ func (k indexKeys) GetByKey(key string) (any, bool, error) {
 		if e := k.x.lookup(namespace, name); e != nil && e.svc != nil {
 			return e.svc, true, nil
 		}
-	case kindEndpointSlice: // slices are filed under their Service: look through the namespace
-		for _, e := range k.x.services[namespace] {
-			for _, es := range e.slices {
-				if es.Name == name {
-					return es, true, nil
-				}
-			}
+	case kindEndpointSlice:
+		if es := k.x.slicesByName[namespace][name]; es != nil {
+			return es, true, nil
 		}
 	}
 	return nil, false, nil

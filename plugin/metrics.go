@@ -44,6 +44,20 @@ var (
 		Help:      "Snapshot writes, by result (ok, error).",
 	}, []string{"result"})
 
+	snapshotLoads = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "outpost",
+		Name:      "snapshot_loads_total",
+		Help:      "Snapshot loads at start, by result (loaded, stale: older than max-age, invalid: truncated, corrupt or another version, unreadable).",
+	}, []string{"result"})
+
+	snapshotSkippedEntries = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "outpost",
+		Name:      "snapshot_skipped_entries_total",
+		Help:      "Entries of a loaded snapshot left out because they were null, of the wrong type or invalid.",
+	})
+
 	snapshotLoaded = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: "outpost",

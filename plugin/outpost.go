@@ -43,6 +43,8 @@ type Outpost struct {
 	startupTimeout     time.Duration
 	snapshotPath       string
 	snapshotInterval   time.Duration
+	snapshotMaxAge     time.Duration // 0: a snapshot is served whatever its age
+	snapshotExpiry     *time.Timer   // ends a loaded snapshot's life at max-age
 
 	// How to reach the API server: a kubeconfig, or endpoint + tls, or the
 	// in-cluster configuration.
@@ -59,9 +61,12 @@ type Outpost struct {
 
 	// informersSynced is set once every informer has listed; fromSnapshot
 	// once a snapshot was loaded at start. Either lets the plugin answer
-	// NXDOMAIN (and report ready).
+	// NXDOMAIN (and report ready). snapshotExpired is set when the loaded
+	// snapshot outlived max-age before the informers synced: nothing in the
+	// index is served then, as its data is the snapshot's.
 	informersSynced atomic.Bool
 	fromSnapshot    atomic.Bool
+	snapshotExpired atomic.Bool
 }
 
 // New returns a plugin for zones with the defaults of the Corefile syntax.

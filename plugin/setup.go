@@ -158,16 +158,8 @@ func parseBlock(c *caddy.Controller) (*Outpost, error) {
 			}
 			o.startupTimeout = d
 		case "snapshot":
-			if len(args) != 1 && len(args) != 2 {
-				return nil, c.Errf("snapshot takes a file PATH and an optional write INTERVAL")
-			}
-			o.snapshotPath = args[0]
-			if len(args) == 2 {
-				d, err := time.ParseDuration(args[1])
-				if err != nil || d <= 0 {
-					return nil, c.Errf("snapshot interval must be a positive duration such as 10s, got %q", args[1])
-				}
-				o.snapshotInterval = d
+			if err := parseSnapshot(c, o, args); err != nil {
+				return nil, err
 			}
 		default:
 			return nil, c.Errf("unknown property '%s'", directive)
@@ -180,4 +172,29 @@ func parseBlock(c *caddy.Controller) (*Outpost, error) {
 		return nil, c.Errf("kubeconfig and endpoint are mutually exclusive")
 	}
 	return o, nil
+}
+
+// parseSnapshot reads `snapshot PATH [INTERVAL] [max-age DURATION]`.
+func parseSnapshot(c *caddy.Controller, o *Outpost, args []string) error {
+	const syntax = "snapshot takes a file PATH, an optional write INTERVAL and an optional max-age DURATION"
+	if n := len(args); n >= 2 && args[n-2] == "max-age" {
+		d, err := time.ParseDuration(args[n-1])
+		if err != nil || d <= 0 {
+			return c.Errf("snapshot max-age must be a positive duration such as 24h, got %q", args[n-1])
+		}
+		o.snapshotMaxAge = d
+		args = args[:n-2]
+	}
+	if len(args) != 1 && len(args) != 2 {
+		return c.Errf(syntax)
+	}
+	o.snapshotPath = args[0]
+	if len(args) == 2 {
+		d, err := time.ParseDuration(args[1])
+		if err != nil || d <= 0 {
+			return c.Errf("snapshot interval must be a positive duration such as 10s, got %q", args[1])
+		}
+		o.snapshotInterval = d
+	}
+	return nil
 }

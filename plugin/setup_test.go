@@ -42,6 +42,28 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		args             string
+		interval, maxAge time.Duration
+	}{
+		{"/s", defaultSnapshotInterval, 0},
+		{"/s 30s", 30 * time.Second, 0},
+		{"/s max-age 24h", defaultSnapshotInterval, 24 * time.Hour},
+		{"/s 30s max-age 1h", 30 * time.Second, time.Hour},
+	} {
+		c := caddy.NewTestController("dns", "outpost cluster.local {\nsnapshot "+tc.args+"\n}")
+		o, err := parse(c)
+		if err != nil {
+			t.Errorf("snapshot %s: %v", tc.args, err)
+			continue
+		}
+		if o.snapshotPath != "/s" || o.snapshotInterval != tc.interval || o.snapshotMaxAge != tc.maxAge {
+			t.Errorf("snapshot %s: path %q, interval %s, max-age %s; want /s, %s, %s", tc.args, o.snapshotPath, o.snapshotInterval, o.snapshotMaxAge, tc.interval, tc.maxAge)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c := caddy.NewTestController("dns", `outpost`)
 	c.ServerBlockKeys = []string{"cluster.local:53"}
@@ -80,6 +102,10 @@ func TestParseErrors(t *testing.T) {
 		{"outpost {\nsnapshot\n}", "snapshot"},
 		{"outpost {\nsnapshot a b\n}", "snapshot"},
 		{"outpost {\nsnapshot a 1s 2\n}", "snapshot"},
+		{"outpost {\nsnapshot max-age 1h\n}", "snapshot takes a file PATH"},
+		{"outpost {\nsnapshot a max-age\n}", "snapshot"},
+		{"outpost {\nsnapshot a max-age 0s\n}", "max-age must be a positive duration"},
+		{"outpost {\nsnapshot a 1s max-age soon\n}", "max-age must be a positive duration"},
 		{"outpost {\npods insecure\n}", "unknown property 'pods'"},
 		{"outpost {\nkubeconfig /k\n endpoint https://x\n}", "mutually exclusive"},
 		{"outpost 10.in-addr.arpa", "forward"},
