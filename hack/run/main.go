@@ -33,9 +33,9 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/hack/run/process"
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/process"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 func main() {

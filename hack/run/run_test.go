@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/outpost-dev/outpost/hack/run/sandbox"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // binDir holds outpost-run and the binaries it starts, built once.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/controller"
-	"github.com/outpost-dev/outpost/test/netns"
+	"github.com/outpost-dev/outpost/test/lib/netns"
 )
 
 func readyIPs(eps *corev1.Endpoints) (ready, notReady []string) { //nolint:staticcheck

@@ -12,7 +12,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/controller"
-	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 )
 
 func resolution(minTTL, maxTTL string, families ...v1alpha1.IPFamily) *v1alpha1.Resolution {

@@ -9,7 +9,7 @@ import (
 	"github.com/miekg/dns"
 	discovery "k8s.io/api/discovery/v1"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
 )
 
 // outpostCorefile serves cluster.local and the reverse zones with outpost

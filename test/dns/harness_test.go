@@ -1,6 +1,6 @@
 // Package dns holds the end-to-end tests of the outpost plugin: the real
 // bin/coredns binary answering real UDP and TCP queries on 127.0.0.1, fed by
-// a real kube-apiserver and etcd (test/testenv).
+// a real kube-apiserver and etcd (test/lib/testenv).
 package dns
 
 import (
@@ -22,8 +22,8 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

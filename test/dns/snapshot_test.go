@@ -12,7 +12,7 @@ import (
 	"github.com/miekg/dns"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
 )
 
 // TestAPIOutageAndSnapshot cuts CoreDNS off from the API server (a loopback

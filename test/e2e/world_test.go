@@ -1,5 +1,5 @@
 // Package e2e walks every user story of DESIGN.md end to end, with every
-// part real: a kube-apiserver and etcd (test/testenv) with the CRD, the
+// part real: a kube-apiserver and etcd (test/lib/testenv) with the CRD, the
 // bin/outpost-operator process, bin/coredns with the outpost plugin
 // answering real queries on 127.0.0.1, and bin/outpost-syncer programming
 // iptables in a "node" network namespace. A client namespace connects
@@ -41,10 +41,10 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/dnsserver"
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/netns"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/netns"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 const (

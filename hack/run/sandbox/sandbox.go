@@ -37,8 +37,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outpost-dev/outpost/hack/run/process"
-	"github.com/outpost-dev/outpost/test/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/process"
 )
 
 // Prefix starts the name of every namespace a sandbox makes.

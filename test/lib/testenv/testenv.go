@@ -21,7 +21,7 @@ const DualStackServiceCIDRs = "10.96.0.0/16,fd00:10:96::/112"
 // RepoRoot is the checkout's top directory, found from this source file.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
 // Assets returns the directory holding kube-apiserver and etcd.
