@@ -34,6 +34,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
@@ -230,27 +231,18 @@ func dnsExamples(ctx context.Context, k8s client.Client) ([]digExample, error) {
 		}{reverse, dns.TypePTR})
 	}
 	var out []digExample
-	deadline := time.Now().Add(30 * time.Second)
 	for _, q := range queries {
-		for {
-			answer, err := ask(q.name, q.qtype)
-			if err == nil {
-				cmd := fmt.Sprintf("dig @127.0.0.1 -p 1053 %s %s +short", strings.TrimSuffix(q.name, "."), dns.TypeToString[q.qtype])
-				if q.qtype == dns.TypePTR {
-					cmd = fmt.Sprintf("dig @127.0.0.1 -p 1053 -x %s +short", svc.Spec.ClusterIP)
-				}
-				out = append(out, digExample{cmd, answer})
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("CoreDNS gives no answer for %s %s: %w (see its log)", q.name, dns.TypeToString[q.qtype], err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
+		var answer string
+		if err := poll.Until(ctx, 200*time.Millisecond, 30*time.Second,
+			fmt.Sprintf("CoreDNS answering %s %s (see its log)", q.name, dns.TypeToString[q.qtype]),
+			func() (err error) { answer, err = ask(q.name, q.qtype); return err }); err != nil {
+			return nil, err
 		}
+		cmd := fmt.Sprintf("dig @127.0.0.1 -p 1053 %s %s +short", strings.TrimSuffix(q.name, "."), dns.TypeToString[q.qtype])
+		if q.qtype == dns.TypePTR {
+			cmd = fmt.Sprintf("dig @127.0.0.1 -p 1053 -x %s +short", svc.Spec.ClusterIP)
+		}
+		out = append(out, digExample{cmd, answer})
 	}
 	return out, nil
 }
@@ -313,9 +305,7 @@ func applySamples(ctx context.Context, k8s client.Client) ([]client.ObjectKey, e
 }
 
 func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
+	return poll.Until(ctx, 200*time.Millisecond, time.Minute, "a Ready condition on every sample (see the operator log)", func() error {
 		ready := 0
 		for _, key := range keys {
 			xb := &v1alpha1.ExternalBackend{}
@@ -323,15 +313,11 @@ func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) 
 				ready++
 			}
 		}
-		if ready == len(keys) {
-			return nil
+		if ready < len(keys) {
+			return fmt.Errorf("%d of %d samples have no Ready condition yet", len(keys)-ready, len(keys))
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d samples have no Ready condition yet: see the operator log", len(keys)-ready, len(keys))
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 func printBackends(ctx context.Context, k8s client.Client) error {

@@ -38,6 +38,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/outpost-dev/outpost/test/lib/netns"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
@@ -256,20 +257,6 @@ func (w *world) counts(addr string, n int) map[string]int {
 	return out
 }
 
-// eventually polls cond for up to 20 s.
-func (w *world) eventually(what string, cond func() error) {
-	w.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	w.t.Fatalf("%s: %v", what, err)
-}
-
 func (w *world) service(name string, typ v1.ServiceType, mutate func(*v1.Service), ports ...v1.ServicePort) *v1.Service {
 	w.t.Helper()
 	svc := &v1.Service{
@@ -400,7 +387,7 @@ func TestDatapath(t *testing.T) {
 	clusterAddr := func(s *v1.Service, port int32) string { return net.JoinHostPort(s.Spec.ClusterIP, fmt.Sprint(port)) }
 	nodePortAddr := func(s *v1.Service) string { return net.JoinHostPort(nodeIP, fmt.Sprint(s.Spec.Ports[0].NodePort)) }
 
-	w.eventually("web reachable through its ClusterIP", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
+	poll.Eventually(t, 20*time.Second, "web reachable through its ClusterIP", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
 
 	t.Run("ClusterIP spreads over three backends", func(t *testing.T) {
 		const n = 300
@@ -493,7 +480,7 @@ func TestDatapath(t *testing.T) {
 
 	t.Run("removed endpoint gets no new connections", func(t *testing.T) {
 		w.slice("web", "http", v1.ProtocolTCP, 8080, ep{b: b1}, ep{b: b2})
-		w.eventually("b3 drained", func() error {
+		poll.Eventually(t, 20*time.Second, "b3 drained", func() error {
 			if c := w.counts(clusterAddr(web, 80), 20); c["b3"] > 0 {
 				return fmt.Errorf("b3 still gets connections: %v", c)
 			}
@@ -512,7 +499,7 @@ func TestDatapath(t *testing.T) {
 			// may not succeed now (nothing routes the ClusterIP).
 			t.Log("connection succeeded right after the flush")
 		}
-		w.eventually("rules restored after flush", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
+		poll.Eventually(t, 20*time.Second, "rules restored after flush", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
 		if r, err := w.get(nodePortAddr(web)); err != nil || r.backend == "b3" {
 			t.Errorf("NodePort after restore: %+v %v", r, err)
 		}

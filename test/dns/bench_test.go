@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 )
 
 // BenchmarkDNS compares outpost with the kubernetes plugin in the same
@@ -242,7 +243,7 @@ func waitSynced(b *testing.B, kPort, oPort, services, namespaces int) {
 func waitSynced1(b *testing.B, port, services, namespaces int) {
 	last := services - 1
 	name := benchService(last) + "." + benchNamespace(last, namespaces) + ".svc.cluster.local."
-	eventually(b, 120*time.Second, func() error {
+	poll.Eventually(b, 120*time.Second, fmt.Sprintf("CoreDNS on port %d answers for the last of %d Services", port, services), func() error {
 		r := query(b, "udp", port, name, dns.TypeA)
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 			return fmt.Errorf("port %d not synced: %s", port, dns.RcodeToString[r.Rcode])

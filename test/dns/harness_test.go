@@ -23,6 +23,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
 	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -240,22 +241,6 @@ func checkCase(t testing.TB, proto string, port int, tc test.Case) {
 	}
 }
 
-// eventually retries f until it returns nil or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startUpstream runs a DNS server (UDP and TCP) on 127.0.0.1 standing in for
 // the resolvers behind forward: it answers A for every name under "example."
 // with 203.0.113.7, for names under cluster.local. (which only fallthrough
@@ -449,7 +434,7 @@ func (p *apiProxy) restore(t testing.TB) {
 		ln  net.Listener
 		err error
 	)
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, "the API proxy listening again on "+p.addr, func() error {
 		ln, err = net.Listen("tcp", p.addr)
 		return err
 	})

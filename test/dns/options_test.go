@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 )
 
 // TestOptions runs one CoreDNS with a server block per option, all reading
@@ -102,7 +103,7 @@ func TestOptions(t *testing.T) {
 	})
 	t.Run("endpoint_pod_names", func(t *testing.T) {
 		createSliceWithLabels(t, a, "hl", "hl-pods", nil, endpoint{ip: "198.51.100.22", pod: "hl-pod-0"})
-		eventually(t, 10*time.Second, func() error {
+		poll.Eventually(t, 10*time.Second, "hl-pod-0 answered under its pod name", func() error {
 			r := query(t, "udp", ports["podnames"], "hl-pod-0."+name("hl", a), dns.TypeA)
 			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 				return fmt.Errorf("hl-pod-0 not answered yet: %s", r)

@@ -44,6 +44,7 @@ import (
 	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/netns"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
@@ -320,7 +321,7 @@ func (w *world) startCoreDNS(kubeconfig string) {
 		tb.Fatal(err)
 	}
 	p := w.start("coredns", bins.coredns, "-conf", path)
-	eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
+	poll.Eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
 		select {
 		case <-p.done:
 			return fmt.Errorf("coredns exited: %v", p.cmd.ProcessState)
@@ -365,22 +366,6 @@ func (w *world) addresses(name string) ([]string, error) {
 
 // serviceName is a Service's DNS name.
 func serviceName(name string) string { return name + ".default.svc." + clusterDomain }
-
-// eventually polls cond until it succeeds or timeout passes.
-func eventually(tb testing.TB, timeout time.Duration, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // ctx is the context of API calls; every call is short.
 func ctx() context.Context { return context.Background() }

@@ -25,7 +25,6 @@ package sandbox
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +37,7 @@ import (
 	"time"
 
 	"github.com/outpost-dev/outpost/test/lib/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/process"
 )
 
@@ -257,8 +257,6 @@ func startSyncer(opts Options, node string) (stop func(), err error) {
 
 // waitForAnswer GETs url from inside the node until the answer is want.
 func waitForAnswer(ctx context.Context, node, url, want string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	client := &http.Client{
 		Timeout: time.Second,
 		Transport: &http.Transport{
@@ -272,25 +270,13 @@ func waitForAnswer(ctx context.Context, node, url, want string, timeout time.Dur
 			},
 		},
 	}
-	var last error
-	for {
+	return poll.Until(ctx, 200*time.Millisecond, timeout, "GET "+url+" from the node", func() error {
 		got, err := get(client, url)
-		if err == nil && got == want {
-			return nil
-		}
-		if err == nil {
+		if err == nil && got != want {
 			err = fmt.Errorf("answer %q, want %q", got, want)
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("GET %s from the node: no answer within %s: %w", url, timeout, last)
-			}
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 func get(client *http.Client, url string) (string, error) {
