@@ -34,7 +34,6 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
@@ -117,12 +116,12 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	done()
 
 	done = steps.start("starting bin/outpost-operator (log: %s)", filepath.Join(workDir, "operator.log"))
-	stopOperator, err := process.Start(filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
+	operator, err := process.Start(filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
 		"--kubeconfig", kubeconfig, "--metrics-bind-address", "127.0.0.1:18080", "--health-probe-bind-address", "127.0.0.1:18081")
 	if err != nil {
 		return err
 	}
-	defer stopOperator()
+	defer operator.Stop()
 	done()
 
 	done = steps.start("applying config/samples and waiting until they are Ready")
@@ -130,7 +129,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, k8s, names); err != nil {
+	if err := waitReady(ctx, k8s, operator, names); err != nil {
 		return err
 	}
 	done()
@@ -140,12 +139,12 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corefileTemplate, kubeconfig)), 0o644); err != nil {
 		return err
 	}
-	stopCoreDNS, err := process.Start(filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
+	coredns, err := process.Start(filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
 	if err != nil {
 		return err
 	}
-	defer stopCoreDNS()
-	digs, err := dnsExamples(ctx, k8s)
+	defer coredns.Stop()
+	digs, err := dnsExamples(ctx, k8s, coredns)
 	if err != nil {
 		return err
 	}
@@ -210,7 +209,7 @@ type digExample struct{ command, answer string }
 
 // dnsExamples waits until CoreDNS answers for the samples and returns dig
 // commands with the answers they got, so every printed command works.
-func dnsExamples(ctx context.Context, k8s client.Client) ([]digExample, error) {
+func dnsExamples(ctx context.Context, k8s client.Client, coredns *process.Process) ([]digExample, error) {
 	svc := &corev1.Service{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "db"}, svc); err != nil {
 		return nil, err
@@ -233,7 +232,7 @@ func dnsExamples(ctx context.Context, k8s client.Client) ([]digExample, error) {
 	var out []digExample
 	for _, q := range queries {
 		var answer string
-		if err := poll.Until(ctx, 200*time.Millisecond, 30*time.Second,
+		if err := coredns.Until(ctx, 200*time.Millisecond, 30*time.Second,
 			fmt.Sprintf("CoreDNS answering %s %s (see its log)", q.name, dns.TypeToString[q.qtype]),
 			func() (err error) { answer, err = ask(q.name, q.qtype); return err }); err != nil {
 			return nil, err
@@ -304,8 +303,10 @@ func applySamples(ctx context.Context, k8s client.Client) ([]client.ObjectKey, e
 	return backends, nil
 }
 
-func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) error {
-	return poll.Until(ctx, 200*time.Millisecond, time.Minute, "a Ready condition on every sample (see the operator log)", func() error {
+// waitReady waits until the operator has given every sample a Ready
+// condition.
+func waitReady(ctx context.Context, k8s client.Client, operator *process.Process, keys []client.ObjectKey) error {
+	return operator.Until(ctx, 200*time.Millisecond, time.Minute, "a Ready condition on every sample (see the operator log)", func() error {
 		ready := 0
 		for _, key := range keys {
 			xb := &v1alpha1.ExternalBackend{}

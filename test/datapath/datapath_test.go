@@ -22,14 +22,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +36,7 @@ import (
 
 	"github.com/outpost-dev/outpost/test/lib/netns"
 	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
@@ -76,36 +74,6 @@ type world struct {
 	node     *netns.NS
 	backends []*backend
 	kube     kubernetes.Interface
-}
-
-// inNS runs f with the calling thread in the named namespace, so sockets
-// f creates live there (they stay there after the thread moves back).
-func inNS(name string, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open(filepath.Join("/var/run/netns", name))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", name, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: it dies with the goroutine instead of
-		// running other code in the wrong namespace.
-		return fmt.Errorf("setns back: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
 }
 
 var backendTCPPorts = []int{8080, 31496, 31337}
@@ -156,7 +124,7 @@ func (w *world) serve(b *backend) {
 	t := w.t
 	for _, port := range backendTCPPorts {
 		var ln net.Listener
-		if err := inNS(b.ns.Name, func() (err error) {
+		if err := b.ns.Do(func() (err error) {
 			ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
 			return err
 		}); err != nil {
@@ -175,7 +143,7 @@ func (w *world) serve(b *backend) {
 		}()
 	}
 	var pc net.PacketConn
-	if err := inNS(b.ns.Name, func() (err error) {
+	if err := b.ns.Do(func() (err error) {
 		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", backendUDPPort))
 		return err
 	}); err != nil {
@@ -200,7 +168,7 @@ type reply struct{ backend, from string }
 // get opens one TCP connection from the client namespace.
 func (w *world) get(addr string) (reply, error) {
 	var c net.Conn
-	if err := inNS(w.client.Name, func() (err error) {
+	if err := w.client.Do(func() (err error) {
 		c, err = net.DialTimeout("tcp4", addr, 2*time.Second)
 		return err
 	}); err != nil {
@@ -223,7 +191,7 @@ func (w *world) get(addr string) (reply, error) {
 // udp sends one datagram from the client namespace.
 func (w *world) udp(addr string) (reply, error) {
 	var c net.Conn
-	if err := inNS(w.client.Name, func() (err error) {
+	if err := w.client.Do(func() (err error) {
 		c, err = net.Dial("udp4", addr)
 		return err
 	}); err != nil {
@@ -359,27 +327,12 @@ func TestDatapath(t *testing.T) {
 	}
 	w.slice("other", "", v1.ProtocolTCP, 8080, all...)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, syncerBin,
+	syncer := process.StartForTest(t, "syncer", syncerBin,
 		"--kubeconfig", kubeconfig, "--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", clusterCID,
 		"--netns", w.node.Name, "--service-selector", "app.kubernetes.io/managed-by=outpost-operator",
 		"--min-sync-period", "100ms", "--canary-period", "500ms", "--metrics-bind-address", "0", "--zap-log-level", "1")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "syncer.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitOnce sync.Once
 	t.Cleanup(func() {
-		cancel()
-		waitOnce.Do(func() { _ = cmd.Wait() })
 		if t.Failed() {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Logf("syncer log:\n%s", log)
 			t.Logf("node nat table:\n%s", w.node.Must(t, "iptables-save", "-t", "nat"))
 		}
 	})
@@ -503,8 +456,7 @@ func TestDatapath(t *testing.T) {
 		if r, err := w.get(nodePortAddr(web)); err != nil || r.backend == "b3" {
 			t.Errorf("NodePort after restore: %+v %v", r, err)
 		}
-		log, _ := os.ReadFile(logFile.Name())
-		if !strings.Contains(string(log), "Canary chain gone") {
+		if !strings.Contains(syncer.Log(), "Canary chain gone") {
 			t.Error("the syncer did not report the flush through its canary")
 		}
 		if n := strings.Count(w.node.Must(t, "iptables-save", "-t", "nat"), "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j OUTPOST-SERVICES"); n != 1 {

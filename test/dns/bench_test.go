@@ -117,8 +117,8 @@ func BenchmarkDNS(b *testing.B) {
 		srv := startCoreDNSWith(b, block(plugin, p), p, []string{"taskset", "-c", "0"})
 		waitSynced1(b, p, services, namespaces)
 		time.Sleep(5 * time.Second)
-		rss[plugin], anon[plugin], file[plugin] = rssMiB(b, srv.cmd.Process.Pid)
-		srv.stop()
+		rss[plugin], anon[plugin], file[plugin] = rssMiB(b, srv.Pid())
+		srv.Stop()
 	}
 
 	fmt.Printf("\n%-34s %12s %12s %8s\n", "", "kubernetes", "outpost", "ratio")

@@ -4,7 +4,6 @@
 package dns
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -114,95 +114,31 @@ func writeKubeconfig(t testing.TB, server string) string {
 	return path
 }
 
-// server is a running bin/coredns.
-type server struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startCoreDNS runs bin/coredns with corefile and waits until it answers on
-// probe (a 127.0.0.1 port). It is stopped with SIGTERM at the end of the test.
-func startCoreDNS(t testing.TB, corefile string, probe int) *server {
+// probe (a 127.0.0.1 port). It is stopped at the end of the test.
+func startCoreDNS(t testing.TB, corefile string, probe int) *process.Process {
 	t.Helper()
 	return startCoreDNSWith(t, corefile, probe, nil)
 }
 
 // startCoreDNSWith is startCoreDNS with the binary run through wrapper
 // (e.g. taskset), when given.
-func startCoreDNSWith(t testing.TB, corefile string, probe int, wrapper []string) *server {
+func startCoreDNSWith(t testing.TB, corefile string, probe int, wrapper []string) *process.Process {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "Corefile")
+	path := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(path, []byte(corefile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{logs: &syncBuffer{}, done: make(chan struct{})}
-	argv := append(slices.Clone(wrapper), coredns, "-conf", path)
-	s.cmd = exec.Command(argv[0], argv[1:]...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("coredns logs:\n%s", s.logs)
-		}
+	p := process.StartForTest(t, "coredns", append(slices.Clone(wrapper), coredns, "-conf", path)...)
+	c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
+	addr := fmt.Sprintf("127.0.0.1:%d", probe)
+	p.Eventually(t, 30*time.Second, "coredns answering on "+addr, func() error {
+		_, _, err := c.Exchange(m, addr)
+		return err
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			t.Fatalf("coredns exited: %v\n%s", s.cmd.ProcessState, s.logs)
-		default:
-		}
-		c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
-		m := new(dns.Msg)
-		m.SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
-		if _, _, err := c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", probe)); err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coredns did not answer on port %d:\n%s", probe, s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop sends SIGTERM and waits for the process to exit (shutdown hooks run).
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
+	return p
 }
 
 // query sends one question over proto ("udp" or "tcp") to 127.0.0.1:port.

@@ -70,7 +70,7 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 	})
 
 	t.Run("restart while API away", func(t *testing.T) {
-		srv.stop() // writes the snapshot on shutdown
+		srv.Stop() // writes the snapshot on shutdown
 		proxy.cut()
 		startCoreDNS(t, corefile, p)
 		poll.Eventually(t, 5*time.Second, "before answered from the snapshot", answers(t, "before", before.Spec.ClusterIP))

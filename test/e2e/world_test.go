@@ -29,7 +29,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +43,7 @@ import (
 	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/netns"
-	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
@@ -253,53 +252,9 @@ func (w *world) connect(addr string, timeout time.Duration) (reply, error) {
 	return reply{server: f[0], peer: f[1]}, nil
 }
 
-// process is a binary under test running for the life of the test.
-type process struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-// start runs a binary in the host namespace; it is stopped with SIGTERM
-// when the test ends, and its log is shown if the test failed.
-func (w *world) start(name, path string, args ...string) *process {
-	tb := w.tb
-	tb.Helper()
-	logPath := filepath.Join(tb.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &process{cmd: exec.Command(path, args...), log: logPath, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	// Dies with the test binary, even when it is killed.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); logFile.Close(); close(p.done) }()
-	tb.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if tb.Failed() {
-			out, _ := os.ReadFile(logPath)
-			tb.Logf("%s log:\n%s", name, tail(string(out), 150))
-		}
-	})
-	return p
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(s, "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
+// start runs a binary in the host namespace for the life of the test.
+func (w *world) start(name, path string, args ...string) *process.Process {
+	return process.StartForTest(w.tb, name, append([]string{path}, args...)...)
 }
 
 // startCoreDNS runs bin/coredns with the outpost plugin on a free
@@ -321,12 +276,7 @@ func (w *world) startCoreDNS(kubeconfig string) {
 		tb.Fatal(err)
 	}
 	p := w.start("coredns", bins.coredns, "-conf", path)
-	poll.Eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
-		select {
-		case <-p.done:
-			return fmt.Errorf("coredns exited: %v", p.cmd.ProcessState)
-		default:
-		}
+	p.Eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
 		_, err := w.lookup("dns-version."+clusterDomain+".", dns.TypeTXT)
 		return err
 	})
