@@ -96,7 +96,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 			_ = env.Stop()
 		}()
 		kubeconfig = filepath.Join(workDir, "kubeconfig")
-		if err := writeKubeconfig(env, kubeconfig); err != nil {
+		if err := testenv.WriteAdminKubeconfig(env, "outpost-admin", "", kubeconfig); err != nil {
 			return err
 		}
 		done()
@@ -263,14 +263,6 @@ func ask(name string, qtype uint16) (string, error) {
 		parts = append(parts, strings.Join(fields[4:], " "))
 	}
 	return strings.Join(parts, ", "), nil
-}
-
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	raw, err := testenv.AdminKubeconfig(env, "outpost-admin")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, raw, 0o600)
 }
 
 // applySamples applies every object in config/samples/ and returns the

@@ -288,14 +288,7 @@ func TestDatapath(t *testing.T) {
 	w := setup(t)
 	w.kube = kubernetes.NewForConfigOrDie(cfg)
 
-	kc, err := testenv.AdminKubeconfig(env, "outpost-syncer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")
 
 	b1, b2, b3, b4 := w.backends[0], w.backends[1], w.backends[2], w.backends[3]
 	all := []ep{{b: b1}, {b: b2}, {b: b3}}

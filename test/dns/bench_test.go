@@ -27,6 +27,7 @@ import (
 
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // BenchmarkDNS compares outpost with the kubernetes plugin in the same
@@ -51,7 +52,7 @@ func BenchmarkDNS(b *testing.B) {
 	populate(b, services, namespaces)
 	fmt.Printf("populated %d Services + %d EndpointSlices in %s\n", services, services, time.Since(start).Round(time.Second))
 
-	kc := writeKubeconfig(b, "")
+	kc := testenv.AdminKubeconfigFile(b, env, "coredns-test", "")
 	block := func(plugin string, port int) string {
 		return fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    %s cluster.local in-addr.arpa ip6.arpa {\n        kubeconfig %s\n        startup_timeout 120s\n    }\n}\n", port, plugin, kc)
 	}

@@ -30,17 +30,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 var (
-	coredns    string // path of the binary under test
-	env        *envtest.Environment
-	kube       *kubernetes.Clientset
-	kubeconfig []byte // admin kubeconfig for the test API server
-	apiHost    string // host:port of the API server
+	coredns string // path of the binary under test
+	env     *envtest.Environment
+	kube    *kubernetes.Clientset
+	apiHost string // host:port of the API server
 )
 
 // TestMain builds bin/coredns once and starts one API server for the package.
@@ -77,10 +75,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer env.Stop()
-	if kubeconfig, err = testenv.AdminKubeconfig(env, "coredns-test"); err != nil {
-		fmt.Fprintf(os.Stderr, "kubeconfig: %v\n", err)
-		return 1
-	}
 	u, err := url.Parse(cfg.Host)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "API server URL %q: %v\n", cfg.Host, err)
@@ -92,26 +86,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// writeKubeconfig writes the admin kubeconfig, pointed at server
-// (host:port) when given, and returns its path.
-func writeKubeconfig(t testing.TB, server string) string {
-	t.Helper()
-	cfg, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if server != "" {
-		for _, c := range cfg.Clusters {
-			c.Server = "https://" + server
-		}
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // startCoreDNS runs bin/coredns with corefile and waits until it answers on

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestOptions runs one CoreDNS with a server block per option, all reading
@@ -39,7 +40,7 @@ func TestOptions(t *testing.T) {
 	createSliceWithLabels(t, a, "hl", "hl-a", team, endpoint{ip: "198.51.100.21"})
 
 	upstream := startUpstream(t)
-	kc := writeKubeconfig(t, "")
+	kc := testenv.AdminKubeconfigFile(t, env, "coredns-test", "")
 	ports := map[string]int{}
 	var corefile strings.Builder
 	for _, opt := range []struct{ name, block string }{
@@ -154,7 +155,7 @@ func TestSERVFAILBeforeSync(t *testing.T) {
         startup_timeout 500ms
     }
 }
-`, p, readyPort, writeKubeconfig(t, fmt.Sprintf("127.0.0.1:%d", dead)))
+`, p, readyPort, testenv.AdminKubeconfigFile(t, env, "coredns-test", fmt.Sprintf("127.0.0.1:%d", dead)))
 	startCoreDNS(t, corefile, p)
 	for _, proto := range []string{"udp", "tcp"} {
 		checkCase(t, proto, p, test.Case{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: dns.RcodeServerFailure, Ns: []dns.RR{soa("cluster.local.")}})

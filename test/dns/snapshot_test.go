@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestAPIOutageAndSnapshot cuts CoreDNS off from the API server (a loopback
@@ -26,7 +27,7 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 	proxy := startAPIProxy(t)
 	snapshot := filepath.Join(t.TempDir(), "outpost.snapshot")
 	p := loopback.FreePort(t)
-	corefile := outpostCorefile(p, startUpstream(t), writeKubeconfig(t, proxy.addr), "snapshot "+snapshot+" 500ms")
+	corefile := outpostCorefile(p, startUpstream(t), testenv.AdminKubeconfigFile(t, env, "coredns-test", proxy.addr), "snapshot "+snapshot+" 500ms")
 	name := func(s string) string { return s + ".outage.svc.cluster.local." }
 	answers := func(t *testing.T, svc string, ip string) func() error {
 		return func() error {

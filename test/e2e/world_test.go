@@ -36,7 +36,6 @@ import (
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/operator"
@@ -131,7 +130,7 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 	if w.client, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
 		tb.Fatal(err)
 	}
-	kubeconfig := writeKubeconfig(tb, env)
+	kubeconfig := testenv.AdminKubeconfigFile(tb, env, "outpost-e2e", "")
 
 	w.buildNetwork(machinePorts)
 
@@ -143,19 +142,6 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
 	w.startCoreDNS(kubeconfig)
 	return w
-}
-
-func writeKubeconfig(tb testing.TB, env *envtest.Environment) string {
-	tb.Helper()
-	kc, err := testenv.AdminKubeconfig(env, "outpost-e2e")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	path := filepath.Join(tb.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return path
 }
 
 // buildNetwork makes the node, the client and one namespace per machine.

@@ -73,10 +73,16 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 	if err := os.MkdirAll(filepath.Join(rootfs, "etc", "coredns"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"Corefile": []byte(text), "kubeconfig": env.KubeConfig} {
-		if err := os.WriteFile(filepath.Join(rootfs, "etc", "coredns", name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc", "coredns", "Corefile"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(rootfs, "etc", "coredns", "kubeconfig")
+	if err := testenv.WriteAdminKubeconfig(env, "coredns-image", "", kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	// The image's non-root user reads it, as from a mounted Secret.
+	if err := os.Chmod(kubeconfig, 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())

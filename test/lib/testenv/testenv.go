@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -81,4 +83,37 @@ func AdminKubeconfig(env *envtest.Environment, name string) ([]byte, error) {
 		return nil, fmt.Errorf("add envtest user %s: %w", name, err)
 	}
 	return user.KubeConfig()
+}
+
+// WriteAdminKubeconfig writes AdminKubeconfig(env, name) to path (mode 0600
+// when it creates the file). server, when not "", replaces the API
+// server's host:port in it: the address of a proxy in front of the API
+// server, say.
+func WriteAdminKubeconfig(env *envtest.Environment, name, server, path string) error {
+	raw, err := AdminKubeconfig(env, name)
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return fmt.Errorf("envtest kubeconfig: %w", err)
+	}
+	if server != "" {
+		for _, c := range cfg.Clusters {
+			c.Server = "https://" + server
+		}
+	}
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// AdminKubeconfigFile is WriteAdminKubeconfig for tests: it writes the
+// kubeconfig to a file in tb.TempDir(), returns its path, and fails tb on
+// error.
+func AdminKubeconfigFile(tb testing.TB, env *envtest.Environment, name, server string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "kubeconfig")
+	if err := WriteAdminKubeconfig(env, name, server, path); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
