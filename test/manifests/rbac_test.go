@@ -65,7 +65,8 @@ func TestServiceAccountsHaveLeastPrivilege(t *testing.T) {
 			{"get", "coordination.k8s.io", "leases", "outpost-system"},
 			{"create", "coordination.k8s.io", "leases", "outpost-system"},
 			{"update", "coordination.k8s.io", "leases", "outpost-system"},
-			// The job DESIGN.md gives it (rules generated from its RBAC markers).
+			// Its job as the README's "Operator" section gives it (rules
+			// generated from its RBAC markers).
 			{"list", "outpost.dev", "externalbackends", ""}, {"watch", "outpost.dev", "externalbackends", ""},
 			{"patch", "outpost.dev", "externalbackends/status", "default"},
 			{"create", "", "services", "default"}, {"patch", "", "services", "default"}, {"delete", "", "services", "default"},

@@ -17,8 +17,12 @@ func TestAdminKubeconfigFileIsAdminAndPrivate(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 
 	path := AdminKubeconfigFile(t, env, "testenv-test", "")
-	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
-		t.Errorf("kubeconfig %s: mode %v (%v), want 0600: it holds a cluster-admin key", path, info.Mode().Perm(), err)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig %s: mode %v, want 0600: it holds a cluster-admin key", path, info.Mode().Perm())
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
