@@ -53,10 +53,8 @@ var syncerBin string
 func TestMain(m *testing.M) {
 	// Build the real binary once for the package.
 	syncerBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-syncer")
-	build := exec.Command("go", "build", "-o", syncerBin, "./operator/cmd/outpost-syncer")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build outpost-syncer: %v\n%s", err, out)
+	if err := testenv.Build(syncerBin, "./operator/cmd/outpost-syncer"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Exit(m.Run())

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -49,11 +48,8 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	root := testenv.RepoRoot()
 	coredns = filepath.Join(root, "bin", "coredns")
-	build := exec.Command("go", "build", "-o", coredns, "./plugin/coredns")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build bin/coredns: %v\n", err)
+	if err := testenv.Build(coredns, "./plugin/coredns"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	crlog.SetLogger(logr.Discard()) // envtest logs through controller-runtime

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -78,11 +77,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "./plugin/coredns", "./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer")
-	build.Dir = testenv.RepoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n", err)
+	if err := testenv.Build(dir+"/", "./plugin/coredns", "./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	crlog.SetLogger(logr.Discard()) // envtest and the client log through controller-runtime

@@ -7,8 +7,10 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -24,6 +26,20 @@ const DualStackServiceCIDRs = "10.96.0.0/16,fd00:10:96::/112"
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+// Build compiles packages of the checkout (paths from its root, such as
+// "./plugin/coredns") into out: a file for one package, a directory ending
+// in "/" for several. The compiler's messages go to stderr. Suites build
+// what they run before their tests, so they never run a stale bin/.
+func Build(out string, pkgs ...string) error {
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	cmd.Dir = RepoRoot()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build -o %s %s: %w", out, strings.Join(pkgs, " "), err)
+	}
+	return nil
 }
 
 // Assets returns the directory holding kube-apiserver and etcd.
