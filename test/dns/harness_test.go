@@ -59,12 +59,6 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// The data is thrown away after the run: skip fsync, which makes
-	// creating the benchmark's 20,000 objects minutes faster.
-	if env.ControlPlane.Etcd == nil {
-		env.ControlPlane.Etcd = &envtest.Etcd{}
-	}
-	env.ControlPlane.Etcd.Configure().Set("unsafe-no-fsync", "true")
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)

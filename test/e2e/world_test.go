@@ -1,10 +1,10 @@
 // Package e2e walks end to end the user stories the README lists (its
 // "User stories", the samples in config/samples) and two more (7: a
 // database whose DNS name moves on failover; 8: pods behind ordinary
-// Services), with every part real: a kube-apiserver and etcd (test/lib/testenv) with the CRD, the
-// bin/outpost-operator process, bin/coredns with the outpost plugin
-// answering real queries on 127.0.0.1, and bin/outpost-syncer programming
-// iptables in a "node" network namespace. A client namespace connects
+// Services), with every part real: a kube-apiserver and etcd
+// (test/lib/testenv) with the CRD, the bin/outpost-operator process,
+// bin/coredns with the outpost plugin answering real queries on 127.0.0.1,
+// and bin/outpost-syncer programming iptables in a "node" network namespace. A client namespace connects
 // through the ClusterIPs and NodePorts the syncer wrote to real TCP servers
 // standing at each story's backend addresses, one namespace per machine.
 //
