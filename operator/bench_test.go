@@ -20,7 +20,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // BenchmarkReady1000 creates 1000 ExternalBackends with 3 addresses each

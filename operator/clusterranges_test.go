@@ -12,7 +12,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // A node that joins takes its pod range away from every ExternalBackend

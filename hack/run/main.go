@@ -33,9 +33,9 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/hack/run/process"
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/process"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 func main() {
@@ -96,7 +96,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 			_ = env.Stop()
 		}()
 		kubeconfig = filepath.Join(workDir, "kubeconfig")
-		if err := writeKubeconfig(env, kubeconfig); err != nil {
+		if err := testenv.WriteAdminKubeconfig(env, "outpost-admin", "", kubeconfig); err != nil {
 			return err
 		}
 		done()
@@ -116,12 +116,12 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	done()
 
 	done = steps.start("starting bin/outpost-operator (log: %s)", filepath.Join(workDir, "operator.log"))
-	stopOperator, err := process.Start(filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
+	operator, err := process.Start(filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
 		"--kubeconfig", kubeconfig, "--metrics-bind-address", "127.0.0.1:18080", "--health-probe-bind-address", "127.0.0.1:18081")
 	if err != nil {
 		return err
 	}
-	defer stopOperator()
+	defer operator.Stop()
 	done()
 
 	done = steps.start("applying config/samples and waiting until they are Ready")
@@ -129,7 +129,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, k8s, names); err != nil {
+	if err := waitReady(ctx, k8s, operator, names); err != nil {
 		return err
 	}
 	done()
@@ -139,12 +139,12 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corefileTemplate, kubeconfig)), 0o644); err != nil {
 		return err
 	}
-	stopCoreDNS, err := process.Start(filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
+	coredns, err := process.Start(filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
 	if err != nil {
 		return err
 	}
-	defer stopCoreDNS()
-	digs, err := dnsExamples(ctx, k8s)
+	defer coredns.Stop()
+	digs, err := dnsExamples(ctx, k8s, coredns)
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ type digExample struct{ command, answer string }
 
 // dnsExamples waits until CoreDNS answers for the samples and returns dig
 // commands with the answers they got, so every printed command works.
-func dnsExamples(ctx context.Context, k8s client.Client) ([]digExample, error) {
+func dnsExamples(ctx context.Context, k8s client.Client, coredns *process.Process) ([]digExample, error) {
 	svc := &corev1.Service{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "db"}, svc); err != nil {
 		return nil, err
@@ -230,27 +230,18 @@ func dnsExamples(ctx context.Context, k8s client.Client) ([]digExample, error) {
 		}{reverse, dns.TypePTR})
 	}
 	var out []digExample
-	deadline := time.Now().Add(30 * time.Second)
 	for _, q := range queries {
-		for {
-			answer, err := ask(q.name, q.qtype)
-			if err == nil {
-				cmd := fmt.Sprintf("dig @127.0.0.1 -p 1053 %s %s +short", strings.TrimSuffix(q.name, "."), dns.TypeToString[q.qtype])
-				if q.qtype == dns.TypePTR {
-					cmd = fmt.Sprintf("dig @127.0.0.1 -p 1053 -x %s +short", svc.Spec.ClusterIP)
-				}
-				out = append(out, digExample{cmd, answer})
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("CoreDNS gives no answer for %s %s: %w (see its log)", q.name, dns.TypeToString[q.qtype], err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
+		var answer string
+		if err := coredns.Until(ctx, 200*time.Millisecond, 30*time.Second,
+			fmt.Sprintf("CoreDNS answering %s %s (see its log)", q.name, dns.TypeToString[q.qtype]),
+			func() (err error) { answer, err = ask(q.name, q.qtype); return err }); err != nil {
+			return nil, err
 		}
+		cmd := fmt.Sprintf("dig @127.0.0.1 -p 1053 %s %s +short", strings.TrimSuffix(q.name, "."), dns.TypeToString[q.qtype])
+		if q.qtype == dns.TypePTR {
+			cmd = fmt.Sprintf("dig @127.0.0.1 -p 1053 -x %s +short", svc.Spec.ClusterIP)
+		}
+		out = append(out, digExample{cmd, answer})
 	}
 	return out, nil
 }
@@ -272,14 +263,6 @@ func ask(name string, qtype uint16) (string, error) {
 		parts = append(parts, strings.Join(fields[4:], " "))
 	}
 	return strings.Join(parts, ", "), nil
-}
-
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	raw, err := testenv.AdminKubeconfig(env, "outpost-admin")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, raw, 0o600)
 }
 
 // applySamples applies every object in config/samples/ and returns the
@@ -312,10 +295,10 @@ func applySamples(ctx context.Context, k8s client.Client) ([]client.ObjectKey, e
 	return backends, nil
 }
 
-func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
+// waitReady waits until the operator has given every sample a Ready
+// condition.
+func waitReady(ctx context.Context, k8s client.Client, operator *process.Process, keys []client.ObjectKey) error {
+	return operator.Until(ctx, 200*time.Millisecond, time.Minute, "a Ready condition on every sample (see the operator log)", func() error {
 		ready := 0
 		for _, key := range keys {
 			xb := &v1alpha1.ExternalBackend{}
@@ -323,15 +306,11 @@ func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey) 
 				ready++
 			}
 		}
-		if ready == len(keys) {
-			return nil
+		if ready < len(keys) {
+			return fmt.Errorf("%d of %d samples have no Ready condition yet", len(keys)-ready, len(keys))
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d samples have no Ready condition yet: see the operator log", len(keys)-ready, len(keys))
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 func printBackends(ctx context.Context, k8s client.Client) error {

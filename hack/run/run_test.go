@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/outpost-dev/outpost/hack/run/sandbox"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // binDir holds outpost-run and the binaries it starts, built once.
@@ -30,12 +30,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "./hack/run", "./plugin/coredns",
-		"./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer")
-	build.Dir = testenv.RepoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n", err)
+	if err := testenv.Build(dir+"/", "./hack/run", "./plugin/coredns",
+		"./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	// go build names the binary after its directory: hack/run is "run".

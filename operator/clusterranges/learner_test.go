@@ -22,7 +22,7 @@ import (
 
 	"github.com/outpost-dev/outpost/operator/clusterranges"
 	"github.com/outpost-dev/outpost/operator/policy"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // The learner is given a real API server: the ranges come from what

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/netns"
+	"github.com/outpost-dev/outpost/test/lib/netns"
 )
 
 func readyIPs(eps *corev1.Endpoints) (ready, notReady []string) { //nolint:staticcheck

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // An ingress controller reads an Ingress, then the backend Service's port and

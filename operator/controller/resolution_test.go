@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 )
 
 func resolution(minTTL, maxTTL string, families ...v1alpha1.IPFamily) *v1alpha1.Resolution {

@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/dnsserver"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // The cluster's ranges as the operator is told them; addresses inside are refused.

@@ -20,8 +20,8 @@ import (
 	"github.com/outpost-dev/outpost/operator/notify"
 	"github.com/outpost-dev/outpost/operator/probe"
 	"github.com/outpost-dev/outpost/operator/resolve"
-	"github.com/outpost-dev/outpost/test/dnsserver"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // stand-in for the ExternalBackend reconciler: a ConfigMap names a DNS

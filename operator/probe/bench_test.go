@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/outpost-dev/outpost/test/cpumeter"
+	"github.com/outpost-dev/outpost/test/lib/cpumeter"
 )
 
 // The scenario: 1000 addresses probed every 10s, run 10x faster (every

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/outpost-dev/outpost/test/netns"
+	"github.com/outpost-dev/outpost/test/lib/netns"
 )
 
 type harness struct {

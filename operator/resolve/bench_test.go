@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/outpost-dev/outpost/test/cpumeter"
-	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/cpumeter"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 )
 
 // The scenario: 1000 names re-resolved every 5s, run 5x faster (TTL 1s) so

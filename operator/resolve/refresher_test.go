@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 )
 
 type harness struct {

@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 )
 
 func newResolver(t *testing.T, timeout time.Duration, servers ...string) *Resolver {

@@ -22,14 +22,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,8 +34,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/outpost-dev/outpost/test/netns"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/netns"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 const (
@@ -54,10 +53,8 @@ var syncerBin string
 func TestMain(m *testing.M) {
 	// Build the real binary once for the package.
 	syncerBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-syncer")
-	build := exec.Command("go", "build", "-o", syncerBin, "./operator/cmd/outpost-syncer")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build outpost-syncer: %v\n%s", err, out)
+	if err := testenv.Build(syncerBin, "./operator/cmd/outpost-syncer"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
@@ -75,36 +72,6 @@ type world struct {
 	node     *netns.NS
 	backends []*backend
 	kube     kubernetes.Interface
-}
-
-// inNS runs f with the calling thread in the named namespace, so sockets
-// f creates live there (they stay there after the thread moves back).
-func inNS(name string, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open(filepath.Join("/var/run/netns", name))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", name, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: it dies with the goroutine instead of
-		// running other code in the wrong namespace.
-		return fmt.Errorf("setns back: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
 }
 
 var backendTCPPorts = []int{8080, 31496, 31337}
@@ -155,7 +122,7 @@ func (w *world) serve(b *backend) {
 	t := w.t
 	for _, port := range backendTCPPorts {
 		var ln net.Listener
-		if err := inNS(b.ns.Name, func() (err error) {
+		if err := b.ns.Do(func() (err error) {
 			ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
 			return err
 		}); err != nil {
@@ -174,7 +141,7 @@ func (w *world) serve(b *backend) {
 		}()
 	}
 	var pc net.PacketConn
-	if err := inNS(b.ns.Name, func() (err error) {
+	if err := b.ns.Do(func() (err error) {
 		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", backendUDPPort))
 		return err
 	}); err != nil {
@@ -199,7 +166,7 @@ type reply struct{ backend, from string }
 // get opens one TCP connection from the client namespace.
 func (w *world) get(addr string) (reply, error) {
 	var c net.Conn
-	if err := inNS(w.client.Name, func() (err error) {
+	if err := w.client.Do(func() (err error) {
 		c, err = net.DialTimeout("tcp4", addr, 2*time.Second)
 		return err
 	}); err != nil {
@@ -222,7 +189,7 @@ func (w *world) get(addr string) (reply, error) {
 // udp sends one datagram from the client namespace.
 func (w *world) udp(addr string) (reply, error) {
 	var c net.Conn
-	if err := inNS(w.client.Name, func() (err error) {
+	if err := w.client.Do(func() (err error) {
 		c, err = net.Dial("udp4", addr)
 		return err
 	}); err != nil {
@@ -254,20 +221,6 @@ func (w *world) counts(addr string, n int) map[string]int {
 		out[r.backend]++
 	}
 	return out
-}
-
-// eventually polls cond for up to 20 s.
-func (w *world) eventually(what string, cond func() error) {
-	w.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	w.t.Fatalf("%s: %v", what, err)
 }
 
 func (w *world) service(name string, typ v1.ServiceType, mutate func(*v1.Service), ports ...v1.ServicePort) *v1.Service {
@@ -333,14 +286,7 @@ func TestDatapath(t *testing.T) {
 	w := setup(t)
 	w.kube = kubernetes.NewForConfigOrDie(cfg)
 
-	kc, err := testenv.AdminKubeconfig(env, "outpost-syncer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")
 
 	b1, b2, b3, b4 := w.backends[0], w.backends[1], w.backends[2], w.backends[3]
 	all := []ep{{b: b1}, {b: b2}, {b: b3}}
@@ -372,27 +318,12 @@ func TestDatapath(t *testing.T) {
 	}
 	w.slice("other", "", v1.ProtocolTCP, 8080, all...)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, syncerBin,
+	syncer := process.StartForTest(t, "syncer", syncerBin,
 		"--kubeconfig", kubeconfig, "--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", clusterCID,
 		"--netns", w.node.Name, "--service-selector", "app.kubernetes.io/managed-by=outpost-operator",
 		"--min-sync-period", "100ms", "--canary-period", "500ms", "--metrics-bind-address", "0", "--zap-log-level", "1")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "syncer.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitOnce sync.Once
 	t.Cleanup(func() {
-		cancel()
-		waitOnce.Do(func() { _ = cmd.Wait() })
 		if t.Failed() {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Logf("syncer log:\n%s", log)
 			t.Logf("node nat table:\n%s", w.node.Must(t, "iptables-save", "-t", "nat"))
 		}
 	})
@@ -400,7 +331,7 @@ func TestDatapath(t *testing.T) {
 	clusterAddr := func(s *v1.Service, port int32) string { return net.JoinHostPort(s.Spec.ClusterIP, fmt.Sprint(port)) }
 	nodePortAddr := func(s *v1.Service) string { return net.JoinHostPort(nodeIP, fmt.Sprint(s.Spec.Ports[0].NodePort)) }
 
-	w.eventually("web reachable through its ClusterIP", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
+	poll.Eventually(t, 20*time.Second, "web reachable through its ClusterIP", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
 
 	t.Run("ClusterIP spreads over three backends", func(t *testing.T) {
 		const n = 300
@@ -493,7 +424,7 @@ func TestDatapath(t *testing.T) {
 
 	t.Run("removed endpoint gets no new connections", func(t *testing.T) {
 		w.slice("web", "http", v1.ProtocolTCP, 8080, ep{b: b1}, ep{b: b2})
-		w.eventually("b3 drained", func() error {
+		poll.Eventually(t, 20*time.Second, "b3 drained", func() error {
 			if c := w.counts(clusterAddr(web, 80), 20); c["b3"] > 0 {
 				return fmt.Errorf("b3 still gets connections: %v", c)
 			}
@@ -512,12 +443,11 @@ func TestDatapath(t *testing.T) {
 			// may not succeed now (nothing routes the ClusterIP).
 			t.Log("connection succeeded right after the flush")
 		}
-		w.eventually("rules restored after flush", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
+		poll.Eventually(t, 20*time.Second, "rules restored after flush", func() error { _, err := w.get(clusterAddr(web, 80)); return err })
 		if r, err := w.get(nodePortAddr(web)); err != nil || r.backend == "b3" {
 			t.Errorf("NodePort after restore: %+v %v", r, err)
 		}
-		log, _ := os.ReadFile(logFile.Name())
-		if !strings.Contains(string(log), "Canary chain gone") {
+		if !strings.Contains(syncer.Log(), "Canary chain gone") {
 			t.Error("the syncer did not report the flush through its canary")
 		}
 		if n := strings.Count(w.node.Must(t, "iptables-save", "-t", "nat"), "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j OUTPOST-SERVICES"); n != 1 {

@@ -9,7 +9,8 @@ import (
 	"github.com/miekg/dns"
 	discovery "k8s.io/api/discovery/v1"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // outpostCorefile serves cluster.local and the reverse zones with outpost
@@ -71,7 +72,7 @@ func TestAnswers(t *testing.T) {
 	createSlice(t, ns, "big", "big-a", discovery.AddressTypeIPv4, []discovery.EndpointPort{slicePort("http", 80)}, many...)
 
 	p := loopback.FreePort(t)
-	startCoreDNS(t, outpostCorefile(p, startUpstream(t), writeKubeconfig(t, ""), ""), p)
+	startCoreDNS(t, outpostCorefile(p, startUpstream(t), testenv.AdminKubeconfigFile(t, env, "coredns-test", ""), ""), p)
 
 	name := func(s string) string { return s + ".answers.svc.cluster.local." }
 	cases := []test.Case{

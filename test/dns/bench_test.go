@@ -25,7 +25,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // BenchmarkDNS compares outpost with the kubernetes plugin in the same
@@ -50,7 +52,7 @@ func BenchmarkDNS(b *testing.B) {
 	populate(b, services, namespaces)
 	fmt.Printf("populated %d Services + %d EndpointSlices in %s\n", services, services, time.Since(start).Round(time.Second))
 
-	kc := writeKubeconfig(b, "")
+	kc := testenv.AdminKubeconfigFile(b, env, "coredns-test", "")
 	block := func(plugin string, port int) string {
 		return fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    %s cluster.local in-addr.arpa ip6.arpa {\n        kubeconfig %s\n        startup_timeout 120s\n    }\n}\n", port, plugin, kc)
 	}
@@ -116,8 +118,8 @@ func BenchmarkDNS(b *testing.B) {
 		srv := startCoreDNSWith(b, block(plugin, p), p, []string{"taskset", "-c", "0"})
 		waitSynced1(b, p, services, namespaces)
 		time.Sleep(5 * time.Second)
-		rss[plugin], anon[plugin], file[plugin] = rssMiB(b, srv.cmd.Process.Pid)
-		srv.stop()
+		rss[plugin], anon[plugin], file[plugin] = rssMiB(b, srv.Pid())
+		srv.Stop()
 	}
 
 	fmt.Printf("\n%-34s %12s %12s %8s\n", "", "kubernetes", "outpost", "ratio")
@@ -242,7 +244,7 @@ func waitSynced(b *testing.B, kPort, oPort, services, namespaces int) {
 func waitSynced1(b *testing.B, port, services, namespaces int) {
 	last := services - 1
 	name := benchService(last) + "." + benchNamespace(last, namespaces) + ".svc.cluster.local."
-	eventually(b, 120*time.Second, func() error {
+	poll.Eventually(b, 120*time.Second, fmt.Sprintf("CoreDNS on port %d answers for the last of %d Services", port, services), func() error {
 		r := query(b, "udp", port, name, dns.TypeA)
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 			return fmt.Errorf("port %d not synced: %s", port, dns.RcodeToString[r.Rcode])
@@ -380,18 +382,23 @@ func waitForAddress(b *testing.B, port int, name, ip string, begin time.Time) ti
 	m := new(dns.Msg)
 	m.SetQuestion(name, dns.TypeA)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for time.Since(begin) < 30*time.Second {
-		if r, _, err := c.Exchange(m, addr); err == nil {
+	// A fine poll: the figure is a latency, and a coarser one would add to it.
+	if err := poll.Until(context.Background(), 200*time.Microsecond, 30*time.Second-time.Since(begin),
+		fmt.Sprintf("%s answered with %s on port %d", name, ip, port), func() error {
+			r, _, err := c.Exchange(m, addr)
+			if err != nil {
+				return err
+			}
 			for _, rr := range r.Answer {
 				if a, ok := rr.(*dns.A); ok && a.A.String() == ip {
-					return time.Since(begin)
+					return nil
 				}
 			}
-		}
-		time.Sleep(200 * time.Microsecond)
+			return fmt.Errorf("answer %v", r.Answer)
+		}); err != nil {
+		b.Fatal(err)
 	}
-	b.Fatalf("%s never answered %s on port %d", name, ip, port)
-	return 0
+	return time.Since(begin)
 }
 
 // rssMiB reads a process's resident memory from /proc: VmRSS, and of it

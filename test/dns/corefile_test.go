@@ -13,8 +13,8 @@ import (
 
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestCorefileExample starts bin/coredns with the repository's
@@ -36,7 +36,7 @@ func TestCorefileExample(t *testing.T) {
 		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", readyPort)},
 		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", metricsPort)},
 		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", startUpstream(t))},
-		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + writeKubeconfig(t, "")},
+		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + testenv.AdminKubeconfigFile(t, env, "coredns-test", "")},
 	} {
 		if strings.Count(corefile, r.old) != 1 {
 			t.Fatalf("Corefile.example no longer has exactly one %q; update this test", r.old)
@@ -109,7 +109,7 @@ func TestPluginList(t *testing.T) {
 func TestOutpostRunsBeforeKubernetes(t *testing.T) {
 	ns := namespace(t, "order", nil)
 	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
-	kc := writeKubeconfig(t, "")
+	kc := testenv.AdminKubeconfigFile(t, env, "coredns-test", "")
 	p := loopback.FreePort(t)
 	startCoreDNS(t, fmt.Sprintf(`.:%d {
     bind 127.0.0.1

@@ -11,7 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestDifferential serves the same API objects with the kubernetes plugin on
@@ -21,7 +22,7 @@ import (
 func TestDifferential(t *testing.T) {
 	names := diffFixture(t)
 	upstream := startUpstream(t)
-	kc := writeKubeconfig(t, "")
+	kc := testenv.AdminKubeconfigFile(t, env, "coredns-test", "")
 
 	configs := []struct{ name, block string }{
 		{"defaults", ""},

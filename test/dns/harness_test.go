@@ -1,17 +1,15 @@
 // Package dns holds the end-to-end tests of the outpost plugin: the real
 // bin/coredns binary answering real UDP and TCP queries on 127.0.0.1, fed by
-// a real kube-apiserver and etcd (test/testenv).
+// a real kube-apiserver and etcd (test/lib/testenv).
 package dns
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,24 +20,24 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 var (
-	coredns    string // path of the binary under test
-	env        *envtest.Environment
-	kube       *kubernetes.Clientset
-	kubeconfig []byte // admin kubeconfig for the test API server
-	apiHost    string // host:port of the API server
+	coredns string // path of the binary under test
+	env     *envtest.Environment
+	kube    *kubernetes.Clientset
+	apiHost string // host:port of the API server
 )
 
 // TestMain builds bin/coredns once and starts one API server for the package.
@@ -50,11 +48,8 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	root := testenv.RepoRoot()
 	coredns = filepath.Join(root, "bin", "coredns")
-	build := exec.Command("go", "build", "-o", coredns, "./plugin/coredns")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build bin/coredns: %v\n", err)
+	if err := testenv.Build(coredns, "./plugin/coredns"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	crlog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
@@ -64,22 +59,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// The data is thrown away after the run: skip fsync, which makes
-	// creating the benchmark's 20,000 objects minutes faster.
-	if env.ControlPlane.Etcd == nil {
-		env.ControlPlane.Etcd = &envtest.Etcd{}
-	}
-	env.ControlPlane.Etcd.Configure().Set("unsafe-no-fsync", "true")
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
 		return 1
 	}
 	defer env.Stop()
-	if kubeconfig, err = testenv.AdminKubeconfig(env, "coredns-test"); err != nil {
-		fmt.Fprintf(os.Stderr, "kubeconfig: %v\n", err)
-		return 1
-	}
 	u, err := url.Parse(cfg.Host)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "API server URL %q: %v\n", cfg.Host, err)
@@ -93,115 +78,31 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// writeKubeconfig writes the admin kubeconfig, pointed at server
-// (host:port) when given, and returns its path.
-func writeKubeconfig(t testing.TB, server string) string {
-	t.Helper()
-	cfg, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if server != "" {
-		for _, c := range cfg.Clusters {
-			c.Server = "https://" + server
-		}
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// server is a running bin/coredns.
-type server struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startCoreDNS runs bin/coredns with corefile and waits until it answers on
-// probe (a 127.0.0.1 port). It is stopped with SIGTERM at the end of the test.
-func startCoreDNS(t testing.TB, corefile string, probe int) *server {
+// probe (a 127.0.0.1 port). It is stopped at the end of the test.
+func startCoreDNS(t testing.TB, corefile string, probe int) *process.Process {
 	t.Helper()
 	return startCoreDNSWith(t, corefile, probe, nil)
 }
 
 // startCoreDNSWith is startCoreDNS with the binary run through wrapper
 // (e.g. taskset), when given.
-func startCoreDNSWith(t testing.TB, corefile string, probe int, wrapper []string) *server {
+func startCoreDNSWith(t testing.TB, corefile string, probe int, wrapper []string) *process.Process {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "Corefile")
+	path := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(path, []byte(corefile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{logs: &syncBuffer{}, done: make(chan struct{})}
-	argv := append(slices.Clone(wrapper), coredns, "-conf", path)
-	s.cmd = exec.Command(argv[0], argv[1:]...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("coredns logs:\n%s", s.logs)
-		}
+	p := process.StartForTest(t, "coredns", append(slices.Clone(wrapper), coredns, "-conf", path)...)
+	c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
+	addr := fmt.Sprintf("127.0.0.1:%d", probe)
+	p.Eventually(t, 30*time.Second, "coredns answering on "+addr, func() error {
+		_, _, err := c.Exchange(m, addr)
+		return err
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			t.Fatalf("coredns exited: %v\n%s", s.cmd.ProcessState, s.logs)
-		default:
-		}
-		c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
-		m := new(dns.Msg)
-		m.SetQuestion("dns-version.cluster.local.", dns.TypeTXT)
-		if _, _, err := c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", probe)); err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coredns did not answer on port %d:\n%s", probe, s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop sends SIGTERM and waits for the process to exit (shutdown hooks run).
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
+	return p
 }
 
 // query sends one question over proto ("udp" or "tcp") to 127.0.0.1:port.
@@ -237,22 +138,6 @@ func checkCase(t testing.TB, proto string, port int, tc test.Case) {
 	}
 	if err := test.SortAndCheck(resp, tc); err != nil {
 		t.Errorf("%s %s over %s: %v\ngot:\n%s", dns.TypeToString[tc.Qtype], tc.Qname, proto, err, resp)
-	}
-}
-
-// eventually retries f until it returns nil or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -449,7 +334,7 @@ func (p *apiProxy) restore(t testing.TB) {
 		ln  net.Listener
 		err error
 	)
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, "the API proxy listening again on "+p.addr, func() error {
 		ln, err = net.Listen("tcp", p.addr)
 		return err
 	})

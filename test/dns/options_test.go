@@ -12,7 +12,9 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestOptions runs one CoreDNS with a server block per option, all reading
@@ -38,7 +40,7 @@ func TestOptions(t *testing.T) {
 	createSliceWithLabels(t, a, "hl", "hl-a", team, endpoint{ip: "198.51.100.21"})
 
 	upstream := startUpstream(t)
-	kc := writeKubeconfig(t, "")
+	kc := testenv.AdminKubeconfigFile(t, env, "coredns-test", "")
 	ports := map[string]int{}
 	var corefile strings.Builder
 	for _, opt := range []struct{ name, block string }{
@@ -102,7 +104,7 @@ func TestOptions(t *testing.T) {
 	})
 	t.Run("endpoint_pod_names", func(t *testing.T) {
 		createSliceWithLabels(t, a, "hl", "hl-pods", nil, endpoint{ip: "198.51.100.22", pod: "hl-pod-0"})
-		eventually(t, 10*time.Second, func() error {
+		poll.Eventually(t, 10*time.Second, "hl-pod-0 answered under its pod name", func() error {
 			r := query(t, "udp", ports["podnames"], "hl-pod-0."+name("hl", a), dns.TypeA)
 			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 				return fmt.Errorf("hl-pod-0 not answered yet: %s", r)
@@ -153,7 +155,7 @@ func TestSERVFAILBeforeSync(t *testing.T) {
         startup_timeout 500ms
     }
 }
-`, p, readyPort, writeKubeconfig(t, fmt.Sprintf("127.0.0.1:%d", dead)))
+`, p, readyPort, testenv.AdminKubeconfigFile(t, env, "coredns-test", fmt.Sprintf("127.0.0.1:%d", dead)))
 	startCoreDNS(t, corefile, p)
 	for _, proto := range []string{"udp", "tcp"} {
 		checkCase(t, proto, p, test.Case{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Rcode: dns.RcodeServerFailure, Ns: []dns.RR{soa("cluster.local.")}})

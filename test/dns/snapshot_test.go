@@ -12,7 +12,9 @@ import (
 	"github.com/miekg/dns"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/outpost-dev/outpost/test/loopback"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestAPIOutageAndSnapshot cuts CoreDNS off from the API server (a loopback
@@ -25,7 +27,7 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 	proxy := startAPIProxy(t)
 	snapshot := filepath.Join(t.TempDir(), "outpost.snapshot")
 	p := loopback.FreePort(t)
-	corefile := outpostCorefile(p, startUpstream(t), writeKubeconfig(t, proxy.addr), "snapshot "+snapshot+" 500ms")
+	corefile := outpostCorefile(p, startUpstream(t), testenv.AdminKubeconfigFile(t, env, "coredns-test", proxy.addr), "snapshot "+snapshot+" 500ms")
 	name := func(s string) string { return s + ".outage.svc.cluster.local." }
 	answers := func(t *testing.T, svc string, ip string) func() error {
 		return func() error {
@@ -48,8 +50,8 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 
 	before := createService(t, clusterIPService(ns, "before", false, port("http", 80)))
 	srv := startCoreDNS(t, corefile, p)
-	eventually(t, 10*time.Second, answers(t, "before", before.Spec.ClusterIP))
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, "before answered", answers(t, "before", before.Spec.ClusterIP))
+	poll.Eventually(t, 10*time.Second, "the snapshot written", func() error {
 		_, err := os.Stat(snapshot)
 		return err
 	})
@@ -65,14 +67,14 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 		}
 		checkCase(t, "udp", p, test.Case{Qname: name("during"), Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []dns.RR{soa("cluster.local.")}})
 		proxy.restore(t)
-		eventually(t, 60*time.Second, answers(t, "during", during.Spec.ClusterIP))
+		poll.Eventually(t, 60*time.Second, "during answered once the API is back", answers(t, "during", during.Spec.ClusterIP))
 	})
 
 	t.Run("restart while API away", func(t *testing.T) {
-		srv.stop() // writes the snapshot on shutdown
+		srv.Stop() // writes the snapshot on shutdown
 		proxy.cut()
 		startCoreDNS(t, corefile, p)
-		eventually(t, 5*time.Second, answers(t, "before", before.Spec.ClusterIP))
+		poll.Eventually(t, 5*time.Second, "before answered from the snapshot", answers(t, "before", before.Spec.ClusterIP))
 		during, err := kube.CoreV1().Services(ns).Get(context.Background(), "during", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +91,7 @@ func TestAPIOutageAndSnapshot(t *testing.T) {
 		}
 		after := createService(t, clusterIPService(ns, "after", false, port("http", 80)))
 		proxy.restore(t)
-		eventually(t, 60*time.Second, answers(t, "after", after.Spec.ClusterIP))
-		eventually(t, 10*time.Second, nxdomain(t, "before"))
+		poll.Eventually(t, 60*time.Second, "after answered once the API is back", answers(t, "after", after.Spec.ClusterIP))
+		poll.Eventually(t, 10*time.Second, "before deleted while the API was away is NXDOMAIN", nxdomain(t, "before"))
 	})
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 )
 
 // benchBackends is how many backends one round applies, one after another.
@@ -120,20 +122,24 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[max(rank, 1)-1]
 }
 
+// benchPollInterval is a millisecond: the figures are latencies, and a
+// coarser poll would add to them.
+const benchPollInterval = time.Millisecond
+
 // pollDNS asks CoreDNS for name's A record until it answers; the answer is
 // the ClusterIP a client would connect to.
 func (w *world) pollDNS(b testing.TB, name string) string {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var addr string
+	if err := poll.Until(context.Background(), benchPollInterval, 30*time.Second, name+": a DNS answer", func() error {
 		addrs, err := w.addresses(serviceName(name))
 		if err == nil {
-			return addrs[0]
+			addr = addrs[0]
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: no DNS answer in 30s: %v", name, err)
-		}
-		time.Sleep(time.Millisecond)
+		return err
+	}); err != nil {
+		b.Fatal(err)
 	}
+	return addr
 }
 
 // pollConnect connects from the client until the server answers. Before
@@ -141,18 +147,15 @@ func (w *world) pollDNS(b testing.TB, name string) string {
 // timeout bounds that wait); before it knows the endpoints they are
 // rejected.
 func (w *world) pollConnect(b testing.TB, addr, server string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var reached string
+	if err := poll.Until(context.Background(), benchPollInterval, 30*time.Second, addr+": a connection", func() error {
 		r, err := w.connect(addr, 25*time.Millisecond)
-		if err == nil {
-			if r.server != server {
-				b.Fatalf("%s reached %s, want %s", addr, r.server, server)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: no connection in 30s: %v", addr, err)
-		}
-		time.Sleep(time.Millisecond)
+		reached = r.server
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if reached != server {
+		b.Fatalf("%s reached %s, want %s", addr, reached, server)
 	}
 }

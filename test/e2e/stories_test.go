@@ -21,7 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // route is one Service port and the servers ("ip:port") behind it: every
@@ -141,7 +142,7 @@ func (w *world) reachesAll(addr string, servers []string) error {
 func (w *world) clusterIP(tb testing.TB, name string) string {
 	tb.Helper()
 	var ip string
-	eventually(tb, 20*time.Second, "Service "+name+" with a ClusterIP", func() error {
+	poll.Eventually(tb, 20*time.Second, "Service "+name+" with a ClusterIP", func() error {
 		svc, err := w.kube.CoreV1().Services("default").Get(ctx(), name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func (w *world) clusterIP(tb testing.TB, name string) string {
 func (w *world) resolvesTo(tb testing.TB, name string, want ...string) {
 	tb.Helper()
 	slices.Sort(want)
-	eventually(tb, 20*time.Second, name+" resolves to "+strings.Join(want, ","), func() error {
+	poll.Eventually(tb, 20*time.Second, name+" resolves to "+strings.Join(want, ","), func() error {
 		got, err := w.addresses(name)
 		if err != nil {
 			return err
@@ -174,7 +175,7 @@ func (w *world) resolvesTo(tb testing.TB, name string, want ...string) {
 // ready waits for the ExternalBackend's Ready condition.
 func (w *world) ready(tb testing.TB, name string) {
 	tb.Helper()
-	eventually(tb, 20*time.Second, "ExternalBackend "+name+" Ready", func() error {
+	poll.Eventually(tb, 20*time.Second, "ExternalBackend "+name+" Ready", func() error {
 		xb := &v1alpha1.ExternalBackend{}
 		if err := w.client.Get(ctx(), keyOf(name), xb); err != nil {
 			return err
@@ -203,7 +204,7 @@ func TestUserStories(t *testing.T) {
 			if s.alias != "" {
 				// Only the CNAME is checked: the target is a public name,
 				// never resolved or connected to here.
-				eventually(t, 20*time.Second, s.name+" is a CNAME for "+s.alias, func() error {
+				poll.Eventually(t, 20*time.Second, s.name+" is a CNAME for "+s.alias, func() error {
 					r, err := w.lookup(serviceName(s.name), dns.TypeCNAME)
 					if err != nil {
 						return err
@@ -221,7 +222,7 @@ func TestUserStories(t *testing.T) {
 			w.resolvesTo(t, serviceName(s.name), ip)
 			for _, r := range s.route {
 				addr := net.JoinHostPort(ip, fmt.Sprint(r.port))
-				eventually(t, 20*time.Second, fmt.Sprintf("%s:%d reaches %v", s.name, r.port, r.servers), func() error {
+				poll.Eventually(t, 20*time.Second, fmt.Sprintf("%s:%d reaches %v", s.name, r.port, r.servers), func() error {
 					return w.reachesAll(addr, r.servers)
 				})
 			}
@@ -237,7 +238,7 @@ func TestUserStories(t *testing.T) {
 		}
 		//nolint:staticcheck // Prometheus' endpoints discovery reads legacy Endpoints
 		var eps *corev1.Endpoints
-		eventually(t, 20*time.Second, "Endpoints rocketmq", func() (err error) {
+		poll.Eventually(t, 20*time.Second, "Endpoints rocketmq", func() (err error) {
 			eps, err = w.kube.CoreV1().Endpoints("default").Get(ctx(), "rocketmq", metav1.GetOptions{})
 			return err
 		})
@@ -273,7 +274,7 @@ func TestUserStories(t *testing.T) {
 			t.Fatal(err)
 		}
 		var nodePort int32
-		eventually(t, 20*time.Second, "Service db-nodeport with a node port", func() error {
+		poll.Eventually(t, 20*time.Second, "Service db-nodeport with a node port", func() error {
 			svc, err := w.kube.CoreV1().Services("default").Get(ctx(), xb.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -285,7 +286,7 @@ func TestUserStories(t *testing.T) {
 			return nil
 		})
 		addr := net.JoinHostPort(nodeIP, fmt.Sprint(nodePort))
-		eventually(t, 20*time.Second, "db-nodeport reaches the VM", func() error {
+		poll.Eventually(t, 20*time.Second, "db-nodeport reaches the VM", func() error {
 			return w.reachesAll(addr, []string{"203.0.113.10:3306"})
 		})
 	})
@@ -307,11 +308,11 @@ func TestUserStories(t *testing.T) {
 		w.resolvesTo(t, serviceName(failoverName), ip)
 		addr := net.JoinHostPort(ip, fmt.Sprint(failoverPort))
 		primary, standby := net.JoinHostPort(primaryIP, fmt.Sprint(failoverPort)), net.JoinHostPort(standbyIP, fmt.Sprint(failoverPort))
-		eventually(t, 20*time.Second, "reaches the primary", func() error { return w.reachesAll(addr, []string{primary}) })
+		poll.Eventually(t, 20*time.Second, "reaches the primary", func() error { return w.reachesAll(addr, []string{primary}) })
 
 		failover := time.Now()
 		w.upstream.SetA(failoverDNSName, 1, standbyIP)
-		eventually(t, 15*time.Second, "reaches the standby after the failover", func() error { return w.reachesAll(addr, []string{standby}) })
+		poll.Eventually(t, 15*time.Second, "reaches the standby after the failover", func() error { return w.reachesAll(addr, []string{standby}) })
 		t.Logf("connections reach the new address %s after the DNS change", time.Since(failover).Round(time.Millisecond))
 		// Clients keep their name and ClusterIP.
 		w.resolvesTo(t, serviceName(failoverName), ip)
@@ -351,11 +352,11 @@ func TestUserStories(t *testing.T) {
 		ip := w.clusterIP(t, httpd.Name)
 		w.resolvesTo(t, serviceName(httpd.Name), ip)
 		clusterAddr := net.JoinHostPort(ip, fmt.Sprint(httpdPort))
-		eventually(t, 20*time.Second, "httpd-svc ClusterIP reaches the three pods", func() error {
+		poll.Eventually(t, 20*time.Second, "httpd-svc ClusterIP reaches the three pods", func() error {
 			return w.reachesAll(clusterAddr, podServers)
 		})
 		nodePortAddr := net.JoinHostPort(nodeIP, fmt.Sprint(httpdNodePort))
-		eventually(t, 20*time.Second, "httpd-svc NodePort reaches the three pods", func() error {
+		poll.Eventually(t, 20*time.Second, "httpd-svc NodePort reaches the three pods", func() error {
 			return w.reachesAll(nodePortAddr, podServers)
 		})
 		// NodePort traffic from outside the cluster is masqueraded: the pod

@@ -1,8 +1,10 @@
-// Package e2e walks every user story of DESIGN.md end to end, with every
-// part real: a kube-apiserver and etcd (test/testenv) with the CRD, the
-// bin/outpost-operator process, bin/coredns with the outpost plugin
-// answering real queries on 127.0.0.1, and bin/outpost-syncer programming
-// iptables in a "node" network namespace. A client namespace connects
+// Package e2e walks end to end the user stories the README lists (its
+// "User stories", the samples in config/samples) and two more (7: a
+// database whose DNS name moves on failover; 8: pods behind ordinary
+// Services), with every part real: a kube-apiserver and etcd
+// (test/lib/testenv) with the CRD, the bin/outpost-operator process,
+// bin/coredns with the outpost plugin answering real queries on 127.0.0.1,
+// and bin/outpost-syncer programming iptables in a "node" network namespace. A client namespace connects
 // through the ClusterIPs and NodePorts the syncer wrote to real TCP servers
 // standing at each story's backend addresses, one namespace per machine.
 //
@@ -25,11 +27,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,14 +37,14 @@ import (
 	"github.com/miekg/dns"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/operator"
-	"github.com/outpost-dev/outpost/test/dnsserver"
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/netns"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/dnsserver"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/netns"
+	"github.com/outpost-dev/outpost/test/lib/process"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 const (
@@ -77,11 +77,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "./plugin/coredns", "./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer")
-	build.Dir = testenv.RepoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n", err)
+	if err := testenv.Build(dir+"/", "./plugin/coredns", "./operator/cmd/outpost-operator", "./operator/cmd/outpost-syncer"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	crlog.SetLogger(logr.Discard()) // envtest and the client log through controller-runtime
@@ -131,7 +128,7 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 	if w.client, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
 		tb.Fatal(err)
 	}
-	kubeconfig := writeKubeconfig(tb, env)
+	kubeconfig := testenv.AdminKubeconfigFile(tb, env, "outpost-e2e", "")
 
 	w.buildNetwork(machinePorts)
 
@@ -143,19 +140,6 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
 	w.startCoreDNS(kubeconfig)
 	return w
-}
-
-func writeKubeconfig(tb testing.TB, env *envtest.Environment) string {
-	tb.Helper()
-	kc, err := testenv.AdminKubeconfig(env, "outpost-e2e")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	path := filepath.Join(tb.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return path
 }
 
 // buildNetwork makes the node, the client and one namespace per machine.
@@ -252,53 +236,9 @@ func (w *world) connect(addr string, timeout time.Duration) (reply, error) {
 	return reply{server: f[0], peer: f[1]}, nil
 }
 
-// process is a binary under test running for the life of the test.
-type process struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-// start runs a binary in the host namespace; it is stopped with SIGTERM
-// when the test ends, and its log is shown if the test failed.
-func (w *world) start(name, path string, args ...string) *process {
-	tb := w.tb
-	tb.Helper()
-	logPath := filepath.Join(tb.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &process{cmd: exec.Command(path, args...), log: logPath, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	// Dies with the test binary, even when it is killed.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); logFile.Close(); close(p.done) }()
-	tb.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if tb.Failed() {
-			out, _ := os.ReadFile(logPath)
-			tb.Logf("%s log:\n%s", name, tail(string(out), 150))
-		}
-	})
-	return p
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(s, "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
+// start runs a binary in the host namespace for the life of the test.
+func (w *world) start(name, path string, args ...string) *process.Process {
+	return process.StartForTest(w.tb, name, append([]string{path}, args...)...)
 }
 
 // startCoreDNS runs bin/coredns with the outpost plugin on a free
@@ -320,12 +260,7 @@ func (w *world) startCoreDNS(kubeconfig string) {
 		tb.Fatal(err)
 	}
 	p := w.start("coredns", bins.coredns, "-conf", path)
-	eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
-		select {
-		case <-p.done:
-			return fmt.Errorf("coredns exited: %v", p.cmd.ProcessState)
-		default:
-		}
+	p.Eventually(tb, 60*time.Second, "CoreDNS answers", func() error {
 		_, err := w.lookup("dns-version."+clusterDomain+".", dns.TypeTXT)
 		return err
 	})
@@ -365,22 +300,6 @@ func (w *world) addresses(name string) ([]string, error) {
 
 // serviceName is a Service's DNS name.
 func serviceName(name string) string { return name + ".default.svc." + clusterDomain }
-
-// eventually polls cond until it succeeds or timeout passes.
-func eventually(tb testing.TB, timeout time.Duration, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // ctx is the context of API calls; every call is short.
 func ctx() context.Context { return context.Background() }

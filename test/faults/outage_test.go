@@ -32,8 +32,8 @@ import (
 	"k8s.io/client-go/rest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 const (

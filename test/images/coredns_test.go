@@ -14,8 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/outpost-dev/outpost/test/loopback"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // checkCoreDNSServes runs the CoreDNS image the way the Deployment does
@@ -43,11 +44,10 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 		t.Fatal(err)
 	}
 	var apiService *corev1.Service
-	for start := time.Now(); apiService == nil; time.Sleep(100 * time.Millisecond) {
-		if apiService, err = cs.CoreV1().Services("default").Get(t.Context(), "kubernetes", metav1.GetOptions{}); err != nil && time.Since(start) > 30*time.Second {
-			t.Fatalf("the API server's own Service never appeared: %v", err)
-		}
-	}
+	poll.Eventually(t, 30*time.Second, "the API server's own Service", func() (err error) {
+		apiService, err = cs.CoreV1().Services("default").Get(t.Context(), "kubernetes", metav1.GetOptions{})
+		return err
+	})
 
 	rootfs := unpack(t, img)
 	corefile, err := os.ReadFile(filepath.Join(root, "config", "coredns", "Corefile"))
@@ -73,10 +73,16 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 	if err := os.MkdirAll(filepath.Join(rootfs, "etc", "coredns"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"Corefile": []byte(text), "kubeconfig": env.KubeConfig} {
-		if err := os.WriteFile(filepath.Join(rootfs, "etc", "coredns", name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc", "coredns", "Corefile"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(rootfs, "etc", "coredns", "kubeconfig")
+	if err := testenv.WriteAdminKubeconfig(env, "coredns-image", "", kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	// The image's non-root user reads it, as from a mounted Secret.
+	if err := os.Chmod(kubeconfig, 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -99,18 +105,22 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 
 	name := "kubernetes.default.svc.cluster.local."
 	var answer string
-	deadline := time.Now().Add(60 * time.Second)
-	for answer == "" && time.Now().Before(deadline) {
+	poll.Eventually(t, 60*time.Second, name+" answered by CoreDNS from the image", func() error {
 		m := new(dns.Msg).SetQuestion(name, dns.TypeA)
 		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
-			if a, ok := r.Answer[0].(*dns.A); ok {
-				answer = a.A.String()
-				break
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+			return fmt.Errorf("want one A record, got %s with %v", dns.RcodeToString[r.Rcode], r.Answer)
+		}
+		a, ok := r.Answer[0].(*dns.A)
+		if !ok {
+			return fmt.Errorf("want an A record, got %v", r.Answer[0])
+		}
+		answer = a.A.String()
+		return nil
+	})
 	if answer != apiService.Spec.ClusterIP {
 		t.Fatalf("%s from the CoreDNS image: %q, want the Service's ClusterIP %s", name, answer, apiService.Spec.ClusterIP)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 var (

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // The trees a user installs (README, "Installing into a real cluster"):

@@ -64,7 +64,8 @@ func TestServiceAccountsHaveLeastPrivilege(t *testing.T) {
 			{"get", "coordination.k8s.io", "leases", "outpost-system"},
 			{"create", "coordination.k8s.io", "leases", "outpost-system"},
 			{"update", "coordination.k8s.io", "leases", "outpost-system"},
-			// Its job, as the README describes it (rules generated from its RBAC markers).
+			// Its job as the README's "Operator" section gives it (rules
+			// generated from its RBAC markers).
 			{"list", "outpost.dev", "externalbackends", ""}, {"watch", "outpost.dev", "externalbackends", ""},
 			{"update", "outpost.dev", "externalbackends/status", "default"},
 			// blockOwnerDeletion on its children, under OwnerReferencesPermissionEnforcement.

@@ -1,7 +1,7 @@
 // Package manifests renders Outpost's kustomize tree (config/) and applies it
 // to an API server the way `kubectl apply --server-side -k` would: Namespaces
 // first, CRDs next and established, then everything else. Its tests apply
-// config/default to a real kube-apiserver (test/testenv) so that a manifest
+// config/default to a real kube-apiserver (test/lib/testenv) so that a manifest
 // the API server would refuse fails CI instead of a user's first install.
 package manifests
 

@@ -25,7 +25,6 @@ package sandbox
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -37,8 +36,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outpost-dev/outpost/hack/run/process"
-	"github.com/outpost-dev/outpost/test/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/process"
 )
 
 // Prefix starts the name of every namespace a sandbox makes.
@@ -161,14 +160,14 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	s.undo = append(s.undo, stopServer)
 
-	stopSyncer, err := startSyncer(opts, s.Node)
+	syncer, err := startSyncer(opts, s.Node)
 	if err != nil {
 		return nil, err
 	}
-	s.undo = append(s.undo, stopSyncer)
+	s.undo = append(s.undo, syncer.Stop)
 
 	url := "http://" + opts.Target + "/"
-	if err := waitForAnswer(ctx, s.Node, url, opts.Backend.Greeting(), opts.Wait); err != nil {
+	if err := waitForAnswer(ctx, syncer, s.Node, url, opts.Backend.Greeting(), opts.Wait); err != nil {
 		return nil, fmt.Errorf("sandbox: %w (syncer log: %s)", err, opts.LogPath)
 	}
 	s.Command = fmt.Sprintf("sudo ip netns exec %s curl -s %s", s.Node, url)
@@ -249,16 +248,15 @@ func serve(ns string, b Backend) (stop func(), err error) {
 
 // startSyncer runs the syncer in the host namespace, applying its rules in
 // the node; it dies with this process even when this one is killed.
-func startSyncer(opts Options, node string) (stop func(), err error) {
+func startSyncer(opts Options, node string) (*process.Process, error) {
 	return process.Start(opts.LogPath, opts.Syncer, "--kubeconfig", opts.Kubeconfig, "--netns", node,
 		"--node-name", "outpost-run", "--node-ip", nodeAddr, "--cluster-cidr", podCIDR,
 		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
 }
 
-// waitForAnswer GETs url from inside the node until the answer is want.
-func waitForAnswer(ctx context.Context, node, url, want string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// waitForAnswer GETs url from inside the node until the answer is want,
+// while the syncer runs.
+func waitForAnswer(ctx context.Context, syncer *process.Process, node, url, want string, timeout time.Duration) error {
 	client := &http.Client{
 		Timeout: time.Second,
 		Transport: &http.Transport{
@@ -272,25 +270,13 @@ func waitForAnswer(ctx context.Context, node, url, want string, timeout time.Dur
 			},
 		},
 	}
-	var last error
-	for {
+	return syncer.Until(ctx, 200*time.Millisecond, timeout, "GET "+url+" from the node", func() error {
 		got, err := get(client, url)
-		if err == nil && got == want {
-			return nil
-		}
-		if err == nil {
+		if err == nil && got != want {
 			err = fmt.Errorf("answer %q, want %q", got, want)
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("GET %s from the node: no answer within %s: %w", url, timeout, last)
-			}
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 func get(client *http.Client, url string) (string, error) {

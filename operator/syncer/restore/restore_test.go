@@ -10,7 +10,7 @@ import (
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/restore"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
-	"github.com/outpost-dev/outpost/test/netns"
+	"github.com/outpost-dev/outpost/test/lib/netns"
 )
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/outpost-dev/outpost/test/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/netns/setns"
 )
 
 const (

@@ -7,10 +7,14 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"testing"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -21,7 +25,21 @@ const DualStackServiceCIDRs = "10.96.0.0/16,fd00:10:96::/112"
 // RepoRoot is the checkout's top directory, found from this source file.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+// Build compiles packages of the checkout (paths from its root, such as
+// "./plugin/coredns") into out: a file for one package, a directory ending
+// in "/" for several. The compiler's messages go to stderr. Suites build
+// what they run before their tests, so they never run a stale bin/.
+func Build(out string, pkgs ...string) error {
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	cmd.Dir = RepoRoot()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build -o %s %s: %w", out, strings.Join(pkgs, " "), err)
+	}
+	return nil
 }
 
 // Assets returns the directory holding kube-apiserver and etcd.
@@ -81,4 +99,37 @@ func AdminKubeconfig(env *envtest.Environment, name string) ([]byte, error) {
 		return nil, fmt.Errorf("add envtest user %s: %w", name, err)
 	}
 	return user.KubeConfig()
+}
+
+// WriteAdminKubeconfig writes AdminKubeconfig(env, name) to path (mode 0600
+// when it creates the file). server, when not "", replaces the API
+// server's host:port in it: the address of a proxy in front of the API
+// server, say.
+func WriteAdminKubeconfig(env *envtest.Environment, name, server, path string) error {
+	raw, err := AdminKubeconfig(env, name)
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return fmt.Errorf("envtest kubeconfig: %w", err)
+	}
+	if server != "" {
+		for _, c := range cfg.Clusters {
+			c.Server = "https://" + server
+		}
+	}
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// AdminKubeconfigFile is WriteAdminKubeconfig for tests: it writes the
+// kubeconfig to a file in tb.TempDir(), returns its path, and fails tb on
+// error.
+func AdminKubeconfigFile(tb testing.TB, env *envtest.Environment, name, server string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "kubeconfig")
+	if err := WriteAdminKubeconfig(env, name, server, path); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }

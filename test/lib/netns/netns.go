@@ -32,7 +32,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outpost-dev/outpost/test/netns/setns"
+	"github.com/outpost-dev/outpost/test/lib/netns/setns"
 )
 
 // Require fails (CI=true) or skips the test unless it runs as root with

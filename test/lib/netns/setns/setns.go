@@ -1,6 +1,6 @@
 // Package setns runs a function inside a named network namespace (one made
 // by `ip netns add`, so under /run/netns). It is the one piece the test
-// namespaces (test/netns) and the make run sandbox (hack/run/sandbox) share,
+// namespaces (test/lib/netns) and the make run sandbox (hack/run/sandbox) share,
 // and it depends on nothing of either.
 package setns
 

@@ -1,0 +1,56 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A shell that says it started, and says it got SIGTERM before it exits.
+const politeShell = `trap 'echo got TERM; exit 0' TERM; echo started; while :; do sleep 0.05; done`
+
+func TestStopSendsSIGTERMAndReaps(t *testing.T) {
+	p := StartForTest(t, "sh", "sh", "-c", politeShell)
+	p.Eventually(t, 10*time.Second, "the shell started", func() error {
+		if !strings.Contains(p.Log(), "started") {
+			return errors.New("no 'started' in its log yet")
+		}
+		return nil
+	})
+	if err := p.Exited(); err != nil {
+		t.Fatalf("before Stop: %v", err)
+	}
+	p.Stop()
+	if p.Exited() == nil {
+		t.Fatal("Stop returned with the process still running")
+	}
+	if !strings.Contains(p.Log(), "got TERM") {
+		t.Errorf("the process did not get SIGTERM; its log:\n%s", p.Log())
+	}
+	p.Stop() // a second Stop (the test's cleanup) does nothing
+}
+
+func TestUntilGivesUpAtOnceWhenTheProcessExits(t *testing.T) {
+	p := StartForTest(t, "false", "sh", "-c", "exit 3")
+	begin := time.Now()
+	err := p.Until(context.Background(), 10*time.Millisecond, time.Minute, "never ready", func() error {
+		return errors.New("not ready")
+	})
+	if err == nil || !strings.Contains(err.Error(), "false exited: exit status 3") {
+		t.Fatalf("Until = %v, want it to say the process exited with status 3", err)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("Until took %s for a process that exited at once", d)
+	}
+}
+
+func TestStartOfAMissingBinaryNamesTheFix(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Start(filepath.Join(dir, "log"), filepath.Join(dir, "outpost-nothing"))
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("Start = %v, want an error that says to build the binary", err)
+	}
+}
