@@ -5,7 +5,6 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -33,6 +31,8 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
@@ -67,14 +67,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatalf("start envtest: %v", err)
 	}
 	t.Cleanup(func() { env.Stop() })
-	kubeconfigData, err := testenv.AdminKubeconfig(env, "coredns-faults")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kubeconfigData, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := testenv.AdminKubeconfigFile(t, env, "coredns-faults", "")
 	kube := client(t, cfg)
 	want := populate(t, kube)
 
@@ -83,11 +76,11 @@ func TestAPIServerOutage(t *testing.T) {
 	kubernetesPlugin := startCoreDNS(t, coredns, "kubernetes", kubeconfig)
 	last := fmt.Sprintf("svc-%d", services-1)
 	for _, srv := range []*coreDNS{outpost, kubernetesPlugin} {
-		waitFor(t, 60*time.Second, func() error { return srv.answers(last, want[last]) })
+		poll.Eventually(t, 60*time.Second, srv.plugin+" answers the last Service", func() error { return srv.answers(last, want[last]) })
 	}
 
 	load := startLoad(outpost.port, want)
-	waitFor(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, "load under way", func() error {
 		if load.sent.Load() < 1000 {
 			return fmt.Errorf("load generator sent %d queries", load.sent.Load())
 		}
@@ -100,7 +93,7 @@ func TestAPIServerOutage(t *testing.T) {
 	if err := api.Stop(); err != nil {
 		t.Logf("stop kube-apiserver: %v", err)
 	}
-	waitFor(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, "kube-apiserver gone", func() error {
 		if c, err := net.Dial("tcp", api.SecureServing.ListenAddr.HostPort()); err == nil {
 			c.Close()
 			return errors.New("kube-apiserver still accepts connections")
@@ -117,15 +110,15 @@ func TestAPIServerOutage(t *testing.T) {
 
 	// A Service made now must be answered within caughtUp.
 	var after *corev1.Service
-	waitFor(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, "create a Service once kube-apiserver is back", func() error {
 		after, err = kube.CoreV1().Services(namespace).Create(context.Background(), clusterIPService("after"), metav1.CreateOptions{})
 		return err
 	})
 	created := time.Now()
 	afterIPs := []string{after.Spec.ClusterIP}
-	waitFor(t, 90*time.Second, func() error { return outpost.answers("after", afterIPs) })
+	poll.Eventually(t, 90*time.Second, "outpost answers the new Service", func() error { return outpost.answers("after", afterIPs) })
 	outpostCaughtUp := time.Since(created)
-	waitFor(t, 90*time.Second, func() error { return kubernetesPlugin.answers("after", afterIPs) })
+	poll.Eventually(t, 90*time.Second, "kubernetes answers the new Service", func() error { return kubernetesPlugin.answers("after", afterIPs) })
 	kubernetesCaughtUp := time.Since(created)
 	// The relist shows as an update of every Service.
 	if updates := outpost.metric(t, `coredns_outpost_events_total{kind="service",type="update"}`); updates < services {
@@ -245,12 +238,9 @@ func createService(ctx context.Context, kube *kubernetes.Clientset, i int) (stri
 // test never runs a stale binary.
 func buildCoreDNS(t *testing.T) string {
 	t.Helper()
-	root := testenv.RepoRoot()
-	bin := filepath.Join(root, "bin", "coredns")
-	build := exec.Command("go", "build", "-o", bin, "./plugin/coredns")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build bin/coredns: %v\n%s", err, out)
+	bin := filepath.Join(testenv.RepoRoot(), "bin", "coredns")
+	if err := testenv.Build(bin, "./plugin/coredns"); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -260,40 +250,19 @@ type coreDNS struct {
 	plugin      string
 	port        int
 	metricsPort int
-	cmd         *exec.Cmd
-	logs        *syncBuffer
+	proc        *process.Process
 }
 
 func startCoreDNS(t *testing.T, bin, plugin, kubeconfig string) *coreDNS {
 	t.Helper()
-	dir := t.TempDir()
 	port, metricsPort := loopback.FreePort(t), loopback.FreePort(t)
 	corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:%d\n    %s cluster.local in-addr.arpa ip6.arpa {\n        kubeconfig %s\n        startup_timeout 60s\n    }\n}\n", port, metricsPort, plugin, kubeconfig)
-	if err := os.WriteFile(filepath.Join(dir, "Corefile"), []byte(corefile), 0o600); err != nil {
+	path := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(path, []byte(corefile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &coreDNS{plugin: plugin, port: port, metricsPort: metricsPort, logs: &syncBuffer{}}
-	s.cmd = exec.Command(bin, "-conf", filepath.Join(dir, "Corefile"))
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { s.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			s.cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("%s CoreDNS logs:\n%s", plugin, s.logs)
-		}
-	})
-	return s
+	return &coreDNS{plugin: plugin, port: port, metricsPort: metricsPort,
+		proc: process.StartForTest(t, "coredns-"+plugin, bin, "-conf", path)}
 }
 
 // answers reports whether name.faults.svc.cluster.local has exactly the A
@@ -333,7 +302,7 @@ func (s *coreDNS) metric(t *testing.T, sample string) float64 {
 // resetPeakRSS restarts VmHWM at the current RSS (proc(5), clear_refs).
 func (s *coreDNS) resetPeakRSS(t *testing.T) {
 	t.Helper()
-	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0); err != nil {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.proc.Pid()), []byte("5"), 0); err != nil {
 		t.Fatalf("reset the peak RSS of %s's CoreDNS (needs root or the same user): %v", s.plugin, err)
 	}
 }
@@ -341,7 +310,7 @@ func (s *coreDNS) resetPeakRSS(t *testing.T) {
 // peakRSS reads VmHWM in MiB.
 func (s *coreDNS) peakRSS(t *testing.T) float64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +323,7 @@ func (s *coreDNS) peakRSS(t *testing.T) float64 {
 			return kb / 1024
 		}
 	}
-	t.Fatalf("no VmHWM in /proc/%d/status", s.cmd.Process.Pid)
+	t.Fatalf("no VmHWM in /proc/%d/status", s.proc.Pid())
 	return 0
 }
 
@@ -460,37 +429,4 @@ func (l *load) stop() loadResult {
 		sent: l.sent.Load(), answered: l.answered.Load(), right: l.right.Load(), wrong: int64(len(l.wrong)),
 		wrongExamples: l.wrong[:min(len(l.wrong), 10)],
 	}
-}
-
-// waitFor retries f until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
