@@ -99,6 +99,35 @@ func variedWorld() *world {
 		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 	}, port("http", 80, v1.ProtocolTCP, 30008))
 	slice("h", tcp80, ready("10.180.7.1", "node1"))
+	// loadBalancerSourceRanges: Cluster policy with a range holding the
+	// node IP (so the LB IPs themselves are admitted) and one with only
+	// other-family and padded ranges; Local policy with and without local
+	// endpoints; a 0.0.0.0/0 range (no firewall); no endpoints (REJECT,
+	// no firewall). The Local ones also have health check node ports.
+	lb := func(name, ip string, lbIPs []string, ranges []string, local bool, hcPort int32, nodePort int32) {
+		svc(name, ip, v1.ServiceTypeLoadBalancer, func(s *v1.Service) {
+			s.Spec.LoadBalancerSourceRanges = ranges
+			for _, a := range lbIPs {
+				s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: a})
+			}
+			if local {
+				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			}
+			s.Spec.HealthCheckNodePort = hcPort
+		}, port("http", 80, v1.ProtocolTCP, nodePort), port("https", 443, v1.ProtocolTCP, nodePort+1))
+	}
+	tcpWeb := []discovery.EndpointPort{sp("http", 8080, v1.ProtocolTCP), sp("https", 8443, v1.ProtocolTCP)}
+	lb("fw-cluster", "172.30.0.20", []string{"203.0.113.20", "203.0.113.21"}, []string{"192.168.0.0/16", " 198.51.100.0/24"}, false, 0, 30020)
+	slice("fw-cluster", tcpWeb, ready("10.180.20.1", "node1"), ready("10.180.20.2", "node0"))
+	lb("fw-v6only", "172.30.0.21", []string{"203.0.113.22"}, []string{"2001:db8::/32"}, false, 0, 30022)
+	slice("fw-v6only", tcpWeb, ready("10.180.21.1", "node1"))
+	lb("fw-local", "172.30.0.22", []string{"203.0.113.23"}, []string{"198.51.100.0/25", "192.0.2.7/32"}, true, 32022, 30024)
+	slice("fw-local", tcpWeb, ready("10.180.22.1", "node0"), ready("10.180.22.2", "node1"))
+	lb("fw-local-remote", "172.30.0.23", []string{"203.0.113.24"}, []string{"198.51.100.0/24"}, true, 32023, 30026)
+	slice("fw-local-remote", tcpWeb, ready("10.180.23.1", "node1"))
+	lb("fw-open", "172.30.0.24", []string{"203.0.113.25"}, []string{"198.51.100.0/24", "0.0.0.0/0"}, false, 0, 30028)
+	slice("fw-open", tcpWeb, ready("10.180.24.1", "node1"))
+	lb("fw-empty", "172.30.0.25", []string{"203.0.113.26"}, []string{"198.51.100.0/24"}, true, 32025, 30030)
 	svc("headless", "None", v1.ServiceTypeClusterIP, nil, port("http", 80, v1.ProtocolTCP, 0))
 	slice("headless", tcp80, ready("10.180.8.1", ""))
 	w.services = append(w.services, &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ext"},
@@ -107,8 +136,7 @@ func variedWorld() *world {
 }
 
 // normalize sorts a table's rule lines, dropping nfacct matches (metrics
-// only) and chains we do not implement (LoadBalancerSourceRanges firewall,
-// health check node ports, kubelet's localnet firewall).
+// only) and kubelet's localnet firewall, which is not kube-proxy's.
 func normalize(input []byte, table string) []string {
 	var out []string
 	cur := ""
@@ -123,7 +151,7 @@ func normalize(input []byte, table string) []string {
 			_, after, _ := strings.Cut(l[i+len(" -m nfacct --nfacct-name "):], " ")
 			l = l[:i] + " " + after
 		}
-		if strings.HasPrefix(l, "-A KUBE-PROXY-FIREWALL") || strings.HasPrefix(l, "-A KUBE-FIREWALL") {
+		if strings.HasPrefix(l, "-A KUBE-FIREWALL ") {
 			continue
 		}
 		out = append(out, l)
@@ -167,13 +195,26 @@ func TestKubeProxyLayoutEqualsKubeProxy(t *testing.T) {
 	got := &capture{}
 	s, err := syncer.New(tr, got, syncer.Options{Log: logr.Discard(), Families: []render.Config{{
 		Prefix: "KUBE", Layout: render.KubeProxy, NodeName: "node0", MasqueradeMark: fmt.Sprintf("%#08x", 1<<14),
-		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		PrimaryNodeIP: netip.MustParseAddr("192.168.0.2"),
 	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Sync(context.Background(), true); err != nil {
 		t.Fatal(err)
+	}
+	// The comparison must cover the firewall and the health check ports:
+	// kube-proxy's output has to contain them.
+	for _, c := range []struct{ table, rule string }{
+		{"nat", "-A KUBE-FW-"},
+		{"nat", "-s 203.0.113.20 -j KUBE-EXT-"}, // the node is in a range: LB IPs admitted
+		{"filter", "-A KUBE-PROXY-FIREWALL "},
+		{"filter", "health check node port"},
+	} {
+		if !slices.ContainsFunc(normalize(ipt.last, c.table), func(l string) bool { return strings.Contains(l, c.rule) }) {
+			t.Errorf("kube-proxy's %s table has no rule with %q: the inputs no longer cover it", c.table, c.rule)
+		}
 	}
 	for _, table := range []string{"nat", "filter"} {
 		want, have := normalize(ipt.last, table), normalize(got.last, table)

@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	netutils "k8s.io/utils/net"
 
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 )
@@ -65,6 +66,10 @@ func ServicePorts(svc *v1.Service, ipv6 bool) ([]render.ServicePort, error) {
 			lbIPs = append(lbIPs, a)
 		}
 	}
+	sourceRanges, err := loadBalancerSourceRanges(svc, ipv6)
+	if err != nil {
+		return nil, err
+	}
 	accessible := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer || len(svc.Spec.ExternalIPs) > 0
 	affinity := 0
 	if svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
@@ -72,6 +77,11 @@ func ServicePorts(svc *v1.Service, ipv6 bool) ([]render.ServicePort, error) {
 		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
 			affinity = int(*c.ClientIP.TimeoutSeconds)
 		}
+	}
+	externalLocal := accessible && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+	healthCheckNodePort := 0
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer && externalLocal {
+		healthCheckNodePort = int(svc.Spec.HealthCheckNodePort)
 	}
 	out := make([]render.ServicePort, 0, len(svc.Spec.Ports))
 	for i, p := range svc.Spec.Ports {
@@ -83,20 +93,53 @@ func ServicePorts(svc *v1.Service, ipv6 bool) ([]render.ServicePort, error) {
 			return nil, fmt.Errorf("spec.ports[%d].protocol %q: not TCP, UDP or SCTP", i, p.Protocol)
 		}
 		out = append(out, render.ServicePort{
-			Namespace:            svc.Namespace,
-			Name:                 svc.Name,
-			PortName:             p.Name,
-			Protocol:             proto,
-			ClusterIP:            clusterIP,
-			Port:                 int(p.Port),
-			NodePort:             int(p.NodePort),
-			ExternalIPs:          externalIPs,
-			LoadBalancerIPs:      lbIPs,
-			ExternallyAccessible: accessible,
-			ExternalPolicyLocal:  accessible && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal,
-			InternalPolicyLocal:  svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal,
-			AffinitySeconds:      affinity,
+			Namespace:                svc.Namespace,
+			Name:                     svc.Name,
+			PortName:                 p.Name,
+			Protocol:                 proto,
+			ClusterIP:                clusterIP,
+			Port:                     int(p.Port),
+			NodePort:                 int(p.NodePort),
+			ExternalIPs:              externalIPs,
+			LoadBalancerIPs:          lbIPs,
+			LoadBalancerSourceRanges: sourceRanges,
+			HealthCheckNodePort:      healthCheckNodePort,
+			ExternallyAccessible:     accessible,
+			ExternalPolicyLocal:      externalLocal,
+			InternalPolicyLocal:      svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal,
+			AffinitySeconds:          affinity,
 		})
+	}
+	return out, nil
+}
+
+// loadBalancerSourceRanges returns spec.loadBalancerSourceRanges of one
+// family, masked, read as kube-proxy reads them: surrounding whitespace
+// (which old API servers let through) is trimmed, IPv4 with leading zeros
+// is accepted, and a range of length 0 means everyone, so the list is
+// dropped. Unlike kube-proxy, which ignores a malformed range, an error
+// names it: ignoring it could leave a list of nothing but other-family
+// ranges and so open the load balancer to every source.
+func loadBalancerSourceRanges(svc *v1.Service, ipv6 bool) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range svc.Spec.LoadBalancerSourceRanges {
+		_, n, err := netutils.ParseCIDRSloppy(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("spec.loadBalancerSourceRanges[%d] %q: not a CIDR (such as 203.0.113.0/24)", i, s)
+		}
+		addr, _ := netip.AddrFromSlice(n.IP)
+		bits, _ := n.Mask.Size()
+		p := netip.PrefixFrom(addr.Unmap(), bits)
+		if !p.IsValid() {
+			return nil, fmt.Errorf("spec.loadBalancerSourceRanges[%d] %q: an IPv4-mapped IPv6 range; write it as IPv4", i, s)
+		}
+		if p.Addr().Is6() != ipv6 {
+			continue
+		}
+		if bits == 0 {
+			return nil, nil
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -195,14 +238,16 @@ func shrinkService(svc *v1.Service) *v1.Service {
 	out := &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID, ResourceVersion: svc.ResourceVersion},
 		Spec: v1.ServiceSpec{
-			Type:                  svc.Spec.Type,
-			ClusterIP:             svc.Spec.ClusterIP,
-			ClusterIPs:            svc.Spec.ClusterIPs,
-			ExternalIPs:           svc.Spec.ExternalIPs,
-			SessionAffinity:       svc.Spec.SessionAffinity,
-			SessionAffinityConfig: svc.Spec.SessionAffinityConfig,
-			ExternalTrafficPolicy: svc.Spec.ExternalTrafficPolicy,
-			InternalTrafficPolicy: svc.Spec.InternalTrafficPolicy,
+			Type:                     svc.Spec.Type,
+			ClusterIP:                svc.Spec.ClusterIP,
+			ClusterIPs:               svc.Spec.ClusterIPs,
+			ExternalIPs:              svc.Spec.ExternalIPs,
+			SessionAffinity:          svc.Spec.SessionAffinity,
+			SessionAffinityConfig:    svc.Spec.SessionAffinityConfig,
+			ExternalTrafficPolicy:    svc.Spec.ExternalTrafficPolicy,
+			InternalTrafficPolicy:    svc.Spec.InternalTrafficPolicy,
+			LoadBalancerSourceRanges: svc.Spec.LoadBalancerSourceRanges,
+			HealthCheckNodePort:      svc.Spec.HealthCheckNodePort,
 		},
 	}
 	out.Spec.Ports = make([]v1.ServicePort, len(svc.Spec.Ports))

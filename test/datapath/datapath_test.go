@@ -164,9 +164,12 @@ func (w *world) serve(b *backend) {
 type reply struct{ backend, from string }
 
 // get opens one TCP connection from the client namespace.
-func (w *world) get(addr string) (reply, error) {
+func (w *world) get(addr string) (reply, error) { return w.getFrom(w.client, addr) }
+
+// getFrom opens one TCP connection from a namespace of the test.
+func (w *world) getFrom(from *netns.NS, addr string) (reply, error) {
 	var c net.Conn
-	if err := w.client.Do(func() (err error) {
+	if err := from.Do(func() (err error) {
 		c, err = net.DialTimeout("tcp4", addr, 2*time.Second)
 		return err
 	}); err != nil {
@@ -454,6 +457,8 @@ func TestDatapath(t *testing.T) {
 			t.Errorf("PREROUTING jump present %d times after the resync", n)
 		}
 	})
+
+	t.Run("loadBalancerSourceRanges admit the range, drop the others", w.testLoadBalancerSourceRanges)
 
 	t.Run("--once --dry-run prints the restore input", func(t *testing.T) {
 		out, err := exec.Command(syncerBin, "--kubeconfig", kubeconfig, "--node-name", nodeName, "--cluster-cidr", clusterCID,

@@ -199,7 +199,10 @@ func (tr *Tracer) Trace(pkt Packet) Result {
 		s.done = false
 		outs := []state{s}
 		if s.dnat == "" {
-			outs = w.walkAll("filter", []string{tr.Prefix + "-EXTERNAL-SERVICES", tr.Prefix + "-SERVICES"}, s)
+			// A packet nat left alone meets the filter chains; the
+			// firewall drops load-balancer traffic from sources outside
+			// loadBalancerSourceRanges (its nat chain did not DNAT it).
+			outs = w.walkAll("filter", []string{tr.Prefix + "-PROXY-FIREWALL", tr.Prefix + "-EXTERNAL-SERVICES", tr.Prefix + "-SERVICES"}, s)
 		}
 		for _, s := range outs {
 			if s.verdict == "REJECT" || s.verdict == "DROP" {

@@ -183,7 +183,7 @@ func (r *Renderer) Assemble(services []*ServiceRules) *rules.Ruleset {
 	n := r.names
 	var natDest, filterDest, filterExtDest []keyed
 	natPorts := map[string][]keyed{}
-	var filterExtPorts []keyed
+	var filterExtPorts, filterFirewall, healthChecks []keyed
 	for _, s := range services {
 		for _, c := range s.Chains {
 			rs.Add(c)
@@ -204,6 +204,13 @@ func (r *Renderer) Assemble(services []*ServiceRules) *rules.Ruleset {
 		for i := range s.FilterExtNodePorts {
 			e := &s.FilterExtNodePorts[i]
 			filterExtPorts = append(filterExtPorts, keyed{portKey(e.Port), e})
+		}
+		for i := range s.FilterFirewall {
+			filterFirewall = append(filterFirewall, keyed{addrKey(s.FilterFirewall[i].Addr), &s.FilterFirewall[i]})
+		}
+		for i := range s.FilterHealthChecks {
+			e := &s.FilterHealthChecks[i]
+			healthChecks = append(healthChecks, keyed{portKey(e.Port), e})
 		}
 	}
 
@@ -230,7 +237,12 @@ func (r *Renderer) Assemble(services []*ServiceRules) *rules.Ruleset {
 	for _, k := range filterExtPorts {
 		ext.Rules.Write("-A", ext.Name, k.e.Rule)
 	}
-	rs.Chain(rules.Filter, n.NodePorts())
+	r.destTrie(rs, rules.Filter).build(n.Firewall(), filterFirewall)
+	// The ports of one Service share its health check node port; the
+	// compact layout renders them as one rule.
+	slices.SortFunc(healthChecks, compareKeyed)
+	healthChecks = slices.CompactFunc(healthChecks, func(a, b keyed) bool { return a.e.Rule == b.e.Rule })
+	r.portTrie(rs, rules.Filter, "tcp").build(n.NodePorts(), healthChecks)
 	fwd := &rs.Chain(rules.Filter, n.Forward()).Rules
 	fwd.Write("-A", n.Forward(), "-m conntrack --ctstate INVALID -j DROP")
 	fwd.Write("-A", n.Forward(), comment("kubernetes forwarding rules"), "-m mark --mark", mark+"/"+mark, "-j ACCEPT")
@@ -296,6 +308,9 @@ func (r *Renderer) Jumps() []rules.Jump {
 		j(rules.Filter, "FORWARD", "kubernetes service portals", n.Services(), newConn),
 		j(rules.Filter, "OUTPUT", "kubernetes service portals", n.Services(), newConn),
 		j(rules.Filter, "FORWARD", "kubernetes forwarding rules", n.Forward(), nil),
+		j(rules.Filter, "INPUT", "kubernetes load balancer firewall", n.Firewall(), newConn),
+		j(rules.Filter, "OUTPUT", "kubernetes load balancer firewall", n.Firewall(), newConn),
+		j(rules.Filter, "FORWARD", "kubernetes load balancer firewall", n.Firewall(), newConn),
 		j(rules.NAT, "OUTPUT", "kubernetes service portals", n.Services(), nil),
 		j(rules.NAT, "PREROUTING", "kubernetes service portals", n.Services(), nil),
 		j(rules.NAT, "POSTROUTING", "kubernetes postrouting rules", n.Postrouting(), nil),

@@ -12,13 +12,14 @@ const (
 	kindServiceLocal   = "-SVL-" // node-local endpoints for Local policy
 	kindExternal       = "-EXT-" // external destinations (NodePort, external and LB IPs)
 	kindEndpoint       = "-SEP-" // one endpoint (kube-proxy layout only)
+	kindFirewall       = "-FW-"  // loadBalancerSourceRanges of a service port
 	kindDestBucket     = "-DST-" // compact layout: bucket of destination addresses
 	kindPortBucket     = "-NPB-" // compact layout: bucket of node ports
 )
 
 // ownedKinds are the per-object chain kinds; a chain of one of them that is
 // not in the desired rule set is stale and deleted.
-var ownedKinds = []string{kindServiceCluster, kindServiceLocal, kindExternal, kindEndpoint, kindDestBucket, kindPortBucket, "-FW-"}
+var ownedKinds = []string{kindServiceCluster, kindServiceLocal, kindExternal, kindEndpoint, kindDestBucket, kindPortBucket, kindFirewall}
 
 // hash16 is kube-proxy's portProtoHash: base32(sha256(s))[:16].
 func hash16(s string) string {
@@ -36,6 +37,10 @@ func (n Names) NodePorts() string        { return n.Prefix + "-NODEPORTS" }
 func (n Names) Postrouting() string      { return n.Prefix + "-POSTROUTING" }
 func (n Names) MarkMasq() string         { return n.Prefix + "-MARK-MASQ" }
 func (n Names) Forward() string          { return n.Prefix + "-FORWARD" }
+
+// Firewall is the filter chain dropping load-balancer traffic that the
+// service's firewall chain did not accept (KUBE-PROXY-FIREWALL).
+func (n Names) Firewall() string { return n.Prefix + "-PROXY-FIREWALL" }
 
 // Canary is an empty chain whose disappearance means someone flushed the
 // table; its name matches kube-proxy's KUBE-PROXY-CANARY for prefix KUBE.
@@ -55,6 +60,12 @@ func (n Names) LocalChain(svcKey, protocol string) string {
 // ExternalChain is the external-destinations chain of a service port.
 func (n Names) ExternalChain(svcKey, protocol string) string {
 	return n.Prefix + kindExternal + hash16(svcKey+protocol)
+}
+
+// FirewallChain is the nat chain admitting the loadBalancerSourceRanges
+// of a service port (KUBE-FW-...).
+func (n Names) FirewallChain(svcKey, protocol string) string {
+	return n.Prefix + kindFirewall + hash16(svcKey+protocol)
 }
 
 // EndpointChain is the chain of one endpoint of a service port

@@ -104,14 +104,14 @@ func TestKubeProxyChainNames(t *testing.T) {
 }
 
 // kubeProxyOverall is TestOverallIPTablesRules' nat table from kube-proxy
-// v1.37.2's proxier_test.go for services ns1/svc1, ns2/svc2 (without its
-// health check node port), ns3/svc3, ns4/svc4 and ns6/svc6. Differences,
+// v1.37.2's proxier_test.go (services ns1/svc1 to ns6/svc6). Differences,
 // on purpose: no localhost node-port rules (we never enable
 // route_localnet, so node ports exclude 127.0.0.0/8 as kube-proxy does
 // with --iptables-localhost-nodeports=false), and no nfacct counters.
 const kubeProxyOverall = `
 -A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
 -A KUBE-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp --dport 3003 -j KUBE-EXT-X27LE4BHSL4DOUIK
+-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
 -A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O
 -A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT
 -A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 external IP" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
@@ -119,20 +119,28 @@ const kubeProxyOverall = `
 -A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
 -A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j KUBE-SVC-4SW47YFZTEDKD3PK
 -A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 external IP" -m tcp -p tcp -d 192.168.99.33 --dport 80 -j KUBE-EXT-4SW47YFZTEDKD3PK
+-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 -j KUBE-SVC-NUKIZ6OKUXPJNT4C
+-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 loadbalancer IP" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j KUBE-FW-NUKIZ6OKUXPJNT4C
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
 -A KUBE-EXT-4SW47YFZTEDKD3PK -m comment --comment "masquerade traffic for ns4/svc4:p80 external destinations" -j KUBE-MARK-MASQ
 -A KUBE-EXT-4SW47YFZTEDKD3PK -j KUBE-SVC-4SW47YFZTEDKD3PK
 -A KUBE-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "pod traffic for ns2/svc2:p80 external destinations" -s 10.0.0.0/8 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT
 -A KUBE-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "masquerade LOCAL traffic for ns2/svc2:p80 external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ
 -A KUBE-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "route LOCAL traffic for ns2/svc2:p80 external destinations" -m addrtype --src-type LOCAL -j KUBE-SVC-GNZBNJ2PO5MGZ6GT
+-A KUBE-EXT-NUKIZ6OKUXPJNT4C -m comment --comment "masquerade traffic for ns5/svc5:p80 external destinations" -j KUBE-MARK-MASQ
+-A KUBE-EXT-NUKIZ6OKUXPJNT4C -j KUBE-SVC-NUKIZ6OKUXPJNT4C
 -A KUBE-EXT-X27LE4BHSL4DOUIK -m comment --comment "masquerade traffic for ns3/svc3:p80 external destinations" -j KUBE-MARK-MASQ
 -A KUBE-EXT-X27LE4BHSL4DOUIK -j KUBE-SVC-X27LE4BHSL4DOUIK
+-A KUBE-FW-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 loadbalancer IP" -s 203.0.113.0/25 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
+-A KUBE-FW-NUKIZ6OKUXPJNT4C -m comment --comment "other traffic to ns5/svc5:p80 will be dropped by KUBE-PROXY-FIREWALL"
 -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
 -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
 -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
 -A KUBE-SEP-C6EBXVWJJZMIWKLZ -m comment --comment ns4/svc4:p80 -s 10.180.0.5 -j KUBE-MARK-MASQ
 -A KUBE-SEP-C6EBXVWJJZMIWKLZ -m comment --comment ns4/svc4:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.5:80
+-A KUBE-SEP-I77PXRDZVX7PMWMN -m comment --comment ns5/svc5:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
+-A KUBE-SEP-I77PXRDZVX7PMWMN -m comment --comment ns5/svc5:p80 -m recent --name KUBE-SEP-I77PXRDZVX7PMWMN --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80
 -A KUBE-SEP-OYPFS5VJICHGATKP -m comment --comment ns3/svc3:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
 -A KUBE-SEP-OYPFS5VJICHGATKP -m comment --comment ns3/svc3:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80
 -A KUBE-SEP-RS4RBKLTHTF2IUXJ -m comment --comment ns2/svc2:p80 -s 10.180.0.2 -j KUBE-MARK-MASQ
@@ -146,6 +154,9 @@ const kubeProxyOverall = `
 -A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.5:80" -j KUBE-SEP-C6EBXVWJJZMIWKLZ
 -A KUBE-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment "ns2/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment "ns2/svc2:p80 -> 10.180.0.2:80" -j KUBE-SEP-RS4RBKLTHTF2IUXJ
+-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
+-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 -> 10.180.0.3:80" -m recent --name KUBE-SEP-I77PXRDZVX7PMWMN --rcheck --seconds 10800 --reap -j KUBE-SEP-I77PXRDZVX7PMWMN
+-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 -> 10.180.0.3:80" -j KUBE-SEP-I77PXRDZVX7PMWMN
 -A KUBE-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 -> 10.180.0.3:80" -j KUBE-SEP-OYPFS5VJICHGATKP
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
@@ -160,6 +171,7 @@ func overallWorld() *world {
 	svc2.NodePort, svc2.ExternallyAccessible, svc2.ExternalPolicyLocal = 3001, true, true
 	svc2.LoadBalancerIPs = []netip.Addr{ip("1.2.3.4")}
 	svc2.ExternalIPs = []netip.Addr{ip("192.168.99.22")}
+	svc2.HealthCheckNodePort = 30000
 	w.add(svc2, ep("10.180.0.2", 80)) // no nodeName: not local
 	svc3 := tcp("ns3", "svc3", "p80", "172.30.0.43", 80)
 	svc3.NodePort, svc3.ExternallyAccessible = 3003, true
@@ -169,6 +181,11 @@ func overallWorld() *world {
 	local := ep("10.180.0.5", 80)
 	local.NodeName = testNode
 	w.add(svc4, ep("10.180.0.4", 80), local)
+	svc5 := tcp("ns5", "svc5", "p80", "172.30.0.45", 80)
+	svc5.NodePort, svc5.ExternallyAccessible, svc5.AffinitySeconds = 3002, true, 10800
+	svc5.LoadBalancerIPs = []netip.Addr{ip("5.6.7.8")}
+	svc5.LoadBalancerSourceRanges = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25")}
+	w.add(svc5, ep("10.180.0.3", 80))
 	w.add(tcp("ns6", "svc6", "p80", "172.30.0.46", 80))
 	return w
 }
@@ -203,6 +220,8 @@ func TestKubeProxyLayoutMatchesKubeProxy(t *testing.T) {
 		`-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j DROP`,
 		`-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP`,
 		`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT`,
+		`-A KUBE-NODEPORTS -m comment --comment "ns2/svc2:p80 health check node port" -m tcp -p tcp --dport 30000 -j ACCEPT`,
+		`-A KUBE-PROXY-FIREWALL -m comment --comment "ns5/svc5:p80 traffic not accepted by KUBE-FW-NUKIZ6OKUXPJNT4C" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP`,
 	} {
 		if !slices.Contains(filter, line) {
 			t.Errorf("filter table lacks kube-proxy's rule\n%s\nhave:\n%s", line, strings.Join(filter, "\n"))
@@ -218,6 +237,7 @@ func TestCompactGolden(t *testing.T) {
 :OUTPOST-FORWARD - [0:0]
 :OUTPOST-NODEPORTS - [0:0]
 :OUTPOST-PROXY-CANARY - [0:0]
+:OUTPOST-PROXY-FIREWALL - [0:0]
 :OUTPOST-SERVICES - [0:0]
 -A OUTPOST-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j DROP
 -A OUTPOST-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j DROP
@@ -225,12 +245,16 @@ func TestCompactGolden(t *testing.T) {
 -A OUTPOST-FORWARD -m conntrack --ctstate INVALID -j DROP
 -A OUTPOST-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
 -A OUTPOST-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A OUTPOST-NODEPORTS -m comment --comment "ns2/svc2 health check node port" -m tcp -p tcp --dport 30000 -j ACCEPT
+-A OUTPOST-PROXY-FIREWALL -m comment --comment "ns5/svc5:p80 traffic not accepted by OUTPOST-FW-NUKIZ6OKUXPJNT4C" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP
 -A OUTPOST-SERVICES -m comment --comment "ns6/svc6:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.46 --dport 80 -j REJECT
 COMMIT
 *nat
 :OUTPOST-EXT-4SW47YFZTEDKD3PK - [0:0]
 :OUTPOST-EXT-GNZBNJ2PO5MGZ6GT - [0:0]
+:OUTPOST-EXT-NUKIZ6OKUXPJNT4C - [0:0]
 :OUTPOST-EXT-X27LE4BHSL4DOUIK - [0:0]
+:OUTPOST-FW-NUKIZ6OKUXPJNT4C - [0:0]
 :OUTPOST-MARK-MASQ - [0:0]
 :OUTPOST-NODEPORTS - [0:0]
 :OUTPOST-POSTROUTING - [0:0]
@@ -238,6 +262,7 @@ COMMIT
 :OUTPOST-SERVICES - [0:0]
 :OUTPOST-SVC-4SW47YFZTEDKD3PK - [0:0]
 :OUTPOST-SVC-GNZBNJ2PO5MGZ6GT - [0:0]
+:OUTPOST-SVC-NUKIZ6OKUXPJNT4C - [0:0]
 :OUTPOST-SVC-X27LE4BHSL4DOUIK - [0:0]
 :OUTPOST-SVC-XPGD46QRK7WJZT7O - [0:0]
 -A OUTPOST-EXT-4SW47YFZTEDKD3PK -m comment --comment "masquerade traffic for ns4/svc4:p80 external destinations" -j MARK --or-mark 0x4000
@@ -245,19 +270,25 @@ COMMIT
 -A OUTPOST-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "pod traffic for ns2/svc2:p80 external destinations" -s 10.0.0.0/8 -j OUTPOST-SVC-GNZBNJ2PO5MGZ6GT
 -A OUTPOST-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "masquerade LOCAL traffic for ns2/svc2:p80 external destinations" -m addrtype --src-type LOCAL -j MARK --or-mark 0x4000
 -A OUTPOST-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "route LOCAL traffic for ns2/svc2:p80 external destinations" -m addrtype --src-type LOCAL -j OUTPOST-SVC-GNZBNJ2PO5MGZ6GT
+-A OUTPOST-EXT-NUKIZ6OKUXPJNT4C -m comment --comment "masquerade traffic for ns5/svc5:p80 external destinations" -j MARK --or-mark 0x4000
+-A OUTPOST-EXT-NUKIZ6OKUXPJNT4C -j OUTPOST-SVC-NUKIZ6OKUXPJNT4C
 -A OUTPOST-EXT-X27LE4BHSL4DOUIK -m comment --comment "masquerade traffic for ns3/svc3:p80 external destinations" -j MARK --or-mark 0x4000
 -A OUTPOST-EXT-X27LE4BHSL4DOUIK -j OUTPOST-SVC-X27LE4BHSL4DOUIK
+-A OUTPOST-FW-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 loadbalancer IP" -s 203.0.113.0/25 -j OUTPOST-EXT-NUKIZ6OKUXPJNT4C
 -A OUTPOST-MARK-MASQ -j MARK --or-mark 0x4000
 -A OUTPOST-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j OUTPOST-EXT-GNZBNJ2PO5MGZ6GT
+-A OUTPOST-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j OUTPOST-EXT-NUKIZ6OKUXPJNT4C
 -A OUTPOST-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp --dport 3003 -j OUTPOST-EXT-X27LE4BHSL4DOUIK
 -A OUTPOST-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A OUTPOST-POSTROUTING -j MARK --xor-mark 0x4000
 -A OUTPOST-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
 -A OUTPOST-SERVICES -m comment --comment "ns2/svc2:p80 loadbalancer IP" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j OUTPOST-EXT-GNZBNJ2PO5MGZ6GT
+-A OUTPOST-SERVICES -m comment --comment "ns5/svc5:p80 loadbalancer IP" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j OUTPOST-FW-NUKIZ6OKUXPJNT4C
 -A OUTPOST-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j OUTPOST-SVC-XPGD46QRK7WJZT7O
 -A OUTPOST-SERVICES -m comment --comment "ns2/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j OUTPOST-SVC-GNZBNJ2PO5MGZ6GT
 -A OUTPOST-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j OUTPOST-SVC-X27LE4BHSL4DOUIK
 -A OUTPOST-SERVICES -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j OUTPOST-SVC-4SW47YFZTEDKD3PK
+-A OUTPOST-SERVICES -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 -j OUTPOST-SVC-NUKIZ6OKUXPJNT4C
 -A OUTPOST-SERVICES -m comment --comment "ns2/svc2:p80 external IP" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j OUTPOST-EXT-GNZBNJ2PO5MGZ6GT
 -A OUTPOST-SERVICES -m comment --comment "ns4/svc4:p80 external IP" -m tcp -p tcp -d 192.168.99.33 --dport 80 -j OUTPOST-EXT-4SW47YFZTEDKD3PK
 -A OUTPOST-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j OUTPOST-NODEPORTS
@@ -269,6 +300,10 @@ COMMIT
 -A OUTPOST-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment "ns2/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 ! -s 10.0.0.0/8 -j MARK --or-mark 0x4000
 -A OUTPOST-SVC-GNZBNJ2PO5MGZ6GT -s 10.180.0.2 -j MARK --or-mark 0x4000
 -A OUTPOST-SVC-GNZBNJ2PO5MGZ6GT -p tcp -j DNAT --to-destination 10.180.0.2:80
+-A OUTPOST-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 ! -s 10.0.0.0/8 -j MARK --or-mark 0x4000
+-A OUTPOST-SVC-NUKIZ6OKUXPJNT4C -s 10.180.0.3 -j MARK --or-mark 0x4000
+-A OUTPOST-SVC-NUKIZ6OKUXPJNT4C -m recent --name OUTPOST-SEP-I77PXRDZVX7PMWMN --rcheck --seconds 10800 --reap -m recent --name OUTPOST-SEP-I77PXRDZVX7PMWMN --set -p tcp -j DNAT --to-destination 10.180.0.3:80
+-A OUTPOST-SVC-NUKIZ6OKUXPJNT4C -m recent --name OUTPOST-SEP-I77PXRDZVX7PMWMN --set -p tcp -j DNAT --to-destination 10.180.0.3:80
 -A OUTPOST-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 ! -s 10.0.0.0/8 -j MARK --or-mark 0x4000
 -A OUTPOST-SVC-X27LE4BHSL4DOUIK -s 10.180.0.3 -j MARK --or-mark 0x4000
 -A OUTPOST-SVC-X27LE4BHSL4DOUIK -p tcp -j DNAT --to-destination 10.180.0.3:80

@@ -281,3 +281,140 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// lbWithSourceRanges is a LoadBalancer service port whose ingress IP only
+// admits the given source ranges.
+func lbWithSourceRanges(lbIP string, ranges ...string) render.ServicePort {
+	sp := tcp("default", "fw", "http", "10.96.0.70", 80)
+	sp.NodePort, sp.ExternallyAccessible = 30070, true
+	sp.LoadBalancerIPs = []netip.Addr{ip(lbIP)}
+	for _, r := range ranges {
+		sp.LoadBalancerSourceRanges = append(sp.LoadBalancerSourceRanges, netip.MustParsePrefix(r))
+	}
+	return sp
+}
+
+func TestLoadBalancerSourceRanges(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		w.add(lbWithSourceRanges("203.0.113.10", "198.51.100.0/24", "192.0.2.7/32"), ep("10.244.1.1", 80))
+		tr := tracer(t, cfg, w)
+		lb := ip("203.0.113.10")
+		for _, src := range []string{"198.51.100.7", "192.0.2.7"} {
+			res := tr.Trace(pkt(ip(src), lb, "tcp", 80))
+			wantEndpoints(t, res, "10.244.1.1:80")
+			if !res.Masquerade("") {
+				t.Errorf("%s: Cluster policy load-balancer traffic must be masqueraded", src)
+			}
+		}
+		// Outside the ranges: dropped, pods included (as kube-proxy does).
+		for _, src := range []netip.Addr{outsideSrc, ip("192.0.2.8"), podSrc} {
+			wantVerdict(t, tr.Trace(pkt(src, lb, "tcp", 80)), "DROP")
+		}
+		// Another port of the load-balancer IP is not the service's.
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, lb, "tcp", 81)), "ACCEPT")
+		// The ranges restrict the load-balancer IP only, as in kube-proxy:
+		// the cluster IP and the node port stay open.
+		wantEndpoints(t, tr.Trace(pkt(outsideSrc, ip("10.96.0.70"), "tcp", 80)), "10.244.1.1:80")
+		wantEndpoints(t, tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30070)), "10.244.1.1:80")
+	})
+}
+
+func TestLoadBalancerSourceRangesAdmitTheNodeThroughItsVIP(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		cfg.PrimaryNodeIP = nodeIP
+		lb := ip("203.0.113.10")
+		// A node reaching a VIP bound locally sends from the VIP: allowed
+		// when the node itself is in a range, dropped otherwise.
+		for _, c := range []struct {
+			ranges  string
+			verdict string
+		}{{"192.168.0.0/24", "DNAT"}, {"198.51.100.0/24", "DROP"}} {
+			w := &world{}
+			w.add(lbWithSourceRanges(lb.String(), c.ranges), ep("10.244.1.1", 80))
+			wantVerdict(t, tracer(t, cfg, w).Trace(pkt(lb, lb, "tcp", 80)), c.verdict)
+		}
+	})
+}
+
+func TestLoadBalancerSourceRangesWithLocalPolicy(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		sp := lbWithSourceRanges("203.0.113.10", "198.51.100.0/24")
+		sp.ExternalPolicyLocal = true
+		local := ep("10.244.1.1", 80)
+		local.NodeName = testNode
+		remote := ep("10.244.2.1", 80)
+		remote.NodeName = "node2"
+		allowed, lb := ip("198.51.100.7"), ip("203.0.113.10")
+
+		w := &world{}
+		w.add(sp, local, remote)
+		tr := tracer(t, cfg, w)
+		res := tr.Trace(pkt(allowed, lb, "tcp", 80))
+		wantEndpoints(t, res, "10.244.1.1:80")
+		if res.Masquerade("") {
+			t.Error("Local policy must keep the client address")
+		}
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, lb, "tcp", 80)), "DROP")
+
+		// No local endpoint: even allowed sources are dropped.
+		w2 := &world{}
+		w2.add(sp, remote)
+		wantVerdict(t, tracer(t, cfg, w2).Trace(pkt(allowed, lb, "tcp", 80)), "DROP")
+	})
+}
+
+func TestLoadBalancerSourceRangesIPv6(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		cfg.IPv6 = true
+		cfg.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("fd00:10:244::/56")}
+		sp := render.ServicePort{Namespace: "default", Name: "v6", Protocol: "tcp", ClusterIP: ip("fd00:10:96::70"), Port: 443,
+			ExternallyAccessible: true, LoadBalancerIPs: []netip.Addr{ip("2001:db8:ff::10")},
+			LoadBalancerSourceRanges: []netip.Prefix{netip.MustParsePrefix("2001:db8:1::/64")}}
+		w := &world{}
+		w.add(sp, ep("fd00:10:244::5", 8443))
+		text, _ := renderText(t, cfg, w)
+		tables, err := iptablestest.ParseTables(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &iptablestest.Tracer{Tables: tables, Prefix: cfg.Prefix}
+		lb := ip("2001:db8:ff::10")
+		wantEndpoints(t, tr.Trace(pkt(ip("2001:db8:1::7"), lb, "tcp", 443)), "[fd00:10:244::5]:8443")
+		wantVerdict(t, tr.Trace(pkt(ip("2001:db8:2::7"), lb, "tcp", 443)), "DROP")
+	})
+}
+
+func TestHealthCheckNodePortAccepted(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		w := &world{}
+		for _, port := range []string{"http", "https"} {
+			sp := tcp("default", "hc", port, "10.96.0.80", 80)
+			if port == "https" {
+				sp.Port = 443
+			}
+			sp.ExternallyAccessible, sp.ExternalPolicyLocal = true, true
+			sp.LoadBalancerIPs = []netip.Addr{ip("203.0.113.80")}
+			sp.HealthCheckNodePort = 32100
+			w.add(sp) // no endpoints at all: the probe must still get through
+		}
+		text, _ := renderText(t, cfg, w)
+		tables, err := iptablestest.ParseTables(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var accepts int
+		for _, r := range tables["filter"][cfg.Prefix+"-NODEPORTS"] {
+			if strings.Contains(r.Line, "-p tcp --dport 32100 -j ACCEPT") {
+				accepts++
+			}
+		}
+		want := 1 // compact: one rule per Service
+		if cfg.Layout == render.KubeProxy {
+			want = 2 // kube-proxy: one per Service port
+		}
+		if accepts != want {
+			t.Errorf("%d health check ACCEPT rules in filter %s-NODEPORTS, want %d:\n%s", accepts, cfg.Prefix, want, text)
+		}
+	})
+}

@@ -34,6 +34,11 @@ type ServiceRules struct {
 	FilterDest         []Entry
 	FilterExtDest      []Entry
 	FilterExtNodePorts []Entry
+	// filter: DROP of load-balancer traffic the firewall chain did not
+	// accept, to <P>-PROXY-FIREWALL by destination; ACCEPT of the health
+	// check node port, to <P>-NODEPORTS by port.
+	FilterFirewall     []Entry
+	FilterHealthChecks []Entry
 }
 
 // SameDispatch reports whether two renderings of a service contribute the
@@ -46,7 +51,8 @@ func SameDispatch(a, b []*ServiceRules) bool {
 		x, y := a[i], b[i]
 		if !slices.Equal(x.NATDest, y.NATDest) || !slices.Equal(x.NATNodePorts, y.NATNodePorts) ||
 			!slices.Equal(x.FilterDest, y.FilterDest) || !slices.Equal(x.FilterExtDest, y.FilterExtDest) ||
-			!slices.Equal(x.FilterExtNodePorts, y.FilterExtNodePorts) {
+			!slices.Equal(x.FilterExtNodePorts, y.FilterExtNodePorts) ||
+			!slices.Equal(x.FilterFirewall, y.FilterFirewall) || !slices.Equal(x.FilterHealthChecks, y.FilterHealthChecks) {
 			return false
 		}
 	}
@@ -138,6 +144,15 @@ func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
 		hasExternal = len(local) > 0
 	}
 	usesExtChain := hasEndpoints && sp.ExternallyAccessible
+	// With source ranges, load-balancer traffic goes through the firewall
+	// chain: allowed sources continue to the external chain, the others
+	// fall through un-DNATed and the filter table drops them.
+	fwChain := n.FirewallChain(key, proto)
+	usesFWChain := hasEndpoints && len(sp.LoadBalancerIPs) > 0 && len(sp.LoadBalancerSourceRanges) > 0
+	lbChain := extChain
+	if usesFWChain {
+		lbChain = fwChain
+	}
 
 	var internalTarget, internalComment, externalTarget, externalComment string
 	if !hasEndpoints {
@@ -182,8 +197,14 @@ func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
 	for _, ip := range sp.LoadBalancerIPs {
 		if hasEndpoints {
 			out.NATDest = append(out.NATDest, Entry{Addr: ip, Proto: proto,
-				Rule: comment(key+" loadbalancer IP") + " " + dest(ip, port) + " -j " + extChain})
+				Rule: comment(key+" loadbalancer IP") + " " + dest(ip, port) + " -j " + lbChain})
 		}
+		if usesFWChain {
+			out.FilterFirewall = append(out.FilterFirewall, Entry{Addr: ip, Proto: proto,
+				Rule: comment(key+" traffic not accepted by "+fwChain) + " " + dest(ip, port) + " -j DROP"})
+		}
+	}
+	for _, ip := range sp.LoadBalancerIPs {
 		if !hasExternal {
 			out.FilterExtDest = append(out.FilterExtDest, Entry{Addr: ip, Proto: proto,
 				Rule: comment(externalComment) + " " + dest(ip, port) + " -j " + externalTarget})
@@ -200,6 +221,19 @@ func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
 			out.FilterExtNodePorts = append(out.FilterExtNodePorts, Entry{Port: sp.NodePort, Proto: proto,
 				Rule: comment(externalComment) + " -m addrtype --dst-type LOCAL " + protoMatch + " --dport " + np + " -j " + externalTarget})
 		}
+	}
+
+	// Health check node port: accepted whether or not this node has
+	// endpoints, so that the load balancer learns which nodes have.
+	if sp.HealthCheckNodePort != 0 {
+		hc := strconv.Itoa(sp.HealthCheckNodePort)
+		text := key + " health check node port"
+		if r.cfg.Layout != KubeProxy {
+			// Identical for every port of the Service: written once.
+			text = sp.Namespace + "/" + sp.Name + " health check node port"
+		}
+		out.FilterHealthChecks = append(out.FilterHealthChecks, Entry{Port: sp.HealthCheckNodePort, Proto: "tcp",
+			Rule: comment(text) + " -m tcp -p tcp --dport " + hc + " -j ACCEPT"})
 	}
 
 	if !hasEndpoints {
@@ -243,6 +277,10 @@ func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
 		}
 	}
 
+	if usesFWChain {
+		r.writeFirewall(&chain(fwChain).Rules, sp, key, extChain)
+	}
+
 	if usesClusterChain {
 		r.writeEndpointDispatch(chain(svcChain), sp, key, cluster)
 	}
@@ -264,6 +302,32 @@ func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
 		}
 	}
 	return out
+}
+
+// writeFirewall writes the firewall chain: sources in the ranges continue
+// to the external chain; so do the load-balancer IPs themselves when the
+// node is in a range (a node reaching a VIP bound to one of its own
+// addresses sends from the VIP). Everything else falls off the end
+// un-DNATed, and <P>-PROXY-FIREWALL in the filter table drops it.
+func (r *Renderer) writeFirewall(b *rules.LineBuffer, sp *ServicePort, key, extChain string) {
+	name := r.names.FirewallChain(key, sp.Protocol)
+	match := comment(key + " loadbalancer IP")
+	allowFromNode := false
+	node := r.cfg.primaryNodeIP()
+	for _, p := range sp.LoadBalancerSourceRanges {
+		b.Write("-A", name, match, "-s", p.String(), "-j", extChain)
+		allowFromNode = allowFromNode || node.IsValid() && p.Contains(node)
+	}
+	if allowFromNode {
+		for _, ip := range sp.LoadBalancerIPs {
+			b.Write("-A", name, match, "-s", ip.String(), "-j", extChain)
+		}
+	}
+	if r.cfg.Layout == KubeProxy {
+		// A rule without a target, for the reader of iptables-save;
+		// the compact layout spares the packet the walk over it.
+		b.Write("-A", name, comment("other traffic to "+key+" will be dropped by "+r.names.Firewall()))
+	}
 }
 
 // writeEndpointDispatch writes the rules choosing one of eps, uniformly at

@@ -84,6 +84,12 @@ type Config struct {
 	MasqueradeAll bool
 	// MasqueradeMark is the fwmark bit used to request SNAT ("0x4000").
 	MasqueradeMark string
+	// PrimaryNodeIP is the node's own address of this family (kube-proxy's
+	// node IP); zero means the first of NodeIPs. When a
+	// loadBalancerSourceRanges entry contains it, traffic whose source is
+	// a load-balancer IP is allowed too: a node reaching a VIP that is one
+	// of its local addresses loops back with the VIP as source.
+	PrimaryNodeIP netip.Addr
 }
 
 // Validate reports a configuration error naming the field.
@@ -99,12 +105,23 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("node IP %s: wrong IP family", ip)
 		}
 	}
+	if c.PrimaryNodeIP.IsValid() && c.PrimaryNodeIP.Is6() != c.IPv6 {
+		return fmt.Errorf("primary node IP %s: wrong IP family", c.PrimaryNodeIP)
+	}
 	for _, p := range c.ClusterCIDRs {
 		if p.Addr().Is6() != c.IPv6 {
 			return fmt.Errorf("cluster CIDR %s: wrong IP family", p)
 		}
 	}
 	return nil
+}
+
+// primaryNodeIP is PrimaryNodeIP, defaulted to the first node IP.
+func (c *Config) primaryNodeIP() netip.Addr {
+	if !c.PrimaryNodeIP.IsValid() && len(c.NodeIPs) > 0 {
+		return c.NodeIPs[0]
+	}
+	return c.PrimaryNodeIP
 }
 
 func (c *Config) mark() string {
@@ -129,6 +146,16 @@ type ServicePort struct {
 	// ExternalIPs and LoadBalancerIPs are of this family only.
 	ExternalIPs     []netip.Addr
 	LoadBalancerIPs []netip.Addr
+	// LoadBalancerSourceRanges (of this family, masked) restrict who may
+	// reach LoadBalancerIPs: other sources are dropped. Empty allows
+	// everyone, as does a range of length 0 (the caller drops the list
+	// then, as kube-proxy does). Node ports and external IPs are not
+	// restricted.
+	LoadBalancerSourceRanges []netip.Prefix
+	// HealthCheckNodePort is spec.healthCheckNodePort of a LoadBalancer
+	// Service with externalTrafficPolicy: Local (0 otherwise): the filter
+	// table accepts it so that the load balancer can probe the node.
+	HealthCheckNodePort int
 	// ExternalPolicyLocal is externalTrafficPolicy: Local on an externally
 	// accessible service; InternalPolicyLocal is internalTrafficPolicy: Local.
 	ExternalPolicyLocal bool
