@@ -50,7 +50,7 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 	})
 
 	rootfs := unpack(t, img)
-	corefile, err := os.ReadFile(filepath.Join(root, "config", "coredns", "Corefile"))
+	corefile, err := os.ReadFile(filepath.Join(root, "config", "components", "dns", "Corefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
