@@ -122,7 +122,7 @@ func NewRefresher(opts Options) (*Refresher, error) {
 	}
 	return &Refresher{
 		opts:    opts,
-		queue:   workqueue.NewTypedDelayingQueue[key](),
+		queue:   workpool.NewFairDelayingQueue(keyNamespace),
 		entries: map[key]*entry{},
 		owners:  map[types.NamespacedName]map[string]struct{}{},
 	}, nil
@@ -380,3 +380,7 @@ func errMessage(e *Error) string {
 	}
 	return e.Message
 }
+
+// keyNamespace groups the work queue's items by the owner's namespace, so
+// that the workers are shared fairly between namespaces.
+func keyNamespace(k key) string { return k.owner.Namespace }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator/internal/text"
 	"github.com/outpost-dev/outpost/operator/policy"
 	"github.com/outpost-dev/outpost/operator/probe"
 )
@@ -285,7 +286,7 @@ func TestBackendTextIsExcerpted(t *testing.T) {
 			}
 		})
 	}
-	if got := Excerpt("status 503 Service Unavailable", maxMessage); got != "status 503 Service Unavailable" {
+	if got := text.Excerpt("status 503 Service Unavailable", maxMessage); got != "status 503 Service Unavailable" {
 		t.Errorf("a plain message changed: %q", got)
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/internal/text"
 	"github.com/outpost-dev/outpost/operator/probe"
 	"github.com/outpost-dev/outpost/operator/resolve"
 )
@@ -262,26 +261,6 @@ func joinTypes(types []corev1.ServiceType) string {
 	return strings.Join(s, ",")
 }
 
-// Excerpt makes text the backend or its DNS server controls fit for a
-// status or Event message: control characters become spaces, and past max
-// bytes it is cut at a character boundary and marked with "...".
-func Excerpt(text string, max int) string {
-	clean := strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return ' '
-		}
-		return r
-	}, text)
-	if len(clean) <= max {
-		return clean
-	}
-	cut := max - len("...")
-	for cut > 0 && !utf8.RuneStart(clean[cut]) {
-		cut--
-	}
-	return clean[:cut] + "..."
-}
-
 // mode is how xb reaches its backend.
 func mode(xb *v1alpha1.ExternalBackend) v1alpha1.Mode {
 	switch {
@@ -314,7 +293,7 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) (out []v1alpha1.EndpointStatu
 		if err := in.Allow(ip); err != nil {
 			row.Reason, row.Message = v1alpha1.EndpointDenied, err.Error()
 		} else if st, probed := in.Health[ip]; probed && !st.Ready {
-			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, Excerpt(st.LastError, maxMessage)
+			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, text.Excerpt(st.LastError, maxMessage)
 		} else {
 			row.Ready = true
 		}
@@ -500,7 +479,7 @@ func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
 			if reason == "" {
 				reason = n.State.Err.Reason
 			}
-			msg := fmt.Sprintf("%s: %s", n.Name, Excerpt(n.State.Err.Message, maxMessage))
+			msg := fmt.Sprintf("%s: %s", n.Name, text.Excerpt(n.State.Err.Message, maxMessage))
 			if kept := len(n.State.Addresses); kept > 0 {
 				msg += fmt.Sprintf(" (keeping %d last known address(es) until %s)", kept,
 					n.State.Addresses[0].Expires.UTC().Format(time.RFC3339))
