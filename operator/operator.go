@@ -19,9 +19,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/internal/listflag"
 	"github.com/outpost-dev/outpost/operator/clusterranges"
 	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/operator/desired"
@@ -29,6 +31,7 @@ import (
 	"github.com/outpost-dev/outpost/operator/policy"
 	"github.com/outpost-dev/outpost/operator/probe"
 	"github.com/outpost-dev/outpost/operator/resolve"
+	"github.com/outpost-dev/outpost/operator/status"
 )
 
 // Options are the operator's settings, one per flag.
@@ -57,12 +60,43 @@ type Options struct {
 	// MaxConcurrentReconciles bounds how many ExternalBackends are
 	// reconciled at once.
 	MaxConcurrentReconciles int
+	// MetricsSecure serves the metrics over HTTPS, to callers the API
+	// server authenticates (TokenReview) and authorizes (SubjectAccessReview
+	// for GET /metrics) only; false serves plain HTTP to anyone.
+	MetricsSecure bool
+	// AllowedServiceTypes (comma-separated) are the spec.serviceType values
+	// the cluster accepts; a backend of another type writes no Service.
+	AllowedServiceTypes string
+	// MaxEndpointsPerBackend bounds the distinct addresses of one backend
+	// that are considered (the first in spec order); 0 for no bound.
+	MaxEndpointsPerBackend int
+	// MaxRecordsPerAnswer bounds the addresses taken from one DNS answer
+	// (the smallest); 0 for no bound.
+	MaxRecordsPerAnswer int
+	// MaxEndpointPorts bounds endpoints times ports of one backend; one
+	// above it writes nothing. 0 for no bound.
+	MaxEndpointPorts int
 }
+
+// The limits' defaults: far above what a hand-written backend needs, far
+// below what makes one tenant's backend a burden on the API server, the
+// operator's memory or every node's datapath.
+const (
+	DefaultAllowedServiceTypes    = "ClusterIP,NodePort,LoadBalancer"
+	DefaultMaxEndpointsPerBackend = 1000
+	DefaultMaxRecordsPerAnswer    = 100
+	DefaultMaxEndpointPorts       = 10000
+)
 
 // DefaultOptions are the flag defaults.
 func DefaultOptions() Options {
 	return Options{
-		MetricsBindAddress:      ":8080",
+		MetricsBindAddress:      ":8443",
+		MetricsSecure:           true,
+		AllowedServiceTypes:     DefaultAllowedServiceTypes,
+		MaxEndpointsPerBackend:  DefaultMaxEndpointsPerBackend,
+		MaxRecordsPerAnswer:     DefaultMaxRecordsPerAnswer,
+		MaxEndpointPorts:        DefaultMaxEndpointPorts,
 		HealthProbeBindAddress:  ":8081",
 		LeaderElectionID:        "outpost-operator.outpost.dev",
 		WriteEndpoints:          true,
@@ -95,9 +129,20 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if err := addressPolicy.SetAliasRules(opts.ClusterDomain, opts.DeniedHostnames); err != nil {
 		return nil, err
 	}
+	limits, err := opts.limits()
+	if err != nil {
+		return nil, err
+	}
+	metrics := metricsserver.Options{BindAddress: opts.MetricsBindAddress}
+	if opts.MetricsSecure {
+		// A self-signed certificate unless one is mounted; who may read is
+		// the API server's call, as for the kubelet's and kube-proxy's metrics.
+		metrics.SecureServing = true
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		Metrics:                 metrics,
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        opts.LeaderElectionID,
@@ -118,7 +163,7 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	// The resolver and the prober run beside the reconciler, never inside
 	// it; they wake it through one source when an answer or a health changes.
 	wake := notify.NewSource()
-	refresher, err := resolve.NewRefresher(resolve.Options{Resolver: resolver, Notify: wake.Notify})
+	refresher, err := resolve.NewRefresher(resolve.Options{Resolver: resolver, Notify: wake.Notify, MaxRecordsPerAnswer: opts.MaxRecordsPerAnswer})
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +199,7 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		Recorder:  mgr.GetEventRecorder(desired.FieldManager),
 		Policy:    addressPolicy,
 		Options:   desired.Options{WriteEndpoints: opts.WriteEndpoints},
+		Limits:    limits,
 	}
 	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {
 		return nil, fmt.Errorf("set up ExternalBackend controller: %w", err)
@@ -165,6 +211,28 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// limits are the per-backend bounds of the flags.
+func (o Options) limits() (status.Limits, error) {
+	types, err := listflag.Parse(o.AllowedServiceTypes, func(s string) (corev1.ServiceType, error) {
+		switch t := corev1.ServiceType(s); t {
+		case corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
+			return t, nil
+		}
+		return "", fmt.Errorf("%s: %q is not a Service type an ExternalBackend can have (ClusterIP, NodePort, LoadBalancer)", status.FlagAllowedServiceTypes, s)
+	})
+	if err != nil {
+		return status.Limits{}, err
+	}
+	if len(types) == 0 {
+		return status.Limits{}, fmt.Errorf("%s: empty; name at least one of ClusterIP, NodePort, LoadBalancer", status.FlagAllowedServiceTypes)
+	}
+	return status.Limits{
+		AllowedServiceTypes: types,
+		MaxEndpoints:        o.MaxEndpointsPerBackend,
+		MaxEndpointPorts:    o.MaxEndpointPorts,
+	}, nil
 }
 
 // cacheOptions keep the operator's memory proportional to what it owns: the

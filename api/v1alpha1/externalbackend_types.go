@@ -221,11 +221,13 @@ type HealthCheck struct {
 	// +optional
 	// +kubebuilder:default="10s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.healthCheck.interval must be at least 1s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('5m')",message="spec.healthCheck.interval must be at most 5m"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// +optional
 	// +kubebuilder:default="2s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="spec.healthCheck.timeout must be positive"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1m')",message="spec.healthCheck.timeout must be at most 1m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// HealthyThreshold is the number of successes that make an address ready.
@@ -285,6 +287,25 @@ const (
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonAliasConfigured: the ExternalName Service is written.
 	ReasonAliasConfigured = "AliasConfigured"
+	// ReasonAliasDenied: the address policy refuses spec.externalName as
+	// an alias target (a name inside the cluster domain other than a
+	// Service of the backend's own namespace, a cloud metadata name, a
+	// denied address...); no Service is written, and one written before is
+	// deleted.
+	ReasonAliasDenied = "AliasDenied"
+	// ReasonServiceTypeNotAllowed: spec.serviceType is not among the
+	// operator's --allowed-service-types; no Service is written, and one
+	// written before is deleted.
+	ReasonServiceTypeNotAllowed = "ServiceTypeNotAllowed"
+	// ReasonTooManyEndpoints: the addresses exceed the operator's
+	// --max-endpoints-per-backend; the first that many in spec order (a
+	// name's addresses sorted) are considered and the rest left out. The
+	// condition's status still says whether an endpoint is ready.
+	ReasonTooManyEndpoints = "TooManyEndpoints"
+	// ReasonTooManyEndpointPorts: endpoints times ports exceed the
+	// operator's --max-endpoint-ports; nothing is written, and what was
+	// written before is deleted.
+	ReasonTooManyEndpointPorts = "TooManyEndpointPorts"
 )
 
 // Reasons of the Resolved condition.
@@ -299,6 +320,11 @@ const (
 	ReasonResolving = "Resolving"
 	// ReasonNamesResolved: every name's last answer was good.
 	ReasonNamesResolved = "NamesResolved"
+	// ReasonAnswersTruncated: every name's last answer was good, but some
+	// held more records than the operator's --max-records-per-answer; the
+	// smallest addresses were kept, so the choice does not change from one
+	// answer to the next.
+	ReasonAnswersTruncated = "AnswersTruncated"
 
 	// The failures of a name's last resolution (the first failing name's
 	// reason is the condition's). Its last known addresses stay published
@@ -340,8 +366,15 @@ const (
 	EventDeleted = "Deleted"
 	// EventServiceConflict: the Service name is taken by someone else's Service.
 	EventServiceConflict = "ServiceConflict"
-	// EventAddressDenied: addresses newly refused by the address policy.
+	// EventAddressDenied: addresses, or the alias target, newly refused by
+	// the address policy.
 	EventAddressDenied = "AddressDenied"
+	// EventServiceTypeNotAllowed, EventTooManyEndpoints and
+	// EventTooManyEndpointPorts: the backend hit one of the operator's
+	// limits (the Ready condition's reasons of the same names).
+	EventServiceTypeNotAllowed = ReasonServiceTypeNotAllowed
+	EventTooManyEndpoints      = ReasonTooManyEndpoints
+	EventTooManyEndpointPorts  = ReasonTooManyEndpointPorts
 	// EventAddressesChanged: a DNS name's answers came or went.
 	EventAddressesChanged = "AddressesChanged"
 	// EventEndpointsUnhealthy and EventEndpointsHealthy: health checks

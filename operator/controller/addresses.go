@@ -19,8 +19,13 @@ import (
 // reconciler and wake it through the notify source when something changes.
 func (r *ExternalBackendReconciler) observe(xb *v1alpha1.ExternalBackend) status.Inputs {
 	key := types.NamespacedName{Namespace: xb.Namespace, Name: xb.Name}
-	in := status.Inputs{Allow: r.Policy.Check, Now: time.Now()}
+	in := status.Inputs{Allow: r.Policy.Check, Limits: r.Limits, Now: time.Now()}
 	if desired.IsAlias(xb) {
+		in.AliasErr = r.Policy.CheckExternalName(xb.Namespace, xb.Spec.ExternalName)
+	}
+	if reason, _ := status.Refusal(xb, in); reason != "" || desired.IsAlias(xb) {
+		// Nothing to resolve or probe: an alias is resolved by its
+		// clients, and a refused backend publishes nothing.
 		r.forget(key)
 		return in
 	}

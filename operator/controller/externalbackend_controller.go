@@ -62,6 +62,9 @@ type ExternalBackendReconciler struct {
 	Prober *probe.Prober
 	// Wake turns the Refresher's and Prober's notifications into reconciles.
 	Wake *notify.Source
+	// Limits bound what one ExternalBackend may publish (the operator's
+	// flags); zero values bound nothing.
+	Limits status.Limits
 }
 
 // Writes are server-side applies (patch), status updates and deletes; the
@@ -84,7 +87,8 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			// references too; deleting them here does not wait for it and
 			// keeps clusters without a garbage collector clean.
 			r.forget(req.NamespacedName)
-			return ctrl.Result{}, r.deleteChildren(ctx, req.NamespacedName)
+			gone := &v1alpha1.ExternalBackend{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+			return ctrl.Result{}, r.deleteChildren(ctx, gone, controlledByName(req.Name))
 		}
 		return ctrl.Result{}, err
 	}
@@ -115,7 +119,14 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	res := status.Compute(xb, r.observe(xb))
 	r.record(ctx, xb, res.Events)
-	applyErr := r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, r.Options))
+	var applyErr error
+	if res.Refused != "" {
+		// Nothing may be published: what an earlier spec, policy or flag
+		// let us write goes.
+		applyErr = r.deleteChildren(ctx, xb, controlledBy(xb))
+	} else {
+		applyErr = r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, r.Options))
+	}
 	if err := r.updateStatus(ctx, xb, res.Status(applyErr)); err != nil {
 		return ctrl.Result{}, errors.Join(applyErr, err)
 	}
@@ -311,23 +322,32 @@ func controlledByName(name string) func(client.Object) bool {
 	}
 }
 
-// deleteChildren removes everything a deleted ExternalBackend generated.
-func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, key types.NamespacedName) error {
+// deleteChildren removes what xb generated, as owned tells, and says so
+// in an Event when xb still exists.
+func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, xb *v1alpha1.ExternalBackend, owned func(client.Object) bool) error {
+	key := client.ObjectKeyFromObject(xb)
 	candidates := []client.Object{
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}},
 		&corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}, //nolint:staticcheck // legacy Endpoints are written on purpose
 	}
-	owned := &discoveryv1.EndpointSliceList{}
-	if err := r.Client.List(ctx, owned, client.InNamespace(key.Namespace), client.MatchingLabels(desired.SliceLabels(key.Name))); err != nil {
+	slices := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, slices, client.InNamespace(key.Namespace), client.MatchingLabels(desired.SliceLabels(key.Name))); err != nil {
 		return fmt.Errorf("list EndpointSlices of %s: %w", key, err)
 	}
-	for i := range owned.Items {
-		candidates = append(candidates, &owned.Items[i])
+	for i := range slices.Items {
+		candidates = append(candidates, &slices.Items[i])
 	}
 	var errs []error
+	var deleted []string
 	for _, obj := range candidates {
-		_, _, err := r.deleteChild(ctx, obj, controlledByName(key.Name))
+		reason, what, err := r.deleteChild(ctx, obj, owned)
+		if reason != "" {
+			deleted = append(deleted, what)
+		}
 		errs = append(errs, err)
+	}
+	if len(deleted) > 0 && xb.UID != "" {
+		r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, v1alpha1.EventDeleted, "Apply", "deleted %s", strings.Join(deleted, ", "))
 	}
 	return errors.Join(errs...)
 }

@@ -21,6 +21,7 @@ import (
 const (
 	serviceCIDRs = testenv.DualStackServiceCIDRs
 	podCIDRs     = "10.244.0.0/16"
+	maxEndpoints = 2500
 )
 
 var (
@@ -55,6 +56,9 @@ var _ = BeforeSuite(func() {
 	opts.HealthProbeBindAddress = "0"
 	opts.ServiceCIDRs = serviceCIDRs
 	opts.PodCIDRs = podCIDRs
+	// Above the default, so that a spec can show slices split at 1000
+	// endpoints; the limits specs go past it.
+	opts.MaxEndpointsPerBackend = maxEndpoints
 	// Every name the operator resolves in these specs is answered by a
 	// server the test controls on 127.0.0.1; nothing goes to resolv.conf's.
 	dns = dnsserver.Start(GinkgoTB())

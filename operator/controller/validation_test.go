@@ -136,6 +136,15 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("a timeout longer than the interval", "hctimeout", func(xb *v1alpha1.ExternalBackend) {
 			xb.Spec.HealthCheck = &v1alpha1.HealthCheck{Interval: dur("5s"), Timeout: dur("10s")}
 		}, "spec.healthCheck.timeout must not be greater than spec.healthCheck.interval"),
+		Entry("a probe interval above 5m", "hcinterval", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.HealthCheck = &v1alpha1.HealthCheck{Interval: dur("6m"), Timeout: dur("2s")}
+		}, "spec.healthCheck.interval must be at most 5m"),
+		Entry("a probe timeout above 1m", "hclongtimeout", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.HealthCheck = &v1alpha1.HealthCheck{Interval: dur("5m"), Timeout: dur("2m")}
+		}, "spec.healthCheck.timeout must be at most 1m"),
+		Entry("a minTTL below 1s", "minttl", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Resolution = &v1alpha1.Resolution{MinTTL: dur("500ms")}
+		}, "spec.resolution.minTTL must be at least 1s"),
 		Entry("a relative HTTP path", "hcpath", func(xb *v1alpha1.ExternalBackend) {
 			xb.Spec.HealthCheck = &v1alpha1.HealthCheck{Type: v1alpha1.HealthCheckHTTP, Path: "healthz"}
 		}, "spec.healthCheck.path"),

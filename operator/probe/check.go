@@ -13,6 +13,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/outpost-dev/outpost/operator/internal/text"
 )
 
 // checker sends one kind of probe. One is built per owner spec and shared
@@ -23,6 +25,15 @@ type checker struct {
 }
 
 type dialAddrKey struct{}
+
+const (
+	// maxResponseHeaderBytes bounds the status line and headers of an
+	// HTTP(S) check's answer; a longer one fails the check.
+	maxResponseHeaderBytes = 4 << 10
+	// maxStatusLine bounds the part of the backend's status line that
+	// reaches status and Events.
+	maxStatusLine = 64
+)
 
 var dialer = &net.Dialer{}
 
@@ -41,6 +52,9 @@ func newChecker(spec Spec) *checker {
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: !spec.VerifyTLS}, //nolint:gosec // on request; see Spec.VerifyTLS
 		DisableKeepAlives: true,                                             // like the kubelet: each probe opens a fresh connection
 		ForceAttemptHTTP2: false,
+		// The answer's headers are never looked at: a backend must not
+		// make the operator buffer megabytes of them.
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 	c.client = &http.Client{
 		Transport: transport,
@@ -89,7 +103,7 @@ func (c *checker) check(ctx context.Context, t Target) error {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("%s: status %s", what, resp.Status)
+		return fmt.Errorf("%s: status %s", what, text.Excerpt(resp.Status, maxStatusLine))
 	}
 	return nil
 }

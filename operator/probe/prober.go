@@ -91,7 +91,7 @@ func NewProber(opts Options) *Prober {
 	}
 	return &Prober{
 		opts:   opts,
-		queue:  workqueue.NewTypedDelayingQueue[key](),
+		queue:  workpool.NewFairDelayingQueue(keyNamespace),
 		owners: map[types.NamespacedName]*ownerState{},
 	}
 }
@@ -283,3 +283,7 @@ func readyLabel(ready bool) string {
 	}
 	return "NotReady"
 }
+
+// keyNamespace groups the work queue's items by the owner's namespace, so
+// that the workers are shared fairly between namespaces.
+func keyNamespace(k key) string { return k.owner.Namespace }

@@ -30,6 +30,10 @@ type Options struct {
 	Notify func(owner types.NamespacedName)
 	// Workers bounds the resolutions in flight; default 16.
 	Workers int
+	// MaxRecordsPerAnswer bounds the addresses taken from one answer (one
+	// name, one family): the smallest are kept, so the choice is stable.
+	// Zero or negative keeps them all.
+	MaxRecordsPerAnswer int
 	// Jitter is the largest fraction by which a refresh comes early; default
 	// 0.1. Negative disables jitter.
 	Jitter float64
@@ -58,6 +62,9 @@ type State struct {
 	FailingSince time.Time
 	// LastConfirmed is when every family last answered without error.
 	LastConfirmed time.Time
+	// Omitted counts the records the last good answers held beyond
+	// Options.MaxRecordsPerAnswer, summed over the families.
+	Omitted int
 }
 
 // Addrs returns the addresses without their expiry times.
@@ -115,7 +122,7 @@ func NewRefresher(opts Options) (*Refresher, error) {
 	}
 	return &Refresher{
 		opts:    opts,
-		queue:   workqueue.NewTypedDelayingQueue[key](),
+		queue:   workpool.NewFairDelayingQueue(keyNamespace),
 		entries: map[key]*entry{},
 		owners:  map[types.NamespacedName]map[string]struct{}{},
 	}, nil
@@ -236,6 +243,7 @@ func (e *entry) state() State {
 		for _, a := range fs.addrs {
 			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires})
 		}
+		st.Omitted += fs.omitted
 		if fs.err != nil && st.Err == nil {
 			st.Err, st.FailingSince = fs.err, fs.failingSince
 		}
@@ -327,8 +335,10 @@ func (r *Refresher) resolveAll(ctx context.Context, name string, spec Spec) []ou
 			empty = false
 			continue
 		}
-		outcomes[i] = outcome{answer: ans}
 		empty = empty && len(ans.Addrs) == 0
+		var omitted int
+		ans.Addrs, omitted = keepSmallest(ans.Addrs, r.opts.MaxRecordsPerAnswer)
+		outcomes[i] = outcome{answer: ans, omitted: omitted}
 	}
 	if empty {
 		e := errorf(v1alpha1.ReasonNoAddresses, "%s: no %s address records", name, familyWords(spec.Families))
@@ -358,7 +368,7 @@ func familyWords(fs []corev1.IPFamily) string {
 // addresses, the first-answer flag, or the failure reason differ. A
 // refresh that only moves expiry times is not a change.
 func changed(a, b State) bool {
-	if a.Resolved != b.Resolved || !slices.Equal(a.Addrs(), b.Addrs()) {
+	if a.Resolved != b.Resolved || a.Omitted != b.Omitted || !slices.Equal(a.Addrs(), b.Addrs()) {
 		return true
 	}
 	return (a.Err == nil) != (b.Err == nil) || (a.Err != nil && a.Err.Reason != b.Err.Reason)
@@ -370,3 +380,7 @@ func errMessage(e *Error) string {
 	}
 	return e.Message
 }
+
+// keyNamespace groups the work queue's items by the owner's namespace, so
+// that the workers are shared fairly between namespaces.
+func keyNamespace(k key) string { return k.owner.Namespace }

@@ -85,12 +85,15 @@ func jittered(d time.Duration, jitter float64, random func() float64) time.Durat
 // outcome is the result of one resolution attempt for one family.
 type outcome struct {
 	answer Answer
-	err    *Error
+	// omitted counts the answer's records left out by MaxRecordsPerAnswer.
+	omitted int
+	err     *Error
 }
 
 // familyState is what the Refresher knows about one name in one family.
 type familyState struct {
 	addrs        []netip.Addr
+	omitted      int       // records of the last good answer left out by MaxRecordsPerAnswer
 	expires      time.Time // success: when the answer's clamped TTL runs out; failure: when kept addrs are dropped
 	err          *Error
 	failingSince time.Time
@@ -103,10 +106,11 @@ type familyState struct {
 func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, time.Duration) {
 	if o.err == nil {
 		ttl := spec.clampTTL(o.answer.TTL)
-		return familyState{addrs: o.answer.Addrs, expires: now.Add(ttl)}, ttl
+		return familyState{addrs: o.answer.Addrs, omitted: o.omitted, expires: now.Add(ttl)}, ttl
 	}
 	next := familyState{
 		addrs:        prev.addrs,
+		omitted:      prev.omitted,
 		err:          o.err,
 		failingSince: prev.failingSince,
 		failures:     prev.failures + 1,
@@ -126,4 +130,15 @@ func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, t
 		}
 	}
 	return next, retry
+}
+
+// keepSmallest keeps the max smallest of the sorted addrs (all of them when
+// max is not positive) and says how many it left out. The smallest, not the
+// first of the answer, so that a server rotating its records does not make
+// the published set churn.
+func keepSmallest(addrs []netip.Addr, max int) (kept []netip.Addr, omitted int) {
+	if max <= 0 || len(addrs) <= max {
+		return addrs, 0
+	}
+	return addrs[:max], len(addrs) - max
 }

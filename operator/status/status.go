@@ -19,6 +19,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/desired"
+	"github.com/outpost-dev/outpost/operator/internal/text"
 	"github.com/outpost-dev/outpost/operator/probe"
 	"github.com/outpost-dev/outpost/operator/resolve"
 )
@@ -48,9 +49,43 @@ type Inputs struct {
 	Health map[netip.Addr]probe.Status
 	// ProbeErr is the prober's refusal of spec.healthCheck.
 	ProbeErr error
+	// AliasErr is the address policy's refusal of spec.externalName
+	// (policy.CheckExternalName), nil when the alias is allowed.
+	AliasErr error
+	// Limits are the operator's bounds on what one backend may publish.
+	Limits Limits
 	// Now stamps the conditions whose status changes.
 	Now time.Time
 }
+
+// Limits are the operator's bounds on one ExternalBackend, one per flag.
+// Zero values bound nothing.
+type Limits struct {
+	// AllowedServiceTypes (--allowed-service-types) are the spec.serviceType
+	// values the cluster accepts; empty accepts every type.
+	AllowedServiceTypes []corev1.ServiceType
+	// MaxEndpoints (--max-endpoints-per-backend) bounds the distinct
+	// addresses considered: the first ones in spec order, each name's
+	// addresses sorted, so the choice does not churn.
+	MaxEndpoints int
+	// MaxEndpointPorts (--max-endpoint-ports) bounds endpoints times ports,
+	// the size of what the Service's EndpointSlices and every node's
+	// datapath hold for it.
+	MaxEndpointPorts int
+}
+
+// Flags naming the limits in messages, so that a user knows what to ask the
+// cluster admin for.
+const (
+	FlagAllowedServiceTypes = "--allowed-service-types"
+	FlagMaxEndpoints        = "--max-endpoints-per-backend"
+	FlagMaxEndpointPorts    = "--max-endpoint-ports"
+	FlagMaxRecords          = "--max-records-per-answer"
+)
+
+// maxMessage bounds text the backend controls (a probe's error, a DNS
+// error naming a CNAME target) in a row or condition message.
+const maxMessage = 256
 
 // Event is one Event to record about the ExternalBackend.
 type Event struct {
@@ -68,9 +103,18 @@ type Result struct {
 	Endpoints []desired.Endpoint
 	// Events tell the user what changed since the last status.
 	Events []Event
+	// Refused, when not empty, is the Ready reason for which nothing may be
+	// published: the reconciler writes no Service, EndpointSlices or
+	// Endpoints and deletes those it wrote before.
+	Refused string
 
 	xb *v1alpha1.ExternalBackend
 	in Inputs
+	// refusal explains Refused.
+	refusal string
+	// considered and found count the distinct addresses kept under
+	// Limits.MaxEndpoints and those there were.
+	considered, found int
 }
 
 // DNSNames lists the DNS names among spec.addresses, which the resolver
@@ -86,11 +130,19 @@ func DNSNames(xb *v1alpha1.ExternalBackend) []string {
 }
 
 // ProbeTargets are the addresses the prober must check for a backend with
-// a healthCheck: only those the policy allows, so the operator never becomes
-// a port scanner for the cluster's users. in.Health is not looked at.
+// a healthCheck: only those the policy allows and the limits keep, so the
+// operator never becomes a port scanner for the cluster's users, nor spends
+// its probes on what it will not publish. in.Health is not looked at.
 func ProbeTargets(xb *v1alpha1.ExternalBackend, in Inputs) []probe.Target {
+	if reason, _ := Refusal(xb, in); reason != "" {
+		return nil
+	}
+	all, _ := rows(xb, in)
+	if reason, _ := endpointPortsRefusal(xb, in, all); reason != "" {
+		return nil
+	}
 	var targets []probe.Target
-	for _, row := range rows(xb, in) {
+	for _, row := range all {
 		if row.Reason != v1alpha1.EndpointDenied {
 			targets = append(targets, probe.Target{Addr: netip.MustParseAddr(row.Address), Host: row.Host})
 		}
@@ -107,17 +159,106 @@ func Compute(xb *v1alpha1.ExternalBackend, in Inputs) Result {
 		}
 		return res
 	}
+	if reason, message := Refusal(xb, in); reason != "" {
+		return res.refuse(reason, message)
+	}
 	if desired.IsAlias(xb) {
 		return res
 	}
-	res.Rows = rows(xb, in)
+	res.Rows, res.found = rows(xb, in)
+	res.considered = len(res.Rows)
+	if reason, message := endpointPortsRefusal(xb, in, res.Rows); reason != "" {
+		res.Rows = nil
+		return res.refuse(reason, message)
+	}
+	if res.found > res.considered && readyReason(xb) != v1alpha1.ReasonTooManyEndpoints {
+		res.Events = append(res.Events, Event{corev1.EventTypeWarning, v1alpha1.EventTooManyEndpoints, "Limit", res.tooManyEndpoints()})
+	}
 	for _, row := range res.Rows {
 		if row.Reason != v1alpha1.EndpointDenied {
 			res.Endpoints = append(res.Endpoints, desired.Endpoint{Address: netip.MustParseAddr(row.Address), Ready: row.Ready})
 		}
 	}
-	res.Events = addressEvents(xb.Status.Endpoints, res.Rows)
+	res.Events = append(res.Events, addressEvents(xb.Status.Endpoints, res.Rows)...)
 	return res
+}
+
+// Refusal says why nothing of xb may be published whatever its addresses
+// resolve to: the policy denies its alias target, or the cluster does not
+// accept its Service type. It returns the Ready reason and message, or ""
+// when xb may be published. The reconciler asks first, so that a refused
+// backend is neither resolved nor probed.
+func Refusal(xb *v1alpha1.ExternalBackend, in Inputs) (reason, message string) {
+	switch {
+	case desired.IsAlias(xb) && in.AliasErr != nil:
+		return v1alpha1.ReasonAliasDenied, fmt.Sprintf("no Service is written: %v", in.AliasErr)
+	case len(in.Limits.AllowedServiceTypes) > 0 && !slices.Contains(in.Limits.AllowedServiceTypes, serviceType(xb)):
+		return v1alpha1.ReasonServiceTypeNotAllowed, fmt.Sprintf(
+			"spec.serviceType: %s is not allowed in this cluster (the operator's %s is %s); no Service is written; use one of those types or ask the cluster admin",
+			serviceType(xb), FlagAllowedServiceTypes, joinTypes(in.Limits.AllowedServiceTypes))
+	}
+	return "", ""
+}
+
+// endpointPortsRefusal refuses a backend whose endpoints times ports exceed
+// Limits.MaxEndpointPorts, naming both numbers.
+func endpointPortsRefusal(xb *v1alpha1.ExternalBackend, in Inputs, rows []v1alpha1.EndpointStatus) (reason, message string) {
+	endpoints := 0
+	for _, row := range rows {
+		if row.Reason != v1alpha1.EndpointDenied {
+			endpoints++
+		}
+	}
+	ports := len(xb.Spec.Ports)
+	if limit := in.Limits.MaxEndpointPorts; limit > 0 && endpoints*ports > limit {
+		return v1alpha1.ReasonTooManyEndpointPorts, fmt.Sprintf(
+			"%d endpoints x %d ports = %d endpoint ports, more than the operator's %s=%d; nothing is written; list fewer addresses or ports, or split the backend",
+			endpoints, ports, endpoints*ports, FlagMaxEndpointPorts, limit)
+	}
+	return "", ""
+}
+
+// refuse makes res publish nothing, with a Warning Event the first time.
+func (res Result) refuse(reason, message string) Result {
+	res.Refused, res.refusal = reason, message
+	if readyReason(res.xb) != reason {
+		event := reason // EventServiceTypeNotAllowed, EventTooManyEndpointPorts
+		if reason == v1alpha1.ReasonAliasDenied {
+			event = v1alpha1.EventAddressDenied
+		}
+		res.Events = append(res.Events, Event{corev1.EventTypeWarning, event, "Refuse", message})
+	}
+	return res
+}
+
+// tooManyEndpoints explains which addresses Limits.MaxEndpoints left out.
+func (res Result) tooManyEndpoints() string {
+	return fmt.Sprintf("%d distinct addresses, more than the operator's %s=%d: only the first %d in spec order (each name's addresses sorted) are considered, the rest are left out",
+		res.found, FlagMaxEndpoints, res.in.Limits.MaxEndpoints, res.considered)
+}
+
+// readyReason is the reason of xb's last Ready condition, "" without one.
+func readyReason(xb *v1alpha1.ExternalBackend) string {
+	if c := meta.FindStatusCondition(xb.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// serviceType is spec.serviceType with its default.
+func serviceType(xb *v1alpha1.ExternalBackend) corev1.ServiceType {
+	if xb.Spec.ServiceType == "" {
+		return v1alpha1.DefaultServiceType
+	}
+	return xb.Spec.ServiceType
+}
+
+func joinTypes(types []corev1.ServiceType) string {
+	s := make([]string, len(types))
+	for i, t := range types {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ",")
 }
 
 // mode is how xb reaches its backend.
@@ -135,9 +276,9 @@ func mode(xb *v1alpha1.ExternalBackend) v1alpha1.Mode {
 // rows turns the spec's literal addresses and the resolved names into one
 // row per distinct address, in spec order: denied addresses are kept as rows
 // with reason Denied; the rest are ready unless their health check says
-// otherwise.
-func rows(xb *v1alpha1.ExternalBackend, in Inputs) []v1alpha1.EndpointStatus {
-	var out []v1alpha1.EndpointStatus
+// otherwise. Past Limits.MaxEndpoints distinct addresses the rest are left
+// out; found counts them all.
+func rows(xb *v1alpha1.ExternalBackend, in Inputs) (out []v1alpha1.EndpointStatus, found int) {
 	seen := map[netip.Addr]bool{}
 	add := func(ip netip.Addr, row v1alpha1.EndpointStatus) {
 		ip = ip.Unmap()
@@ -145,11 +286,14 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) []v1alpha1.EndpointStatus {
 			return
 		}
 		seen[ip] = true
+		if found++; in.Limits.MaxEndpoints > 0 && found > in.Limits.MaxEndpoints {
+			return
+		}
 		row.Address = ip.String()
 		if err := in.Allow(ip); err != nil {
 			row.Reason, row.Message = v1alpha1.EndpointDenied, err.Error()
 		} else if st, probed := in.Health[ip]; probed && !st.Ready {
-			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, st.LastError
+			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, text.Excerpt(st.LastError, maxMessage)
 		} else {
 			row.Ready = true
 		}
@@ -169,7 +313,7 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) []v1alpha1.EndpointStatus {
 			add(r.Addr, v1alpha1.EndpointStatus{Host: a, Expires: &expires})
 		}
 	}
-	return out
+	return out, found
 }
 
 // addressEvents tell the user, in one Event per kind, which addresses were
@@ -239,6 +383,9 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 	st.ObservedGeneration = xb.Generation
 	st.Mode = mode(xb)
 	st.ServiceName = xb.Name
+	if r.Refused != "" {
+		st.ServiceName = ""
+	}
 	st.Endpoints = r.Rows
 	st.ReadyEndpoints, st.TotalEndpoints = 0, 0
 	denied := 0
@@ -279,8 +426,15 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 	setResolved(xb, in, set)
 	setHealthy(xb, in, r.Rows, set)
 	switch {
+	case r.Refused != "":
+		// What was written before is being deleted: whether that
+		// failed shows in the Events and the next reconcile.
+		set(v1alpha1.ConditionReady, false, r.Refused, "%s", r.refusal)
 	case applyErr != nil:
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonApplyFailed, "%v", applyErr)
+	case r.found > r.considered:
+		set(v1alpha1.ConditionReady, st.ReadyEndpoints > 0, v1alpha1.ReasonTooManyEndpoints, "%d/%d endpoints ready; %s",
+			st.ReadyEndpoints, st.TotalEndpoints, r.tooManyEndpoints())
 	case desired.IsAlias(xb):
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonAliasConfigured, "Service %s is an alias for %s", xb.Name, xb.Spec.ExternalName)
 	case st.ReadyEndpoints > 0:
@@ -312,17 +466,20 @@ func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
 		set(cond, false, v1alpha1.ReasonInvalidResolution, "%v", in.ResolveErr)
 		return
 	}
-	var pending, failing []string
+	var pending, failing, truncated []string
 	reason := ""
 	addresses := 0
 	for _, n := range in.Names {
 		addresses += len(n.State.Addresses)
+		if n.State.Omitted > 0 {
+			truncated = append(truncated, fmt.Sprintf("%s: %d record(s) left out", n.Name, n.State.Omitted))
+		}
 		switch {
 		case n.State.Err != nil:
 			if reason == "" {
 				reason = n.State.Err.Reason
 			}
-			msg := fmt.Sprintf("%s: %s", n.Name, n.State.Err.Message)
+			msg := fmt.Sprintf("%s: %s", n.Name, text.Excerpt(n.State.Err.Message, maxMessage))
 			if kept := len(n.State.Addresses); kept > 0 {
 				msg += fmt.Sprintf(" (keeping %d last known address(es) until %s)", kept,
 					n.State.Addresses[0].Expires.UTC().Format(time.RFC3339))
@@ -337,6 +494,9 @@ func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
 		set(cond, false, reason, "%s", strings.Join(failing, "; "))
 	case len(pending) > 0:
 		set(cond, false, v1alpha1.ReasonResolving, "waiting for the first answer for %s", strings.Join(pending, ", "))
+	case len(truncated) > 0:
+		set(cond, true, v1alpha1.ReasonAnswersTruncated, "%d name(s) resolved to %d address(es); answers hold more records than the operator's %s, the smallest addresses are kept: %s",
+			len(in.Names), addresses, FlagMaxRecords, strings.Join(truncated, "; "))
 	default:
 		set(cond, true, v1alpha1.ReasonNamesResolved, "%d name(s) resolved to %d address(es)", len(in.Names), addresses)
 	}

@@ -67,6 +67,10 @@ func run(m *testing.M) (int, error) {
 	}
 	// The CRD must come from the rendered tree, applied by the test itself.
 	env.CRDDirectoryPaths = nil
+	// As in most clusters: setting blockOwnerDeletion on an owner
+	// reference needs update on the owner's finalizers, which the
+	// operator's RBAC must grant (TestOperatorRunsWithItsOwnRBAC).
+	env.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
 	if cfg, err = env.Start(); err != nil {
 		return 1, fmt.Errorf("start envtest: %w", err)
 	}

@@ -75,6 +75,8 @@ func TestServiceAccountsHaveLeastPrivilege(t *testing.T) {
 			{"delete", "discovery.k8s.io", "endpointslices", "default"},
 			{"create", "", "endpoints", "default"}, {"patch", "", "endpoints", "default"},
 			{"create", "events.k8s.io", "events", "default"},
+			// Who may read its metrics (--metrics-secure) is the API server's call.
+			{"create", "authentication.k8s.io", "tokenreviews", ""}, {"create", "authorization.k8s.io", "subjectaccessreviews", ""},
 		},
 		denied: []access{
 			{"create", "coordination.k8s.io", "leases", "kube-system"},

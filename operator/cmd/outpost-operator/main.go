@@ -15,6 +15,7 @@ import (
 func main() {
 	opts := operator.DefaultOptions()
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", opts.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&opts.MetricsSecure, "metrics-secure", opts.MetricsSecure, "Serve metrics over HTTPS to callers the API server authenticates and authorizes (GET on the /metrics non-resource URL); false serves plain HTTP to anyone.")
 	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", opts.HealthProbeBindAddress, "Address the /healthz and /readyz endpoints bind to.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", opts.LeaderElection, "Elect a leader so that only one replica reconciles.")
 	flag.StringVar(&opts.LeaderElectionNS, "leader-election-namespace", opts.LeaderElectionNS, "Namespace of the leader election lease; defaults to the pod's namespace.")
@@ -26,6 +27,10 @@ func main() {
 	flag.StringVar(&opts.ClusterDomain, "cluster-domain", opts.ClusterDomain, "The cluster's DNS domain; an alias may point inside it only at a Service of its own namespace.")
 	flag.StringVar(&opts.DeniedHostnames, "denied-hostnames", opts.DeniedHostnames, "Comma-separated host names no alias (spec.externalName) may point at.")
 	flag.Var(listflag.Strings(&opts.DNSServers), "dns-server", "DNS server (HOST[:PORT]) for the names in spec.addresses; repeat or comma-separate for several. Default: the nameservers of /etc/resolv.conf.")
+	flag.StringVar(&opts.AllowedServiceTypes, "allowed-service-types", opts.AllowedServiceTypes, "Comma-separated spec.serviceType values ExternalBackends may have (ClusterIP, NodePort, LoadBalancer); others get no Service.")
+	flag.IntVar(&opts.MaxEndpointsPerBackend, "max-endpoints-per-backend", opts.MaxEndpointsPerBackend, "Distinct addresses considered per ExternalBackend (the first in spec order); 0 for no bound.")
+	flag.IntVar(&opts.MaxRecordsPerAnswer, "max-records-per-answer", opts.MaxRecordsPerAnswer, "Addresses taken from one DNS answer (the smallest, so the choice is stable); 0 for no bound.")
+	flag.IntVar(&opts.MaxEndpointPorts, "max-endpoint-ports", opts.MaxEndpointPorts, "Endpoints times ports per ExternalBackend; a backend above it gets no Service. 0 for no bound.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "How many ExternalBackends are reconciled at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
