@@ -263,8 +263,8 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 				// Retried as a full sync, which isolates refused Services.
 				return err
 			}
-			refused := s.isolate(ctx, f, log)
-			if len(refused) == 0 {
+			refused, ok := s.isolate(ctx, f, log)
+			if !ok {
 				return err
 			}
 			s.reportRefused(f, refused, err, log)
@@ -373,11 +373,11 @@ func (s *Syncer) confirm(f *family, log logr.Logger) {
 // isolate finds the Services whose new rules the kernel refuses after a
 // full restore failed, by applying subsets for real: first every Service
 // at the version last accepted (if that fails too, the fault is not a
-// Service's and nil is returned), then the changed Services in halves,
+// Service's and ok is false), then the changed Services in halves,
 // keeping each half that applies and splitting each that does not. It
-// costs about 2·r·log2(c) restores for r refused among c changed Services,
+// costs about 2·r·log2(c) + 2 restores for r refused among c changed Services,
 // and every restore it makes leaves the kernel with valid rules.
-func (s *Syncer) isolate(ctx context.Context, f *family, log logr.Logger) []types.NamespacedName {
+func (s *Syncer) isolate(ctx context.Context, f *family, log logr.Logger) (refused []types.NamespacedName, ok bool) {
 	var changed []types.NamespacedName
 	for nn := range f.unconfirmed {
 		if _, ok := f.rendered[nn]; ok {
@@ -385,7 +385,7 @@ func (s *Syncer) isolate(ctx context.Context, f *family, log logr.Logger) []type
 		}
 	}
 	if len(changed) == 0 {
-		return nil
+		return nil, false
 	}
 	slices.SortFunc(changed, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	withheld := make(map[types.NamespacedName]bool, len(changed))
@@ -398,32 +398,32 @@ func (s *Syncer) isolate(ctx context.Context, f *family, log logr.Logger) []type
 	}
 	if err := apply(); err != nil {
 		log.Info("The rules last accepted are refused too: not a Service's fault", "error", err.Error())
-		return nil
+		return nil, false
 	}
-	var refused []types.NamespacedName
-	var bisect func(group []types.NamespacedName, knownBad bool)
-	bisect = func(group []types.NamespacedName, knownBad bool) {
-		if !knownBad {
-			for _, nn := range group {
-				delete(withheld, nn)
-			}
-			if apply() == nil {
-				return
-			}
-			for _, nn := range group {
-				withheld[nn] = true
-			}
+	// Every group is tried as a whole first, the first one too: a fault
+	// that ended meanwhile (the lock freed, the tool fixed) must not be
+	// blamed on a Service.
+	var bisect func(group []types.NamespacedName)
+	bisect = func(group []types.NamespacedName) {
+		for _, nn := range group {
+			delete(withheld, nn)
+		}
+		if apply() == nil {
+			return
+		}
+		for _, nn := range group {
+			withheld[nn] = true
 		}
 		if len(group) == 1 {
 			refused = append(refused, group[0])
 			return
 		}
 		half := len(group) / 2
-		bisect(group[:half], false)
-		bisect(group[half:], false)
+		bisect(group[:half])
+		bisect(group[half:])
 	}
-	bisect(changed, true)
-	return refused
+	bisect(changed)
+	return refused, true
 }
 
 // reportRefused puts the refused Services back to the rules the kernel
@@ -473,14 +473,22 @@ func (s *Syncer) canaryOK(ctx context.Context) bool {
 				return false
 			}
 		}
+		// "iptables -F" empties every built-in chain of the table: the
+		// first jump of each table tells, and checking one per table
+		// keeps the alarm quick (each check is an iptables run).
+		checked := map[rules.Table]bool{}
 		for _, j := range f.renderer.Jumps() {
+			if checked[j.Table] {
+				continue
+			}
+			checked[j.Table] = true
 			ok, err := s.runner.HasJump(ctx, f.ipv6, j)
 			if err != nil {
 				s.opts.Log.Error(err, "Canary check failed")
 				continue
 			}
 			if !ok {
-				s.opts.Log.Info("Canary chain gone: a jump from a built-in chain is missing, the table was flushed; resyncing everything",
+				s.opts.Log.Info("Jump from a built-in chain gone: the table was flushed, resyncing everything",
 					"family", fam, "table", j.Table, "chain", j.From)
 				canaryResyncs.Inc()
 				return false

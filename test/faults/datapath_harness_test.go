@@ -278,7 +278,7 @@ func (w *dpWorld) startSyncer(env ...string) *syncerProc {
 	p.cmd = exec.Command(syncerBin,
 		"--kubeconfig", w.kubeconfig, "--node-name", dpNodeName, "--node-ip", dpNodeIP, "--cluster-cidr", dpClusterCID,
 		"--netns", w.node.Name, "--min-sync-period", "100ms", "--canary-period", dpCanaryPeriod.String(),
-		"--metrics-bind-address", metrics, "--zap-log-level", "1")
+		"--metrics-bind-address", metrics, "--zap-log-level", "1", "--zap-time-encoding", "rfc3339nano")
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -389,21 +389,26 @@ func (w *dpWorld) startDPLoad(targets ...string) *dpLoad {
 	go func() {
 		defer l.wg.Done()
 		defer close(tokens)
-		tick := time.NewTicker(time.Second / dpRate)
+		// Catch up on what is due rather than one per tick: a loaded
+		// machine drops ticks.
+		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for i := 0; ; i++ {
+		for sent := 0; ; {
 			select {
 			case <-l.stopc:
 				return
 			case <-tick.C:
-				select {
-				case tokens <- targets[i%len(targets)]:
-				default: // every worker busy: the achieved rate shows it
+				for due := int(time.Since(l.start).Seconds() * dpRate); sent < due; sent++ {
+					select {
+					case tokens <- targets[sent%len(targets)]:
+					default: // every worker busy: the achieved rate shows it
+					}
 				}
 			}
 		}
 	}()
-	for range 64 {
+	// Enough workers to keep the rate while connections time out.
+	for range 256 {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
