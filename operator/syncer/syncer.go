@@ -488,7 +488,7 @@ func (s *Syncer) canaryOK(ctx context.Context) bool {
 				continue
 			}
 			if !ok {
-				s.opts.Log.Info("Jump from a built-in chain gone: the table was flushed, resyncing everything",
+				s.opts.Log.Info("Canary chain gone or unreachable: a jump from a built-in chain is missing (the table was flushed), resyncing everything",
 					"family", fam, "table", j.Table, "chain", j.From)
 				canaryResyncs.Inc()
 				return false
