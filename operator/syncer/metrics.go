@@ -22,8 +22,28 @@ var (
 	}, []string{"family", "kind"})
 	restoreFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "outpost_syncer", Name: "restore_failures_total",
-		Help: "Failed iptables-restore runs (each is retried as a full sync).",
+		Help: "Failed iptables-restore runs of a sync (each is retried as a full sync, with backoff).",
 	}, []string{"family", "kind"})
+	consecutiveFailures = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "outpost_syncer", Name: "sync_consecutive_failures",
+		Help: "Syncs failed in a row since the last successful one (0: the kernel holds the current rules).",
+	})
+	lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "outpost_syncer", Name: "last_successful_sync_timestamp_seconds",
+		Help: "Unix time of the last sync that left every family's rules current.",
+	})
+	servicesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "outpost_syncer", Name: "services_refused_total",
+		Help: "Services whose new rules iptables-restore refused; each keeps the rules last accepted for it (see its RulesRefused Event).",
+	}, []string{"family"})
+	conntrackDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "outpost_syncer", Name: "conntrack_entries_deleted_total",
+		Help: "UDP and SCTP conntrack entries deleted because their endpoint stopped serving or their Service got its first endpoint.",
+	}, []string{"family"})
+	conntrackFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "outpost_syncer", Name: "conntrack_cleanup_failures_total",
+		Help: "Failed conntrack cleanups (retried after the next sync).",
+	}, []string{"family"})
 	rulesTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "outpost_syncer", Name: "rules",
 		Help: "Rules the syncer owns, by IP family and table.",
@@ -41,6 +61,7 @@ var (
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		Registry.MustRegister(syncDuration, restoreBytes, restoreFailures, rulesTotal, servicesSkipped, canaryResyncs)
+		Registry.MustRegister(syncDuration, restoreBytes, restoreFailures, consecutiveFailures, lastSuccess, servicesRefused,
+			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures)
 	})
 }

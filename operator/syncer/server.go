@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/outpost-dev/outpost/operator/syncer/conntrack"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/restore"
 )
@@ -80,6 +81,9 @@ type Server struct {
 	broadcaster record.EventBroadcaster // nil with --once or --dry-run
 	// dryRun receives the restore input with --dry-run.
 	dryRun io.Writer
+	// conntrack deletes stale UDP/SCTP entries in the programmed
+	// namespace; nil with --dry-run.
+	conntrack *conntrack.Netlink
 }
 
 // NewServer checks cfg and builds a Server talking to the API server at
@@ -107,9 +111,17 @@ func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun 
 	}
 	opts := Options{
 		Families: fams, MinSyncPeriod: cfg.MinSyncPeriod, SyncPeriod: cfg.SyncPeriod, CanaryPeriod: cfg.CanaryPeriod, Log: log,
+		NodeName: cfg.NodeName,
 	}
 	if cfg.DryRun {
 		opts.DryRun = dryRun
+	} else {
+		ct, err := conntrack.NewNetlink(cfg.Netns)
+		if err != nil {
+			return nil, err
+		}
+		s.conntrack = ct
+		opts.Conntrack = ct
 	}
 	// A one-shot or dry run is a command, not a node component: it reports
 	// to its caller, not through Events.
@@ -159,6 +171,9 @@ func families(cfg Config) ([]render.Config, error) {
 // Run watches the API server and syncs until ctx ends; with Once it syncs
 // once and returns.
 func (s *Server) Run(ctx context.Context) error {
+	if s.conntrack != nil {
+		defer s.conntrack.Close()
+	}
 	if err := s.changes.Watch(ctx, s.client, s.cfg.ServiceSelector); err != nil {
 		return err
 	}

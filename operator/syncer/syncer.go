@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/outpost-dev/outpost/operator/syncer/conntrack"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/restore"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
@@ -27,11 +32,26 @@ type Options struct {
 	MinSyncPeriod time.Duration
 	SyncPeriod    time.Duration
 	CanaryPeriod  time.Duration
+	// MaxRetryDelay caps the exponential backoff (from MinSyncPeriod,
+	// doubling) between retries of a failed sync.
+	MaxRetryDelay time.Duration
 	Log           logr.Logger
-	// Recorder, if set, gets a Warning Event for each skipped Service.
+	// Recorder, if set, gets a Warning Event for each skipped or refused
+	// Service, and Events on the Node (NodeName) when syncing fails and
+	// recovers.
 	Recorder record.EventRecorder
+	NodeName string
 	// DryRun, if set, receives each restore input instead of the kernel.
 	DryRun io.Writer
+	// Conntrack, if set, deletes the UDP and SCTP conntrack entries that
+	// changed endpoints left stale, after the rules are applied.
+	Conntrack Conntrack
+}
+
+// Conntrack deletes the conntrack entries of one IP family that the
+// targets call stale (conntrack.Netlink in production).
+type Conntrack interface {
+	DeleteStale(ipv6 bool, t conntrack.Targets) (int, error)
 }
 
 // family is the state of one IP family.
@@ -46,6 +66,18 @@ type family struct {
 	applied *rules.Ruleset
 	// input is the last restore input, its memory reused by the next sync.
 	input []byte
+	// good holds, for each Service re-rendered since the last successful
+	// restore (unconfirmed), the rules the kernel last accepted for it: a
+	// Service whose new rules the kernel refuses falls back to them.
+	good        map[types.NamespacedName][]*render.ServiceRules
+	unconfirmed map[types.NamespacedName]bool
+	// targets holds each Service's UDP/SCTP frontends and serving
+	// endpoints as last rendered (known once every Service was rendered),
+	// and staleFlows the frontends whose conntrack entries are to be
+	// checked once the rules are applied.
+	targets      map[types.NamespacedName]conntrack.Targets
+	targetsKnown bool
+	staleFlows   conntrack.Pending
 }
 
 // Syncer keeps iptables in line with a ChangeTracker.
@@ -67,6 +99,9 @@ type SyncStats struct {
 	Bytes         int
 }
 
+// DefaultMaxRetryDelay caps the backoff between retries of a failed sync.
+const DefaultMaxRetryDelay = 30 * time.Second
+
 // New returns a Syncer.
 func New(changes *ChangeTracker, runner restore.Runner, opts Options) (*Syncer, error) {
 	if len(opts.Families) == 0 {
@@ -81,13 +116,21 @@ func New(changes *ChangeTracker, runner restore.Runner, opts Options) (*Syncer, 
 	if opts.CanaryPeriod <= 0 {
 		opts.CanaryPeriod = 10 * time.Second
 	}
+	if opts.MaxRetryDelay <= 0 {
+		opts.MaxRetryDelay = DefaultMaxRetryDelay
+	}
 	s := &Syncer{changes: changes, runner: runner, opts: opts}
 	for _, cfg := range opts.Families {
 		r, err := render.NewRenderer(cfg)
 		if err != nil {
 			return nil, err
 		}
-		s.families = append(s.families, &family{ipv6: cfg.IPv6, renderer: r, rendered: map[types.NamespacedName][]*render.ServiceRules{}})
+		s.families = append(s.families, &family{ipv6: cfg.IPv6, renderer: r,
+			rendered:    map[types.NamespacedName][]*render.ServiceRules{},
+			good:        map[types.NamespacedName][]*render.ServiceRules{},
+			unconfirmed: map[types.NamespacedName]bool{},
+			targets:     map[types.NamespacedName]conntrack.Targets{},
+		})
 	}
 	registerMetrics()
 	return s, nil
@@ -131,11 +174,19 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 	changes := make([]change, 0, len(snap.dirty))
 	refresh := func(nn types.NamespacedName) {
 		old := f.rendered[nn]
+		targets := conntrack.Targets{}
 		defer func() {
 			if !render.SameDispatch(old, f.rendered[nn]) {
 				dispatchChanged = true
 			}
 			changes = append(changes, change{old, f.rendered[nn]})
+			f.unconfirmed[nn] = true
+			f.staleFlows.Update(f.targets[nn], targets, f.targetsKnown)
+			if len(targets) > 0 {
+				f.targets[nn] = targets
+			} else {
+				delete(f.targets, nn)
+			}
 		}()
 		svc, ok := snap.services[nn]
 		if !ok {
@@ -155,13 +206,16 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 		}
 		out := make([]*render.ServiceRules, 0, len(ports))
 		for i := range ports {
-			out = append(out, f.renderer.Service(&ports[i], Endpoints(&ports[i], snap.slices[nn], f.ipv6)))
+			eps := Endpoints(&ports[i], snap.slices[nn], f.ipv6)
+			out = append(out, f.renderer.Service(&ports[i], eps))
+			targets.Add(&ports[i], eps)
 		}
 		f.rendered[nn] = out
 	}
 	for nn := range snap.dirty {
 		refresh(nn)
 	}
+	f.targetsKnown = true
 
 	var desired *rules.Ruleset
 	if f.applied != nil && !dispatchChanged {
@@ -181,41 +235,14 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 			}
 		}
 	} else {
-		// The dispatch entries are sorted by address in Assemble, so the
-		// order of services here does not change the output.
-		all := make([]*render.ServiceRules, 0, len(f.rendered))
-		for _, rs := range f.rendered {
-			all = append(all, rs...)
-		}
-		desired = f.renderer.Assemble(all)
+		desired = f.renderer.Assemble(s.all(f, nil))
 	}
 
-	var tx *rules.Transaction
-	if full {
-		tx = desired.Full()
-		if s.opts.DryRun == nil {
-			names := f.renderer.Names()
-			for _, table := range rules.Tables {
-				existing, err := s.runner.Chains(ctx, f.ipv6, table)
-				if err != nil {
-					// Stale chains are harmless (nothing jumps to them);
-					// keep going and delete them on a later full sync.
-					log.Error(err, "Cannot list chains; stale chains stay until the next full sync", "table", table)
-					continue
-				}
-				for _, c := range existing {
-					if _, want := desired.Get(table, c); !want && names.Owns(c) {
-						tx.Delete(rules.ChainRef{Table: table, Name: c})
-					}
-				}
-			}
-		}
-	} else {
-		tx = desired.Diff(f.applied)
-	}
+	tx := s.transaction(ctx, f, desired, full, log)
 	stats := SyncStats{Full: full, ChainsWritten: len(tx.Written()), ChainsDeleted: len(tx.Deleted()), Rules: tx.Rules()}
 	if tx.Empty() {
 		f.applied = desired
+		s.confirm(f, log)
 		return nil
 	}
 	f.input = tx.AppendTo(f.input[:0])
@@ -231,7 +258,24 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 	} else {
 		if err := s.runner.Restore(ctx, f.ipv6, f.input); err != nil {
 			restoreFailures.WithLabelValues(fam, kind).Inc()
-			return fmt.Errorf("%s %s sync: %w", fam, kind, err)
+			err = fmt.Errorf("%s %s sync: %w", fam, kind, err)
+			if !full {
+				// Retried as a full sync, which isolates refused Services.
+				return err
+			}
+			refused, ok := s.isolate(ctx, f, log)
+			if !ok {
+				return err
+			}
+			s.reportRefused(f, refused, err, log)
+			desired = f.renderer.Assemble(s.all(f, nil))
+			tx = s.transaction(ctx, f, desired, true, log)
+			f.input = tx.AppendTo(f.input[:0])
+			stats = SyncStats{Full: true, ChainsWritten: len(tx.Written()), ChainsDeleted: len(tx.Deleted()), Rules: tx.Rules(), Bytes: len(f.input)}
+			if err := s.runner.Restore(ctx, f.ipv6, f.input); err != nil {
+				restoreFailures.WithLabelValues(fam, kind).Inc()
+				return fmt.Errorf("%s full sync without the refused Services: %w", fam, err)
+			}
 		}
 		if full {
 			// The jumps from built-in chains are not ours to restore;
@@ -243,6 +287,7 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 			}
 		}
 	}
+	s.confirm(f, log)
 	f.applied = desired
 	s.LastSync = stats
 	syncDuration.WithLabelValues(fam, kind).Observe(time.Since(start).Seconds())
@@ -254,7 +299,159 @@ func (s *Syncer) syncFamily(ctx context.Context, f *family, snap snapshot, full 
 	return nil
 }
 
-// canaryOK reports whether every family's canary chains still exist.
+// all returns every Service's rules, with the Services in withheld at the
+// version the kernel last accepted. The dispatch entries are sorted by
+// address in Assemble, so the order here does not change the output.
+func (s *Syncer) all(f *family, withheld map[types.NamespacedName]bool) []*render.ServiceRules {
+	out := make([]*render.ServiceRules, 0, len(f.rendered))
+	for nn, rs := range f.rendered {
+		if withheld[nn] {
+			rs = f.good[nn]
+		}
+		out = append(out, rs...)
+	}
+	return out
+}
+
+// transaction is the restore input that makes the kernel hold desired:
+// with full, every chain is rewritten and stale chains of ours are
+// deleted; otherwise only the chains that changed since the last apply.
+func (s *Syncer) transaction(ctx context.Context, f *family, desired *rules.Ruleset, full bool, log logr.Logger) *rules.Transaction {
+	if !full {
+		return desired.Diff(f.applied)
+	}
+	tx := desired.Full()
+	if s.opts.DryRun != nil {
+		return tx
+	}
+	names := f.renderer.Names()
+	for _, table := range rules.Tables {
+		existing, err := s.runner.Chains(ctx, f.ipv6, table)
+		if err != nil {
+			// Stale chains are harmless (nothing jumps to them);
+			// keep going and delete them on a later full sync.
+			log.Error(err, "Cannot list chains; stale chains stay until the next full sync", "table", table)
+			continue
+		}
+		for _, c := range existing {
+			if _, want := desired.Get(table, c); !want && names.Owns(c) {
+				tx.Delete(rules.ChainRef{Table: table, Name: c})
+			}
+		}
+	}
+	return tx
+}
+
+// confirm records that the kernel holds every Service's rendered rules,
+// then deletes the conntrack entries the applied changes left stale (only
+// now: before, the old rules would NAT the next packet the old way again).
+// A failed cleanup is retried after the next sync.
+func (s *Syncer) confirm(f *family, log logr.Logger) {
+	for nn := range f.unconfirmed {
+		if rs, ok := f.rendered[nn]; ok {
+			f.good[nn] = rs
+		} else {
+			delete(f.good, nn)
+		}
+	}
+	clear(f.unconfirmed)
+	if s.opts.Conntrack == nil || len(f.staleFlows.Targets) == 0 {
+		return
+	}
+	fam := familyName(f.ipv6)
+	n, err := s.opts.Conntrack.DeleteStale(f.ipv6, f.staleFlows.Targets)
+	conntrackDeleted.WithLabelValues(fam).Add(float64(n))
+	if err != nil {
+		conntrackFailures.WithLabelValues(fam).Inc()
+		log.Error(err, "Cannot delete stale conntrack entries; retrying after the next sync", "deleted", n)
+		return
+	}
+	log.V(1).Info("Deleted stale conntrack entries", "entries", n, "frontends", len(f.staleFlows.Targets))
+	f.staleFlows.Targets = nil
+}
+
+// isolate finds the Services whose new rules the kernel refuses after a
+// full restore failed, by applying subsets for real: first every Service
+// at the version last accepted (if that fails too, the fault is not a
+// Service's and ok is false), then the changed Services in halves,
+// keeping each half that applies and splitting each that does not. It
+// costs about 2·r·log2(c) + 2 restores for r refused among c changed Services,
+// and every restore it makes leaves the kernel with valid rules.
+func (s *Syncer) isolate(ctx context.Context, f *family, log logr.Logger) (refused []types.NamespacedName, ok bool) {
+	var changed []types.NamespacedName
+	for nn := range f.unconfirmed {
+		if _, ok := f.rendered[nn]; ok {
+			changed = append(changed, nn)
+		}
+	}
+	if len(changed) == 0 {
+		return nil, false
+	}
+	slices.SortFunc(changed, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	withheld := make(map[types.NamespacedName]bool, len(changed))
+	for _, nn := range changed {
+		withheld[nn] = true
+	}
+	apply := func() error {
+		tx := s.transaction(ctx, f, f.renderer.Assemble(s.all(f, withheld)), true, log)
+		return s.runner.Restore(ctx, f.ipv6, tx.AppendTo(nil))
+	}
+	if err := apply(); err != nil {
+		log.Info("The rules last accepted are refused too: not a Service's fault", "error", err.Error())
+		return nil, false
+	}
+	// Every group is tried as a whole first, the first one too: a fault
+	// that ended meanwhile (the lock freed, the tool fixed) must not be
+	// blamed on a Service.
+	var bisect func(group []types.NamespacedName)
+	bisect = func(group []types.NamespacedName) {
+		for _, nn := range group {
+			delete(withheld, nn)
+		}
+		if apply() == nil {
+			return
+		}
+		for _, nn := range group {
+			withheld[nn] = true
+		}
+		if len(group) == 1 {
+			refused = append(refused, group[0])
+			return
+		}
+		half := len(group) / 2
+		bisect(group[:half])
+		bisect(group[half:])
+	}
+	bisect(changed)
+	return refused, true
+}
+
+// reportRefused puts the refused Services back to the rules the kernel
+// last accepted for them (none for a new Service) until they change again,
+// and says so on each Service.
+func (s *Syncer) reportRefused(f *family, refused []types.NamespacedName, cause error, log logr.Logger) {
+	fam := familyName(f.ipv6)
+	for _, nn := range refused {
+		log.Error(cause, "The kernel refuses this Service's rules; keeping the rules it last accepted for it", "service", nn)
+		servicesRefused.WithLabelValues(fam).Inc()
+		if rs, ok := f.good[nn]; ok {
+			f.rendered[nn] = rs
+		} else {
+			delete(f.rendered, nn)
+		}
+		delete(f.unconfirmed, nn)
+		if s.opts.Recorder != nil {
+			ref := &v1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: nn.Namespace, Name: nn.Name}
+			s.opts.Recorder.Eventf(ref, v1.EventTypeWarning, "RulesRefused",
+				"outpost-syncer: iptables-restore refuses this Service's %s rules; its previous rules stay until it changes: %v", fam, cause)
+		}
+	}
+}
+
+// canaryOK reports whether every family's canary chains and jumps from the
+// built-in chains are still in place: a deleted canary chain means someone
+// deleted our chains ("iptables -X", a firewall reload), a missing jump
+// that someone flushed a table ("iptables -F" keeps the chains).
 func (s *Syncer) canaryOK(ctx context.Context) bool {
 	if s.opts.DryRun != nil {
 		return true
@@ -263,6 +460,7 @@ func (s *Syncer) canaryOK(ctx context.Context) bool {
 		if f.applied == nil {
 			continue
 		}
+		fam := familyName(f.ipv6)
 		for _, table := range rules.Tables {
 			ok, err := s.runner.ChainExists(ctx, f.ipv6, table, f.renderer.Names().Canary())
 			if err != nil {
@@ -270,7 +468,28 @@ func (s *Syncer) canaryOK(ctx context.Context) bool {
 				continue
 			}
 			if !ok {
-				s.opts.Log.Info("Canary chain gone: the table was flushed, resyncing everything", "family", familyName(f.ipv6), "table", table)
+				s.opts.Log.Info("Canary chain gone: the table was flushed, resyncing everything", "family", fam, "table", table)
+				canaryResyncs.Inc()
+				return false
+			}
+		}
+		// "iptables -F" empties every built-in chain of the table: the
+		// first jump of each table tells, and checking one per table
+		// keeps the alarm quick (each check is an iptables run).
+		checked := map[rules.Table]bool{}
+		for _, j := range f.renderer.Jumps() {
+			if checked[j.Table] {
+				continue
+			}
+			checked[j.Table] = true
+			ok, err := s.runner.HasJump(ctx, f.ipv6, j)
+			if err != nil {
+				s.opts.Log.Error(err, "Canary check failed")
+				continue
+			}
+			if !ok {
+				s.opts.Log.Info("Canary chain gone or unreachable: a jump from a built-in chain is missing (the table was flushed), resyncing everything",
+					"family", fam, "table", j.Table, "chain", j.From)
 				canaryResyncs.Inc()
 				return false
 			}
@@ -279,12 +498,34 @@ func (s *Syncer) canaryOK(ctx context.Context) bool {
 	return true
 }
 
+// retryBackoff is the delay between retries of a failed sync: from
+// MinSyncPeriod, doubling, capped at MaxRetryDelay, with 10% jitter so that
+// the nodes of a cluster do not retry in step.
+func (s *Syncer) retryBackoff() wait.Backoff {
+	return wait.Backoff{Duration: s.opts.MinSyncPeriod, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: s.opts.MaxRetryDelay}
+}
+
+// nodeEvent records an Event on this node, where an operator looks for
+// why its Services misbehave.
+func (s *Syncer) nodeEvent(eventType, reason, format string, args ...any) {
+	if s.opts.Recorder == nil || s.opts.NodeName == "" {
+		return
+	}
+	// As kube-proxy: a Node's UID is its name in Events' references.
+	ref := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, UID: types.UID(s.opts.NodeName)}
+	s.opts.Recorder.Eventf(ref, eventType, reason, format, args...)
+}
+
 // Run syncs until ctx ends: after changes (at most once per
 // MinSyncPeriod), fully every SyncPeriod, fully when a canary vanished,
-// and again (fully) after a failure.
+// and after a failure fully again, with exponential backoff. The kernel
+// keeps the last rules applied meanwhile (every restore is atomic), and
+// nothing is cleaned up when ctx ends: a restarting syncer leaves no window
+// without rules.
 func (s *Syncer) Run(ctx context.Context) error {
 	full, pending := true, true
-	var last time.Time
+	var notBefore time.Time
+	failures, backoff := 0, s.retryBackoff()
 	fullTicker := time.NewTicker(s.opts.SyncPeriod)
 	defer fullTicker.Stop()
 	canary := time.NewTicker(s.opts.CanaryPeriod)
@@ -308,17 +549,34 @@ func (s *Syncer) Run(ctx context.Context) error {
 		if !pending {
 			continue
 		}
-		if wait := time.Until(last.Add(s.opts.MinSyncPeriod)); wait > 0 {
+		if wait := time.Until(notBefore); wait > 0 {
 			wake.Reset(wait)
 			continue
 		}
-		last = time.Now()
+		start := time.Now()
 		if err := s.Sync(ctx, full); err != nil {
-			s.opts.Log.Error(err, "Sync failed; retrying with a full sync", "after", s.opts.MinSyncPeriod)
-			full = true
-			wake.Reset(s.opts.MinSyncPeriod)
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			consecutiveFailures.Set(float64(failures))
+			delay := backoff.Step()
+			s.opts.Log.Error(err, "Sync failed; the kernel keeps the rules last applied; retrying with a full sync",
+				"consecutiveFailures", failures, "after", delay)
+			s.nodeEvent(v1.EventTypeWarning, "SyncFailed",
+				"outpost-syncer cannot apply rules (%d failures in a row, retrying in %s); the previous rules stay: %v", failures, delay.Round(time.Millisecond), err)
+			full, notBefore = true, time.Now().Add(delay)
+			wake.Reset(delay)
 			continue
 		}
+		if failures > 0 {
+			s.opts.Log.Info("Sync succeeded again", "after failures", failures)
+			s.nodeEvent(v1.EventTypeNormal, "SyncRecovered", "outpost-syncer applies rules again after %d failed syncs", failures)
+		}
+		failures, backoff = 0, s.retryBackoff()
+		consecutiveFailures.Set(0)
+		lastSuccess.SetToCurrentTime()
 		full, pending = false, false
+		notBefore = start.Add(s.opts.MinSyncPeriod)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr/testr"
 	v1 "k8s.io/api/core/v1"
@@ -18,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
+	"github.com/outpost-dev/outpost/operator/syncer/conntrack"
 	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
@@ -313,5 +316,163 @@ func TestPartialSyncsConvergeToFullSync(t *testing.T) {
 		if !reflect.DeepEqual(fake.Tables(false), fresh.Tables(false)) {
 			t.Fatalf("step %d: partial syncs diverged from a full sync", step)
 		}
+	}
+}
+
+func TestRefusedServiceKeepsItsLastRulesAndTheRestIsApplied(t *testing.T) {
+	ctx := context.Background()
+	s, tr, fake := newTestSyncer(t)
+	rec := record.NewFakeRecorder(10)
+	s.opts.Recorder = rec
+	tr.SetService(service("web", "10.96.0.20", tcpPort("", 80)))
+	tr.SetSlice(slice("web", "web-1", "", 8080, "10.244.1.1"))
+	tr.SetService(service("bad", "10.96.0.30", tcpPort("", 80)))
+	tr.SetSlice(slice("bad", "bad-1", "", 8080, "10.244.2.1"))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel now refuses any rule to bad's new endpoint.
+	fake.Refuse = func(input []byte) error {
+		if strings.Contains(string(input), "10.244.2.2:8080") {
+			return errors.New("iptables-restore: line 7 failed")
+		}
+		return nil
+	}
+	tr.SetSlice(slice("bad", "bad-1", "", 8080, "10.244.2.2"))
+	tr.SetSlice(slice("web", "web-1", "", 8080, "10.244.1.2"))
+	if err := s.Sync(ctx, true); err != nil {
+		t.Fatalf("a refused Service failed the sync of the others: %v", err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.20", 80); !slices.Equal(got, []string{"10.244.1.2:8080"}) {
+		t.Errorf("web -> %v, want its new endpoint", got)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.30", 80); !slices.Equal(got, []string{"10.244.2.1:8080"}) {
+		t.Errorf("refused bad -> %v, want the endpoint last accepted", got)
+	}
+	select {
+	case e := <-rec.Events:
+		if !strings.Contains(e, "RulesRefused") {
+			t.Errorf("event %q", e)
+		}
+	default:
+		t.Error("no RulesRefused Event")
+	}
+	// Once the Service changes to something the kernel takes, it is applied.
+	tr.SetSlice(slice("bad", "bad-1", "", 8080, "10.244.2.3"))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.30", 80); !slices.Equal(got, []string{"10.244.2.3:8080"}) {
+		t.Errorf("bad after its next change -> %v", got)
+	}
+}
+
+func TestFailureOfEveryRestoreIsNotBlamedOnAService(t *testing.T) {
+	ctx := context.Background()
+	s, tr, fake := newTestSyncer(t)
+	tr.SetService(service("web", "10.96.0.20", tcpPort("", 80)))
+	tr.SetSlice(slice("web", "web-1", "", 8080, "10.244.1.1"))
+	fake.Refuse = func([]byte) error { return errors.New("xtables lock held") }
+	if err := s.Sync(ctx, false); err == nil {
+		t.Fatal("sync succeeded with every restore failing")
+	}
+	fake.Refuse = nil
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.20", 80); !slices.Equal(got, []string{"10.244.1.1:8080"}) {
+		t.Errorf("web -> %v after the fault ended", got)
+	}
+}
+
+func TestCanarySeesFlushedRules(t *testing.T) {
+	ctx := context.Background()
+	s, tr, fake := newTestSyncer(t)
+	tr.SetService(service("web", "10.96.0.20", tcpPort("", 80)))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if !s.canaryOK(ctx) {
+		t.Fatal("canary alarm right after a sync")
+	}
+	fake.FlushRules(false, rules.NAT) // iptables -t nat -F: chains stay
+	if s.canaryOK(ctx) {
+		t.Error("canary missed iptables -t nat -F")
+	}
+}
+
+func TestRetryBackoffDoublesUpToTheCap(t *testing.T) {
+	s, _, _ := newTestSyncer(t)
+	s.opts.MinSyncPeriod, s.opts.MaxRetryDelay = time.Second, 10*time.Second
+	b := s.retryBackoff()
+	var got []time.Duration
+	for range 6 {
+		got = append(got, b.Step().Round(time.Second))
+	}
+	// 10% jitter rounds away at these sizes only below the cap.
+	want := []time.Duration{1, 2, 4, 8, 10, 10}
+	for i := range want {
+		if lo, hi := want[i]*time.Second, want[i]*time.Second*11/10+time.Second/2; got[i] < lo || got[i] > hi {
+			t.Errorf("retry %d after %s, want %s (+10%%)", i+1, got[i], want[i]*time.Second)
+		}
+	}
+}
+
+// fakeConntrack records what the syncer asks to delete.
+type fakeConntrack struct{ calls []conntrack.Targets }
+
+func (f *fakeConntrack) DeleteStale(_ bool, t conntrack.Targets) (int, error) {
+	f.calls = append(f.calls, maps.Clone(t))
+	return len(t), nil
+}
+
+func TestConntrackCleanedAfterTheRulesAreApplied(t *testing.T) {
+	ctx := context.Background()
+	s, tr, fake := newTestSyncer(t)
+	ct := &fakeConntrack{}
+	s.opts.Conntrack = ct
+	udp := v1.ServicePort{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP}
+	udpSlice := func(addrs ...string) *discovery.EndpointSlice {
+		sl := slice("dns", "dns-1", "dns", 5353, addrs...)
+		sl.Ports[0].Protocol = ptr.To(v1.ProtocolUDP)
+		return sl
+	}
+	tr.SetService(service("dns", "10.96.0.10", udp))
+	tr.SetSlice(udpSlice("10.244.1.1", "10.244.1.2"))
+	tr.SetService(service("web", "10.96.0.20", tcpPort("", 80)))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(ct.calls) != 1 || len(ct.calls[0]) != 1 {
+		t.Fatalf("first sync (past unknown) cleaned %v, want the UDP cluster IP only", ct.calls)
+	}
+	// An endpoint added: nothing can be stale.
+	tr.SetSlice(udpSlice("10.244.1.1", "10.244.1.2", "10.244.1.3"))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(ct.calls) != 1 {
+		t.Errorf("adding an endpoint cleaned conntrack: %v", ct.calls[1:])
+	}
+	// An endpoint removed, but the restore fails: no cleanup until the
+	// rules are in.
+	tr.SetSlice(udpSlice("10.244.1.2", "10.244.1.3"))
+	fake.FailNext = errors.New("restore failed")
+	if err := s.Sync(ctx, false); err == nil {
+		t.Fatal("sync succeeded")
+	}
+	if len(ct.calls) != 1 {
+		t.Fatal("conntrack cleaned although the rules were not applied")
+	}
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(ct.calls) != 2 {
+		t.Fatalf("no cleanup after the removal was applied: %v", ct.calls)
+	}
+	removed := conntrack.Flow{Proto: 17, OrigDst: netip.MustParseAddrPort("10.96.0.10:53"), ReplySrc: netip.MustParseAddrPort("10.244.1.1:5353")}
+	kept := conntrack.Flow{Proto: 17, OrigDst: netip.MustParseAddrPort("10.96.0.10:53"), ReplySrc: netip.MustParseAddrPort("10.244.1.2:5353")}
+	if !ct.calls[1].Stale(removed) || ct.calls[1].Stale(kept) {
+		t.Errorf("cleanup targets %v: want the removed endpoint's flows only", ct.calls[1])
 	}
 }

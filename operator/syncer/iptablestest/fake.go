@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/outpost-dev/outpost/operator/syncer/restore"
@@ -26,6 +27,11 @@ type Fake struct {
 	Jumps []rules.Jump
 	// FailNext makes the next Restore fail with this error.
 	FailNext error
+	// Refuse, if set, is asked about every restore input; an error refuses
+	// it as the kernel refuses a rule it cannot load.
+	Refuse func(input []byte) error
+	// jumped holds the ensured jumps still in place, per family.
+	jumped map[bool]map[string]bool
 }
 
 // NewFake returns an empty fake with the built-in chains.
@@ -56,6 +62,11 @@ func (f *Fake) Restore(_ context.Context, ipv6 bool, input []byte) error {
 	if err := f.FailNext; err != nil {
 		f.FailNext = nil
 		return err
+	}
+	if f.Refuse != nil {
+		if err := f.Refuse(input); err != nil {
+			return err
+		}
 	}
 	next := clone(f.State[ipv6])
 	if err := next.Parse(input); err != nil {
@@ -98,12 +109,29 @@ func (f *Fake) ChainExists(_ context.Context, ipv6 bool, table rules.Table, chai
 	return ok, nil
 }
 
+func jumpKey(j rules.Jump) string { return fmt.Sprintf("%s %s %q", j.Table, j.From, j.Args) }
+
 // EnsureJump records the jump.
-func (f *Fake) EnsureJump(_ context.Context, _ bool, j rules.Jump) error {
+func (f *Fake) EnsureJump(_ context.Context, ipv6 bool, j rules.Jump) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Jumps = append(f.Jumps, j)
+	if f.jumped == nil {
+		f.jumped = map[bool]map[string]bool{}
+	}
+	if f.jumped[ipv6] == nil {
+		f.jumped[ipv6] = map[string]bool{}
+	}
+	f.jumped[ipv6][jumpKey(j)] = true
 	return nil
+}
+
+// HasJump reports whether the jump was ensured since its table was last
+// flushed.
+func (f *Fake) HasJump(_ context.Context, ipv6 bool, j rules.Jump) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.jumped[ipv6][jumpKey(j)], nil
 }
 
 // Flush empties a table, like "iptables -t nat -F; iptables -t nat -X".
@@ -111,6 +139,26 @@ func (f *Fake) Flush(ipv6 bool, table rules.Table) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.State[ipv6], string(table))
+	f.flushJumps(ipv6, table)
+}
+
+// FlushRules empties every chain of a table but keeps the chains, like
+// "iptables -t nat -F".
+func (f *Fake) FlushRules(ipv6 bool, table rules.Table) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name := range f.State[ipv6][string(table)] {
+		f.State[ipv6][string(table)][name] = nil
+	}
+	f.flushJumps(ipv6, table)
+}
+
+func (f *Fake) flushJumps(ipv6 bool, table rules.Table) {
+	for k := range f.jumped[ipv6] {
+		if strings.HasPrefix(k, string(table)+" ") {
+			delete(f.jumped[ipv6], k)
+		}
+	}
 }
 
 // Tables returns a copy of the current state of a family.

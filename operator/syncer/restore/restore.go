@@ -29,6 +29,9 @@ type Runner interface {
 	// EnsureJump inserts a jump rule at the top of a built-in chain unless
 	// it is already there.
 	EnsureJump(ctx context.Context, ipv6 bool, j rules.Jump) error
+	// HasJump reports whether a jump rule is in its built-in chain (it is
+	// not after "iptables -F", which keeps the chains but empties them).
+	HasJump(ctx context.Context, ipv6 bool, j rules.Jump) (bool, error)
 }
 
 // Exec runs the real iptables tools.
@@ -127,14 +130,26 @@ func (e *Exec) ChainExists(ctx context.Context, ipv6 bool, table rules.Table, ch
 	return false, fmt.Errorf("check chain %s/%s: %w", table, chain, err)
 }
 
+// HasJump runs iptables -C (exit status 1: no such rule).
+func (e *Exec) HasJump(ctx context.Context, ipv6 bool, j rules.Jump) (bool, error) {
+	check := append([]string{"-w", "5", "-t", string(j.Table), "-C", j.From}, j.Args...)
+	err := e.command(ctx, tool(ipv6, "tables"), check...).Run()
+	if err == nil {
+		return true, nil
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 1 {
+		return false, nil
+	}
+	return false, fmt.Errorf("check jump %s %s -> %v: %w", j.Table, j.From, j.Args, err)
+}
+
 // EnsureJump checks the rule with -C and inserts it with -I if missing.
 func (e *Exec) EnsureJump(ctx context.Context, ipv6 bool, j rules.Jump) error {
-	base := []string{"-w", "5", "-t", string(j.Table)}
-	check := append(append(append([]string{}, base...), "-C", j.From), j.Args...)
-	if err := e.command(ctx, tool(ipv6, "tables"), check...).Run(); err == nil {
+	if ok, err := e.HasJump(ctx, ipv6, j); err == nil && ok {
 		return nil
 	}
-	insert := append(append(append([]string{}, base...), "-I", j.From, "1"), j.Args...)
+	insert := append([]string{"-w", "5", "-t", string(j.Table), "-I", j.From, "1"}, j.Args...)
 	if out, err := e.command(ctx, tool(ipv6, "tables"), insert...).CombinedOutput(); err != nil {
 		return fmt.Errorf("insert jump %s %s -> %v: %w: %s", j.Table, j.From, j.Args, err, strings.TrimSpace(string(out)))
 	}
