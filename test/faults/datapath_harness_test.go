@@ -20,13 +20,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,8 +35,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/outpost-dev/outpost/test/netns"
-	"github.com/outpost-dev/outpost/test/testenv"
+	"github.com/outpost-dev/outpost/test/lib/loopback"
+	"github.com/outpost-dev/outpost/test/lib/netns"
+	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/process"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 const (
@@ -61,7 +62,6 @@ var (
 	syncerBuild     sync.Once
 	syncerBin       string
 	syncerBuildErr  error
-	syncerBuildOut  []byte
 	dpMetricsClient = &http.Client{Timeout: 2 * time.Second}
 )
 
@@ -89,26 +89,17 @@ func newDPWorld(t *testing.T) *dpWorld {
 	netns.Require(t)
 	syncerBuild.Do(func() {
 		syncerBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-syncer")
-		build := exec.Command("go", "build", "-o", syncerBin, "./operator/cmd/outpost-syncer")
-		build.Dir = testenv.RepoRoot()
-		syncerBuildOut, syncerBuildErr = build.CombinedOutput()
+		syncerBuildErr = testenv.Build(syncerBin, "./operator/cmd/outpost-syncer")
 	})
 	if syncerBuildErr != nil {
-		t.Fatalf("build outpost-syncer: %v\n%s", syncerBuildErr, syncerBuildOut)
+		t.Fatal(syncerBuildErr)
 	}
 	env, cfg, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	kc, err := testenv.AdminKubeconfig(env, "outpost-syncer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &dpWorld{t: t, kube: kubernetes.NewForConfigOrDie(cfg), kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
-	if err := os.WriteFile(w.kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w := &dpWorld{t: t, kube: kubernetes.NewForConfigOrDie(cfg), kubeconfig: testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")}
 
 	w.node = netns.New(t, "of-node")
 	w.client = netns.New(t, "of-client")
@@ -257,10 +248,8 @@ func answer(c net.Conn, timeout time.Duration) (string, error) {
 
 // syncerProc is one run of bin/outpost-syncer.
 type syncerProc struct {
-	cmd     *exec.Cmd
-	log     *syncBuffer
+	*process.Process
 	metrics string
-	done    chan struct{}
 	started time.Time
 }
 
@@ -268,47 +257,13 @@ type syncerProc struct {
 // the test's environment (e.g. a PATH with a fault-injecting wrapper).
 func (w *dpWorld) startSyncer(env ...string) *syncerProc {
 	w.t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	metrics := ln.Addr().String()
-	ln.Close()
-	p := &syncerProc{log: &syncBuffer{}, metrics: metrics, done: make(chan struct{}), started: time.Now()}
-	p.cmd = exec.Command(syncerBin,
+	metrics := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(w.t))
+	started := time.Now()
+	proc := process.StartForTestEnv(w.t, "outpost-syncer", env, syncerBin,
 		"--kubeconfig", w.kubeconfig, "--node-name", dpNodeName, "--node-ip", dpNodeIP, "--cluster-cidr", dpClusterCID,
 		"--netns", w.node.Name, "--min-sync-period", "100ms", "--canary-period", dpCanaryPeriod.String(),
 		"--metrics-bind-address", metrics, "--zap-log-level", "1", "--zap-time-encoding", "rfc3339nano")
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	w.t.Cleanup(func() {
-		p.stop(w.t, syscall.SIGKILL)
-		if w.t.Failed() {
-			w.t.Logf("syncer log (pid %d):\n%s", p.cmd.Process.Pid, p.log.String())
-		}
-	})
-	return p
-}
-
-// stop signals the syncer and waits for it to exit.
-func (p *syncerProc) stop(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		t.Fatalf("outpost-syncer did not exit within 20 s of %s", sig)
-	}
+	return &syncerProc{Process: proc, metrics: metrics, started: started}
 }
 
 // metric returns the sum of a metric's samples whose line starts with
@@ -345,7 +300,7 @@ func (p *syncerProc) metric(prefix string) (float64, error) {
 // started after it did.
 func (p *syncerProc) waitSynced(t *testing.T) time.Duration {
 	t.Helper()
-	waitFor(t, 30*time.Second, func() error {
+	p.Eventually(t, 30*time.Second, "a successful sync", func() error {
 		ts, err := p.metric("outpost_syncer_last_successful_sync_timestamp_seconds")
 		if err != nil {
 			return err
@@ -442,7 +397,7 @@ func (w *dpWorld) startDPLoad(targets ...string) *dpLoad {
 func (l *dpLoad) waitMore(t *testing.T, n int64) {
 	t.Helper()
 	target := l.attempted.Load() + n
-	waitFor(t, time.Duration(n)*time.Second/dpRate*4+5*time.Second, func() error {
+	poll.Eventually(t, time.Duration(n)*time.Second/dpRate*4+5*time.Second, fmt.Sprintf("%d more connections attempted", n), func() error {
 		if got := l.attempted.Load(); got < target {
 			return fmt.Errorf("load attempted %d connections, waiting for %d", got, target)
 		}

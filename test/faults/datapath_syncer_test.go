@@ -15,6 +15,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/outpost-dev/outpost/test/lib/poll"
 )
 
 // loadTargets makes a ClusterIP and a NodePort Service over three
@@ -26,7 +28,7 @@ func (w *dpWorld) loadTargets(env ...string) (*corev1.Service, *syncerProc, []st
 	p := w.startSyncer(env...)
 	targets := []string{clusterAddr(web), nodePortAddr(web)}
 	for _, addr := range targets {
-		waitFor(w.t, 30*time.Second, func() error { _, err := w.get(addr, time.Second); return err })
+		poll.Eventually(w.t, 30*time.Second, fmt.Sprintf("%s answers", addr), func() error { _, err := w.get(addr, time.Second); return err })
 	}
 	return web, p, targets
 }
@@ -41,7 +43,7 @@ func TestSyncerRestartUnderLoad(t *testing.T) {
 	load := w.startDPLoad(targets...)
 	load.waitMore(t, dpRate)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		p.stop(t, sig)
+		p.StopWith(sig)
 		if nat := w.natRules(); !strings.Contains(nat, jump) {
 			t.Fatalf("after %s the nat table lost our rules:\n%s", sig, nat)
 		}
@@ -138,7 +140,7 @@ func syncAttempts(t *testing.T, log string) []time.Time {
 // drained waits until n connections in a row avoid the backend.
 func (w *dpWorld) drained(t *testing.T, addr, backend string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, func() error {
+	poll.Eventually(t, timeout, fmt.Sprintf("%s no longer reaches %s", addr, backend), func() error {
 		for range 15 {
 			got, err := w.get(addr, time.Second)
 			if err != nil {
@@ -175,7 +177,7 @@ func TestSyncerRestoreFailsUnderLoad(t *testing.T) {
 	load.waitMore(t, dpRate/2)
 
 	calls := len(callTimes(t, callsFile)) - before
-	attempts := syncAttempts(t, p.log.String())
+	attempts := syncAttempts(t, p.Log())
 	var gaps []time.Duration
 	for i := 1; i < len(attempts); i++ {
 		gaps = append(gaps, attempts[i].Sub(attempts[i-1]).Round(10*time.Millisecond))
@@ -198,10 +200,10 @@ func TestSyncerRestoreFailsUnderLoad(t *testing.T) {
 	if len(gaps) < 2 || gaps[len(gaps)-1] < 2*gaps[0] {
 		t.Errorf("retries did not back off: %v between failed syncs", gaps)
 	}
-	if strings.Contains(p.log.String(), "RulesRefused") || strings.Contains(p.log.String(), "refuses this Service") {
+	if strings.Contains(p.Log(), "RulesRefused") || strings.Contains(p.Log(), "refuses this Service") {
 		t.Error("a fault of iptables-restore itself was blamed on a Service")
 	}
-	waitFor(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, "SyncFailed and SyncRecovered Events on the Node", func() error {
 		reasons := w.events("Node", dpNodeName)
 		if !slices.Contains(reasons, "SyncFailed") || !slices.Contains(reasons, "SyncRecovered") {
 			return fmt.Errorf("Node Events %v, want SyncFailed and SyncRecovered", reasons)
@@ -232,9 +234,9 @@ func TestSyncerRefusedServiceDoesNotBlockOthers(t *testing.T) {
 	start := time.Now()
 	fresh := w.service("fresh", corev1.ServiceTypeClusterIP, corev1.ProtocolTCP)
 	w.endpoints(fresh, w.backends[1])
-	waitFor(t, 30*time.Second, func() error { _, err := w.get(clusterAddr(fresh), time.Second); return err })
+	poll.Eventually(t, 30*time.Second, "the Service created during the fault answers", func() error { _, err := w.get(clusterAddr(fresh), time.Second); return err })
 	converged := time.Since(start)
-	waitFor(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, "a RulesRefused Event on the refused Service", func() error {
 		if reasons := w.events("Service", "refused"); !slices.Contains(reasons, "RulesRefused") {
 			return fmt.Errorf("Events of Service refused: %v", reasons)
 		}
@@ -268,7 +270,7 @@ func TestSyncerXtablesLockHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lock.Process.Kill(); _ = lock.Wait() })
-	waitFor(t, 5*time.Second, func() error {
+	poll.Eventually(t, 5*time.Second, "the xtables lock held by flock", func() error {
 		// flock -n fails while the holder has it.
 		if exec.Command("flock", "-n", "/run/xtables.lock", "true").Run() == nil {
 			return fmt.Errorf("lock not held yet")
@@ -297,7 +299,7 @@ func TestDatapathNatFlushedUnderLoad(t *testing.T) {
 
 	flushed := time.Now()
 	w.node.Must(t, "iptables", "-t", "nat", "-F")
-	waitFor(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, "rules back after the flush", func() error {
 		n, err := p.metric("outpost_syncer_canary_resyncs_total")
 		if err != nil || n < 1 {
 			return fmt.Errorf("canary_resyncs_total %v (%v)", n, err)
@@ -349,7 +351,7 @@ func TestConntrackUDPFlowMovesOffRemovedEndpoint(t *testing.T) {
 		return string(buf[:n]), err
 	}
 	var pinned string
-	waitFor(t, 30*time.Second, func() (err error) { pinned, err = ask(); return err })
+	poll.Eventually(t, 30*time.Second, "a datagram answered", func() (err error) { pinned, err = ask(); return err })
 	for range 5 {
 		if got, err := ask(); err != nil || got != pinned {
 			t.Fatalf("one 5-tuple answered by %q (%v) after %q: conntrack does not pin it", got, err, pinned)
@@ -364,7 +366,7 @@ func TestConntrackUDPFlowMovesOffRemovedEndpoint(t *testing.T) {
 	start := time.Now()
 	w.endpoints(dns, remaining)
 	datagrams := 0
-	waitFor(t, 15*time.Second, func() error {
+	poll.Eventually(t, 15*time.Second, "a datagram to the remaining endpoint", func() error {
 		datagrams++
 		got, err := ask()
 		if err != nil {

@@ -47,10 +47,11 @@ type Process struct {
 // Start runs argv[0] with the arguments argv[1:], its standard output and
 // error going to a new file at logPath.
 func Start(logPath string, argv ...string) (*Process, error) {
-	return start("", logPath, argv)
+	return start("", logPath, nil, argv)
 }
 
-func start(dir, logPath string, argv []string) (*Process, error) {
+// start runs argv in dir with env added to this process's environment.
+func start(dir, logPath string, env, argv []string) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("process: no binary to start")
 	}
@@ -60,6 +61,9 @@ func start(dir, logPath string, argv []string) (*Process, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Pdeathsig fires when the thread that forked the binary ends. Go ends
 	// a thread only with its process, or when a goroutine locked to it
@@ -88,8 +92,15 @@ func start(dir, logPath string, argv []string) (*Process, error) {
 // that cannot start fails tb.
 func StartForTest(tb testing.TB, name string, argv ...string) *Process {
 	tb.Helper()
+	return StartForTestEnv(tb, name, nil, argv...)
+}
+
+// StartForTestEnv is StartForTest with env (KEY=value) added to the test's
+// environment, e.g. a PATH that puts a fault-injecting wrapper first.
+func StartForTestEnv(tb testing.TB, name string, env []string, argv ...string) *Process {
+	tb.Helper()
 	dir := tb.TempDir()
-	p, err := start(dir, filepath.Join(dir, name+".log"), argv)
+	p, err := start(dir, filepath.Join(dir, name+".log"), env, argv)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -129,11 +140,15 @@ func (p *Process) Log() string {
 // Stop sends SIGTERM, then SIGKILL if the process still runs after
 // StopGrace, and returns once it is reaped. Stopping an exited process does
 // nothing, so a test may stop a process early and leave the cleanup to run.
-func (p *Process) Stop() {
+func (p *Process) Stop() { p.StopWith(syscall.SIGTERM) }
+
+// StopWith is Stop with another first signal: SIGKILL for a crash, as a
+// fault test wants, or SIGINT for a Ctrl-C.
+func (p *Process) StopWith(sig syscall.Signal) {
 	if p.Exited() != nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.exited:
 	case <-time.After(StopGrace):
