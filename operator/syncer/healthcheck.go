@@ -83,6 +83,8 @@ type HealthServer struct {
 	// (kube-proxy's serviceProxyHealthy); nil means always.
 	healthy func() bool
 	log     logr.Logger
+	// listen opens the ports: net.Listen, or in the --netns namespace.
+	listen listenFunc
 
 	mu       sync.RWMutex
 	services map[types.NamespacedName]*healthService
@@ -96,7 +98,7 @@ type healthService struct {
 
 // NewHealthServer returns a server with no ports open; Sync opens them.
 func NewHealthServer(addresses []netip.Addr, healthy func() bool, log logr.Logger) *HealthServer {
-	return &HealthServer{addresses: addresses, healthy: healthy, log: log, services: map[types.NamespacedName]*healthService{}}
+	return &HealthServer{addresses: addresses, healthy: healthy, log: log, listen: net.Listen, services: map[types.NamespacedName]*healthService{}}
 }
 
 // Sync makes the open ports and reported counts those of checks: it
@@ -149,7 +151,7 @@ func (h *HealthServer) open(nn types.NamespacedName, port uint16) (*healthServic
 		if a.IsValid() {
 			host = a.String()
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		ln, err := h.listen("tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 		if err != nil {
 			s.close()
 			return nil, err

@@ -84,6 +84,9 @@ type Server struct {
 	// conntrack deletes stale UDP/SCTP entries in the programmed
 	// namespace; nil with --dry-run.
 	conntrack *conntrack.Netlink
+	// health serves the health check node ports of LoadBalancer Services
+	// with externalTrafficPolicy: Local; nil with --once or --dry-run.
+	health *HealthServer
 }
 
 // NewServer checks cfg and builds a Server talking to the API server at
@@ -128,6 +131,20 @@ func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun 
 	if !cfg.Once && !cfg.DryRun {
 		s.broadcaster = record.NewBroadcaster()
 		opts.Recorder = s.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "outpost-syncer", Host: cfg.NodeName})
+		// The health check node ports listen where the rules are: the
+		// node's network namespace (the syncer runs with the host network),
+		// or --netns.
+		s.health = NewHealthServer(cfg.NodeIPs, func() bool { return s.syncer.Healthy() }, log.WithName("healthcheck"))
+		if cfg.Netns != "" {
+			if s.health.listen, err = listenIn(cfg.Netns); err != nil {
+				return nil, err
+			}
+		}
+		opts.AfterSync = func() {
+			if err := s.health.Sync(s.changes.HealthChecks(cfg.NodeName)); err != nil {
+				log.Error(err, "Health check node ports")
+			}
+		}
 	}
 	if s.syncer, err = New(s.changes, runner, opts); err != nil {
 		return nil, err
@@ -173,6 +190,9 @@ func families(cfg Config) ([]render.Config, error) {
 func (s *Server) Run(ctx context.Context) error {
 	if s.conntrack != nil {
 		defer s.conntrack.Close()
+	}
+	if s.health != nil {
+		defer s.health.Close()
 	}
 	if err := s.changes.Watch(ctx, s.client, s.cfg.ServiceSelector); err != nil {
 		return err

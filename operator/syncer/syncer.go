@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -46,6 +47,9 @@ type Options struct {
 	// Conntrack, if set, deletes the UDP and SCTP conntrack entries that
 	// changed endpoints left stale, after the rules are applied.
 	Conntrack Conntrack
+	// AfterSync, if set, runs after each successful sync of Run: the health
+	// check node ports follow the endpoints the rules were written for.
+	AfterSync func()
 }
 
 // Conntrack deletes the conntrack entries of one IP family that the
@@ -88,7 +92,14 @@ type Syncer struct {
 	families []*family
 	// LastSync describes the last successful sync (for tests and logs).
 	LastSync SyncStats
+	// failing is set while Run's syncs fail (see Healthy).
+	failing atomic.Bool
 }
+
+// Healthy reports whether the last sync of Run succeeded: the rules follow
+// the API. A load balancer's health check (HealthServer) turns a node away
+// while they do not, as kube-proxy's does.
+func (s *Syncer) Healthy() bool { return !s.failing.Load() }
 
 // SyncStats describes one sync of one family.
 type SyncStats struct {
@@ -559,6 +570,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 				return nil
 			}
 			failures++
+			s.failing.Store(true)
 			consecutiveFailures.Set(float64(failures))
 			delay := backoff.Step()
 			s.opts.Log.Error(err, "Sync failed; the kernel keeps the rules last applied; retrying with a full sync",
@@ -574,8 +586,12 @@ func (s *Syncer) Run(ctx context.Context) error {
 			s.nodeEvent(v1.EventTypeNormal, "SyncRecovered", "outpost-syncer applies rules again after %d failed syncs", failures)
 		}
 		failures, backoff = 0, s.retryBackoff()
+		s.failing.Store(false)
 		consecutiveFailures.Set(0)
 		lastSuccess.SetToCurrentTime()
+		if s.opts.AfterSync != nil {
+			s.opts.AfterSync()
+		}
 		full, pending = false, false
 		notBefore = start.Add(s.opts.MinSyncPeriod)
 	}

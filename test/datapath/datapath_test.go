@@ -459,6 +459,7 @@ func TestDatapath(t *testing.T) {
 	})
 
 	t.Run("loadBalancerSourceRanges admit the range, drop the others", w.testLoadBalancerSourceRanges)
+	t.Run("health check node port answers by local endpoints", w.testHealthCheckNodePort)
 
 	t.Run("--once --dry-run prints the restore input", func(t *testing.T) {
 		out, err := exec.Command(syncerBin, "--kubeconfig", kubeconfig, "--node-name", nodeName, "--cluster-cidr", clusterCID,

@@ -1,11 +1,15 @@
 package datapath
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,4 +94,62 @@ func (w *world) testLoadBalancerSourceRanges(t *testing.T) {
 		_, err := w.getFrom(outsider, lb)
 		return err
 	})
+}
+
+// testHealthCheckNodePort: a LoadBalancer Service with
+// externalTrafficPolicy Local gets a health check node port from the API
+// server; the syncer answers on it, as kube-proxy does, 200 on a node with a
+// local endpoint and 503 on one without, so the load balancer sends traffic
+// only where it is served locally.
+func (w *world) testHealthCheckNodePort(t *testing.T) {
+	local := func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
+	here := w.service("hc-here", v1.ServiceTypeLoadBalancer, local, tcpPort("http", 80, 8080))
+	w.slice("hc-here", "http", v1.ProtocolTCP, 8080, ep{b: w.backends[0], node: nodeName}, ep{b: w.backends[1], node: "node2"})
+	elsewhere := w.service("hc-elsewhere", v1.ServiceTypeLoadBalancer, local, tcpPort("http", 80, 8080))
+	w.slice("hc-elsewhere", "http", v1.ProtocolTCP, 8080, ep{b: w.backends[1], node: "node2"})
+
+	for _, tc := range []struct {
+		svc        *v1.Service
+		status     int
+		localCount string
+	}{{here, http.StatusOK, `"localEndpoints": 1`}, {elsewhere, http.StatusServiceUnavailable, `"localEndpoints": 0`}} {
+		if tc.svc.Spec.HealthCheckNodePort == 0 {
+			t.Fatalf("the API server gave %s no healthCheckNodePort", tc.svc.Name)
+		}
+		addr := net.JoinHostPort(nodeIP, fmt.Sprint(tc.svc.Spec.HealthCheckNodePort))
+		poll.Eventually(t, 20*time.Second, fmt.Sprintf("%s's health check %s answers %d", tc.svc.Name, addr, tc.status), func() error {
+			status, body, err := w.httpGet(addr)
+			switch {
+			case err != nil:
+				return err
+			case status != tc.status || !strings.Contains(body, tc.localCount):
+				return fmt.Errorf("got %d %q", status, body)
+			}
+			return nil
+		})
+	}
+}
+
+// httpGet sends one GET / from the client namespace. The connection is
+// made inside the namespace; an http.Client would dial from another thread.
+func (w *world) httpGet(addr string) (int, string, error) {
+	var c net.Conn
+	if err := w.client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 2*time.Second)
+		return err
+	}); err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", addr); err != nil {
+		return 0, "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }
