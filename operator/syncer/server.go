@@ -60,12 +60,15 @@ type Config struct {
 // DefaultConfig returns the flag defaults.
 func DefaultConfig() Config {
 	return Config{
-		ChainPrefix:        "OUTPOST",
-		Layout:             render.Compact,
-		MinSyncPeriod:      time.Second,
-		SyncPeriod:         time.Hour,
-		CanaryPeriod:       10 * time.Second,
-		MetricsBindAddress: ":9402",
+		ChainPrefix:   "OUTPOST",
+		Layout:        render.Compact,
+		MinSyncPeriod: time.Second,
+		SyncPeriod:    time.Hour,
+		CanaryPeriod:  10 * time.Second,
+		// The syncer runs with the host network: on every address its metrics
+		// would be open to anyone who reaches the node (kube-proxy binds
+		// 127.0.0.1 too).
+		MetricsBindAddress: "127.0.0.1:9402",
 	}
 }
 
