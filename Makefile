@@ -75,6 +75,7 @@ run: envtest build ## Start a local control plane, the operator and the samples,
 build: coredns ## Build every binary into bin/.
 	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
 	$(GO) build -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
+	$(GO) build -o $(BIN)/kubectl-outpost ./operator/cmd/kubectl-outpost
 
 .PHONY: coredns
 coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
