@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 )
@@ -75,7 +76,7 @@ func WriteExplanation(w io.Writer, e *Explanation, now time.Time) error {
 		r := xb.Status.Endpoints[i]
 		expires := "-"
 		if r.Expires != nil {
-			expires = fmt.Sprintf("in %s", r.Expires.Sub(now).Round(time.Second))
+			expires = relative(r.Expires.Sub(now))
 		}
 		return fmt.Sprintf("%s\t%t\t%s\t%s\t%s\t%s", r.Address, r.Ready, dash(r.Reason), dash(r.Host), expires, dash(r.Message))
 	})
@@ -178,6 +179,14 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// relative is d as kubectl prints ages, in the future or the past.
+func relative(d time.Duration) string {
+	if d < 0 {
+		return duration.HumanDuration(-d) + " ago"
+	}
+	return "in " + duration.HumanDuration(d)
 }
 
 func nonZero(n int32) string {
