@@ -188,9 +188,10 @@ func runImport(ctx context.Context, cl client.Client, ns string, names []string,
 
 // readBackends reads where svc's traffic goes: its Endpoints, or, for
 // Services whose endpoints were written as EndpointSlices only, those.
-// A missing endpoint port name makes a port unusable, so the error says so.
+// Endpoints no ExternalBackend can describe skip svc.
 func readBackends(ctx context.Context, cl client.Client, svc *corev1.Service) (Backends, error) {
-	if len(svc.Spec.Selector) > 0 || svc.Spec.Type == corev1.ServiceTypeExternalName || IsOutposts(svc) {
+	skip := func(err error) error { return &Skipped{Namespace: svc.Namespace, Name: svc.Name, Reason: err.Error()} }
+	if len(svc.Spec.Selector) > 0 || svc.Spec.Type == corev1.ServiceTypeExternalName || OwnedByExternalBackend(svc) {
 		return Backends{}, nil // Import skips or needs none
 	}
 	var ep corev1.Endpoints
@@ -201,7 +202,7 @@ func readBackends(ctx context.Context, cl client.Client, svc *corev1.Service) (B
 	var backends Backends
 	if err == nil {
 		if backends, err = BackendsFromEndpoints(&ep); err != nil {
-			return Backends{}, &Skipped{Namespace: svc.Namespace, Name: svc.Name, Reason: err.Error()}
+			return Backends{}, skip(err)
 		}
 	}
 	if len(backends.Addresses) > 0 {
@@ -213,7 +214,7 @@ func readBackends(ctx context.Context, cl client.Client, svc *corev1.Service) (B
 	}
 	backends, err = BackendsFromSlices(slices.Items)
 	if err != nil {
-		return Backends{}, &Skipped{Namespace: svc.Namespace, Name: svc.Name, Reason: err.Error()}
+		return Backends{}, skip(err)
 	}
 	return backends, nil
 }

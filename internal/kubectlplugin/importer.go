@@ -106,9 +106,9 @@ func ptrOr[T any](p *T, def T) T {
 	return *p
 }
 
-// IsOutposts reports whether svc was written by the operator for an
+// OwnedByExternalBackend reports whether svc was written by the operator for an
 // ExternalBackend (its controller is one).
-func IsOutposts(svc *corev1.Service) bool {
+func OwnedByExternalBackend(svc *corev1.Service) bool {
 	ref := metav1.GetControllerOf(svc)
 	return ref != nil && ref.Kind == "ExternalBackend" && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/")
 }
@@ -122,7 +122,7 @@ func Import(svc *corev1.Service, backends Backends) (xb *v1alpha1.ExternalBacken
 		return &Skipped{Namespace: svc.Namespace, Name: svc.Name, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case IsOutposts(svc):
+	case OwnedByExternalBackend(svc):
 		return nil, nil, skip("it already belongs to ExternalBackend %s", metav1.GetControllerOf(svc).Name)
 	case len(svc.Spec.Selector) > 0:
 		return nil, nil, skip("it has a selector, so its endpoints are Pods, not machines outside the cluster")

@@ -7,8 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	// The tracer lives with the syncer's test doubles; it is the one
-	// reading of the rules there is, so explain uses it rather than a copy.
+	// The tracer lives with the syncer's test doubles, whose package asks
+	// production code not to import it; it is the one reading of the rules
+	// there is, so explain uses it rather than a copy until it moves out.
 	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 )
 
