@@ -8,5 +8,8 @@
 //     endpoints it can reach, masqueraded or not, and how many rules it
 //     walks.
 //
-// Production code must not import it.
+// The operator, the syncer and CoreDNS never import it (a test of the
+// syncer's dependencies says so). One client tool does: `kubectl outpost
+// explain --rules` shows a user where the Tracer sends a first packet, the
+// same oracle the tests trust.
 package iptablestest
