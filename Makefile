@@ -14,6 +14,15 @@ export KUBEBUILDER_ASSETS := $(BIN)/k8s
 # Every binary is static (the images need it), and building everything the
 # same way lets tests, `make build` and `make image` share one build cache.
 export CGO_ENABLED ?= 0
+# What --version prints and outpost_build_info exports (internal/version);
+# a plain `go build` falls back to the toolchain's VCS revision. CoreDNS'
+# -version shows the revision too.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG := github.com/outpost-dev/outpost/internal/version
+VERSION_LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X github.com/coredns/coredns/coremain.GitCommit=outpost-$(VERSION)
+GO_BUILD := $(GO) build -ldflags="$(VERSION_LDFLAGS)"
 
 ##@ General
 
@@ -73,26 +82,26 @@ run: envtest build ## Start a local control plane, the operator and the samples,
 
 .PHONY: build
 build: coredns ## Build every binary into bin/.
-	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
-	$(GO) build -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
+	$(GO_BUILD) -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+	$(GO_BUILD) -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
 
 .PHONY: coredns
 coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
-	$(GO) build -o $(BIN)/coredns ./plugin/coredns
+	$(GO_BUILD) -o $(BIN)/coredns ./plugin/coredns
 
 ##@ Images
 
 IMAGE_REPO ?= outpost-dev
 IMAGE_TAG ?= dev
 IMAGE_DIR ?= $(BIN)/images
-IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_VERSION ?= $(VERSION)
+IMAGE_REVISION ?= $(REVISION)
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 # Image and file times: the commit's, so a rebuild of one commit gives the same digests.
 IMAGE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_BUILDER := $(BIN)/image-builder
 # Flags for the static (CGO_ENABLED=0) builds that go into the images.
-IMAGE_BUILD_FLAGS ?= -trimpath -ldflags=-s
+IMAGE_BUILD_FLAGS ?= -trimpath -ldflags="-s $(VERSION_LDFLAGS)"
 # CA bundle installed in the images (the operator's HTTPS health checks verify against it).
 CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # The syncer runs iptables-restore: by default its image gets this machine's nf_tables iptables
