@@ -89,6 +89,16 @@ build: coredns ## Build every binary into bin/.
 coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
 	$(GO_BUILD) -o $(BIN)/coredns ./plugin/coredns
 
+##@ Release
+
+DIST ?= $(CURDIR)/dist
+
+.PHONY: install-yaml
+install-yaml: ## Write dist/install.yaml, config/default in one file: `kubectl apply --server-side -f dist/install.yaml`.
+	mkdir -p $(DIST)
+	$(KUSTOMIZE) build config/default > $(DIST)/install.yaml.tmp
+	mv $(DIST)/install.yaml.tmp $(DIST)/install.yaml
+
 ##@ Images
 
 IMAGE_REPO ?= outpost-dev
