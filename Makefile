@@ -39,6 +39,7 @@ OPERATOR_RBAC_PACKAGES := ./operator/controller/... ./operator/clusterranges/...
 .PHONY: manifests
 manifests: ## Generate the CRD and RBAC from the API and controller markers.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml charts/outpost/crds/
 	$(CONTROLLER_GEN) rbac:roleName=outpost-operator $(foreach p,$(OPERATOR_RBAC_PACKAGES),paths="$(p)") output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=outpost-syncer paths="./operator/syncer/..." output:rbac:artifacts:config=config/components/datapath
 	$(CONTROLLER_GEN) rbac:roleName=outpost-coredns paths="./plugin/..." output:rbac:artifacts:config=config/components/dns
@@ -49,7 +50,7 @@ generate: ## Generate deepcopy code for the API types.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if the committed generated files are stale.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
 
 .PHONY: verify-fmt
 verify-fmt: ## Fail if a Go file is not gofmt-clean.
@@ -68,8 +69,9 @@ envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s 
 	./hack/envtest.sh
 
 .PHONY: coredns-corefile
-coredns-corefile: ## Rewrite config/components/dns/Corefile from Corefile.example (kubeconfig line dropped).
+coredns-corefile: ## Rewrite config/components/dns/Corefile and the chart's copy from Corefile.example (kubeconfig line dropped).
 	$(GO) test ./test/manifests -run '^TestClusterCorefileIsTheExample$$' -count=1 -update
+	cp config/components/dns/Corefile charts/outpost/files/Corefile
 
 ##@ Try it
 
