@@ -14,6 +14,15 @@ export KUBEBUILDER_ASSETS := $(BIN)/k8s
 # Every binary is static (the images need it), and building everything the
 # same way lets tests, `make build` and `make image` share one build cache.
 export CGO_ENABLED ?= 0
+# What --version prints and outpost_build_info exports (internal/version);
+# a plain `go build` falls back to the toolchain's VCS revision. CoreDNS'
+# -version shows the revision too.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG := github.com/outpost-dev/outpost/internal/version
+VERSION_LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X github.com/coredns/coredns/coremain.GitCommit=outpost-$(VERSION)
+GO_BUILD := $(GO) build -ldflags="$(VERSION_LDFLAGS)"
 
 ##@ General
 
@@ -30,6 +39,7 @@ OPERATOR_RBAC_PACKAGES := ./operator/controller/... ./operator/clusterranges/...
 .PHONY: manifests
 manifests: ## Generate the CRD and RBAC from the API and controller markers.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml charts/outpost/crds/
 	$(CONTROLLER_GEN) rbac:roleName=outpost-operator $(foreach p,$(OPERATOR_RBAC_PACKAGES),paths="$(p)") output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=outpost-syncer paths="./operator/syncer/..." output:rbac:artifacts:config=config/components/datapath
 	$(CONTROLLER_GEN) rbac:roleName=outpost-coredns paths="./plugin/..." output:rbac:artifacts:config=config/components/dns
@@ -40,7 +50,7 @@ generate: ## Generate deepcopy code for the API types.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if the committed generated files are stale.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
 
 .PHONY: verify-fmt
 verify-fmt: ## Fail if a Go file is not gofmt-clean.
@@ -59,8 +69,9 @@ envtest: ## Build kube-apiserver and etcd from the Go module proxy into bin/k8s 
 	./hack/envtest.sh
 
 .PHONY: coredns-corefile
-coredns-corefile: ## Rewrite config/components/dns/Corefile from Corefile.example (kubeconfig line dropped).
+coredns-corefile: ## Rewrite config/components/dns/Corefile and the chart's copy from Corefile.example (kubeconfig line dropped).
 	$(GO) test ./test/manifests -run '^TestClusterCorefileIsTheExample$$' -count=1 -update
+	cp config/components/dns/Corefile charts/outpost/files/Corefile
 
 ##@ Try it
 
@@ -73,27 +84,37 @@ run: envtest build ## Start a local control plane, the operator and the samples,
 
 .PHONY: build
 build: coredns ## Build every binary into bin/.
-	$(GO) build -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
-	$(GO) build -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
-	$(GO) build -o $(BIN)/kubectl-outpost ./operator/cmd/kubectl-outpost
+	$(GO_BUILD) -o $(BIN)/outpost-operator ./operator/cmd/outpost-operator
+	$(GO_BUILD) -o $(BIN)/outpost-syncer ./operator/cmd/outpost-syncer
+	$(GO_BUILD) -o $(BIN)/kubectl-outpost ./operator/cmd/kubectl-outpost
 
 .PHONY: coredns
 coredns: ## Build the custom CoreDNS (stock plugins + outpost) into bin/coredns.
-	$(GO) build -o $(BIN)/coredns ./plugin/coredns
+	$(GO_BUILD) -o $(BIN)/coredns ./plugin/coredns
+
+##@ Release
+
+DIST ?= $(CURDIR)/dist
+
+.PHONY: install-yaml
+install-yaml: ## Write dist/install.yaml, config/default in one file: `kubectl apply --server-side -f dist/install.yaml`.
+	mkdir -p $(DIST)
+	$(KUSTOMIZE) build config/default > $(DIST)/install.yaml.tmp
+	mv $(DIST)/install.yaml.tmp $(DIST)/install.yaml
 
 ##@ Images
 
 IMAGE_REPO ?= outpost-dev
 IMAGE_TAG ?= dev
 IMAGE_DIR ?= $(BIN)/images
-IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_VERSION ?= $(VERSION)
+IMAGE_REVISION ?= $(REVISION)
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 # Image and file times: the commit's, so a rebuild of one commit gives the same digests.
 IMAGE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_BUILDER := $(BIN)/image-builder
 # Flags for the static (CGO_ENABLED=0) builds that go into the images.
-IMAGE_BUILD_FLAGS ?= -trimpath -ldflags=-s
+IMAGE_BUILD_FLAGS ?= -trimpath -ldflags="-s $(VERSION_LDFLAGS)"
 # CA bundle installed in the images (the operator's HTTPS health checks verify against it).
 CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # The syncer runs iptables-restore: by default its image gets this machine's nf_tables iptables

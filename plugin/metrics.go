@@ -4,7 +4,14 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/outpost-dev/outpost/internal/version"
 )
+
+// The metrics plugin serves the default registry; outpost_build_info is named
+// as in the operator and the syncer, so one query finds every Outpost build
+// in a cluster. CoreDNS' own version is coredns_build_info.
+func init() { prometheus.MustRegister(version.Get().Collector()) }
 
 // Metrics are exported under coredns_outpost_*. Counters per query result are
 // resolved once at start so that serving a query costs one atomic add.

@@ -15,6 +15,8 @@ import (
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+
+	"github.com/outpost-dev/outpost/internal/version"
 )
 
 func init() { plugin.Register(pluginName, setup) }
@@ -22,6 +24,8 @@ func init() { plugin.Register(pluginName, setup) }
 func setup(c *caddy.Controller) error {
 	// Not klog.InitFlags: it panics on reload.
 	klog.SetLogger(logr.New(&klogSink{}))
+	build := version.Get()
+	log.Infof("outpost %s (revision %s)", build.Version, build.Revision)
 	o, err := parse(c)
 	if err != nil {
 		return plugin.Error(pluginName, err)

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outpost-dev/outpost/internal/version"
 )
 
 // Registry holds the syncer's metrics; the binary serves it on
@@ -62,6 +64,6 @@ var (
 func registerMetrics() {
 	registerOnce.Do(func() {
 		Registry.MustRegister(syncDuration, restoreBytes, restoreFailures, consecutiveFailures, lastSuccess, servicesRefused,
-			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures)
+			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures, version.Get().Collector())
 	})
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// MetricsBindAddress serves /metrics (--metrics-bind-address); "0"
 	// or empty disables it.
 	MetricsBindAddress string
+	// HealthzBindAddress serves the liveness probe /healthz (Healthz)
+	// (--healthz-bind-address); "0" or empty disables it.
+	HealthzBindAddress string
 	// Once syncs once and returns (--once).
 	Once bool
 	// DryRun prints each restore input instead of applying it (--dry-run).
@@ -69,6 +72,9 @@ func DefaultConfig() Config {
 		// would be open to anyone who reaches the node (kube-proxy binds
 		// 127.0.0.1 too).
 		MetricsBindAddress: "127.0.0.1:9402",
+		// Loopback for the same reason: the kubelet probes a host-network
+		// Pod from the node. Not kube-proxy's 10256, so both can run.
+		HealthzBindAddress: "127.0.0.1:10266",
 	}
 }
 
@@ -188,6 +194,23 @@ func families(cfg Config) ([]render.Config, error) {
 	return out, nil
 }
 
+// serve serves h on path at addr in the background until the returned
+// function is called; addr "0" or empty serves nothing.
+func (s *Server) serve(what, addr, path string, h http.Handler) (stop func()) {
+	if addr == "0" || addr == "" {
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(err, what+" server stopped", "address", addr)
+		}
+	}()
+	return func() { _ = srv.Close() }
+}
+
 // Run watches the API server and syncs until ctx ends; with Once it syncs
 // once and returns.
 func (s *Server) Run(ctx context.Context) error {
@@ -210,17 +233,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.Once {
 		return s.syncer.Sync(ctx, true)
 	}
-	if addr := s.cfg.MetricsBindAddress; addr != "0" && addr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))
-		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error(err, "Metrics server stopped")
-			}
-		}()
-		defer srv.Close()
-	}
+	defer s.serve("Metrics", s.cfg.MetricsBindAddress, "/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))()
+	defer s.serve("Health", s.cfg.HealthzBindAddress, "/healthz",
+		Healthz{Start: time.Now(), LastSuccess: s.syncer.LastSuccess, Bound: 2 * s.cfg.SyncPeriod})()
 	s.log.Info("Syncing iptables", "node", s.cfg.NodeName, "prefix", s.cfg.ChainPrefix, "layout", s.cfg.Layout.String(),
 		"families", len(s.syncer.families))
 	return s.syncer.Run(ctx)

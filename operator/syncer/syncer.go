@@ -94,6 +94,18 @@ type Syncer struct {
 	LastSync SyncStats
 	// failing is set while Run's syncs fail (see Healthy).
 	failing atomic.Bool
+	// lastSuccess is the Unix time in nanoseconds of Run's last successful
+	// sync, 0 before the first (see LastSuccess).
+	lastSuccess atomic.Int64
+}
+
+// LastSuccess returns when a sync of Run last succeeded; zero before the
+// first. The liveness probe (Healthz) fails once it is too old.
+func (s *Syncer) LastSuccess() time.Time {
+	if ns := s.lastSuccess.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Healthy reports whether the last sync of Run succeeded: the rules follow
@@ -589,6 +601,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		s.failing.Store(false)
 		consecutiveFailures.Set(0)
 		lastSuccess.SetToCurrentTime()
+		s.lastSuccess.Store(time.Now().UnixNano())
 		if s.opts.AfterSync != nil {
 			s.opts.AfterSync()
 		}

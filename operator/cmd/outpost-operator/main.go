@@ -3,12 +3,15 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/outpost-dev/outpost/internal/listflag"
+	"github.com/outpost-dev/outpost/internal/version"
 	"github.com/outpost-dev/outpost/operator"
 )
 
@@ -32,12 +35,21 @@ func main() {
 	flag.IntVar(&opts.MaxRecordsPerAnswer, "max-records-per-answer", opts.MaxRecordsPerAnswer, "Addresses taken from one DNS answer (the smallest, so the choice is stable); 0 for no bound.")
 	flag.IntVar(&opts.MaxEndpointPorts, "max-endpoint-ports", opts.MaxEndpointPorts, "Endpoints times ports per ExternalBackend; a backend above it gets no Service. 0 for no bound.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "How many ExternalBackends are reconciled at once.")
+	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse() // --kubeconfig is registered by controller-runtime's config package.
 
+	build := version.Get()
+	if *showVersion {
+		fmt.Println(build.String("outpost-operator"))
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("outpost-operator", build.KeysAndValues()...)
+	// Served with the manager's metrics on --metrics-bind-address.
+	crmetrics.Registry.MustRegister(build.Collector())
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/outpost-dev/outpost/internal/listflag"
+	"github.com/outpost-dev/outpost/internal/version"
 	"github.com/outpost-dev/outpost/operator/syncer"
 )
 
@@ -34,6 +35,7 @@ func bindFlags(fs *flag.FlagSet, cfg *syncer.Config, kubeconfig *string) {
 	fs.DurationVar(&cfg.SyncPeriod, "sync-period", cfg.SyncPeriod, "Time between full resyncs.")
 	fs.DurationVar(&cfg.CanaryPeriod, "canary-period", cfg.CanaryPeriod, "How often to check that nobody flushed our tables.")
 	fs.StringVar(&cfg.MetricsBindAddress, "metrics-bind-address", cfg.MetricsBindAddress, "Address serving Prometheus metrics on /metrics; 0 disables.")
+	fs.StringVar(&cfg.HealthzBindAddress, "healthz-bind-address", cfg.HealthzBindAddress, "Address serving the liveness probe on /healthz (unhealthy once the last successful sync is older than 2 × --sync-period); 0 disables.")
 	fs.BoolVar(&cfg.Once, "once", cfg.Once, "Sync once and exit.")
 	fs.BoolVar(&cfg.DryRun, "dry-run", cfg.DryRun, "Print the iptables-restore input instead of applying it.")
 	fs.StringVar(&cfg.Netns, "netns", cfg.Netns, "Apply rules inside this named network namespace (ip netns exec NAME ...).")
@@ -44,10 +46,17 @@ func main() {
 	var kubeconfig string
 	fs := flag.NewFlagSet("outpost-syncer", flag.ExitOnError)
 	bindFlags(fs, &cfg, &kubeconfig)
+	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	_ = fs.Parse(os.Args[1:])
+	build := version.Get()
+	if *showVersion {
+		fmt.Println(build.String("outpost-syncer"))
+		return
+	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	log.Info("outpost-syncer", build.KeysAndValues()...)
 
 	if err := run(kubeconfig, cfg, log); err != nil {
 		log.Error(err, "outpost-syncer failed")

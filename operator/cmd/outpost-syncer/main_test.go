@@ -34,7 +34,7 @@ func TestFlagsFillConfig(t *testing.T) {
 		"--cluster-cidr", "10.244.0.0/16", "--cluster-cidr", "fd00:10:244::/48", "--masquerade-all",
 		"--chain-prefix", "KUBE", "--layout", "kube-proxy", "--service-selector", "a=b",
 		"--min-sync-period", "100ms", "--sync-period", "1m", "--canary-period", "500ms",
-		"--metrics-bind-address", "0", "--once", "--dry-run", "--netns", "node",
+		"--metrics-bind-address", "0", "--healthz-bind-address", "127.0.0.1:1", "--once", "--dry-run", "--netns", "node",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestFlagsFillConfig(t *testing.T) {
 		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/48")},
 		MasqueradeAll: true, ChainPrefix: "KUBE", Layout: render.KubeProxy, ServiceSelector: "a=b",
 		MinSyncPeriod: 100 * time.Millisecond, SyncPeriod: time.Minute, CanaryPeriod: 500 * time.Millisecond,
-		MetricsBindAddress: "0", Once: true, DryRun: true, Netns: "node",
+		MetricsBindAddress: "0", HealthzBindAddress: "127.0.0.1:1", Once: true, DryRun: true, Netns: "node",
 	}
 	if !reflect.DeepEqual(*cfg, want) || *kubeconfig != "/k" {
 		t.Errorf("config = %+v (kubeconfig %q)\nwant %+v", *cfg, *kubeconfig, want)
