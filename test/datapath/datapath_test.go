@@ -324,7 +324,7 @@ func TestDatapath(t *testing.T) {
 	syncer := process.StartForTest(t, "syncer", syncerBin,
 		"--kubeconfig", kubeconfig, "--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", clusterCID,
 		"--netns", w.node.Name, "--service-selector", "app.kubernetes.io/managed-by=outpost-operator",
-		"--min-sync-period", "100ms", "--canary-period", "500ms", "--metrics-bind-address", "0", "--zap-log-level", "1")
+		"--min-sync-period", "100ms", "--canary-period", "500ms", "--metrics-bind-address", "0", "--healthz-bind-address", "0", "--zap-log-level", "1")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("node nat table:\n%s", w.node.Must(t, "iptables-save", "-t", "nat"))

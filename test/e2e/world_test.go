@@ -137,7 +137,7 @@ func newWorld(tb testing.TB, machinePorts map[string][]int) *world {
 		"--service-cidr", testenv.DualStackServiceCIDRs, "--dns-server", w.upstream.Addr)
 	w.start("syncer", bins.syncer, "--kubeconfig", kubeconfig,
 		"--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", podCIDR, "--netns", w.node.Name,
-		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
+		"--min-sync-period", "100ms", "--metrics-bind-address", "0", "--healthz-bind-address", "0")
 	w.startCoreDNS(kubeconfig)
 	return w
 }

@@ -262,7 +262,7 @@ func (w *dpWorld) startSyncer(env ...string) *syncerProc {
 	proc := process.StartForTestEnv(w.t, "outpost-syncer", env, syncerBin,
 		"--kubeconfig", w.kubeconfig, "--node-name", dpNodeName, "--node-ip", dpNodeIP, "--cluster-cidr", dpClusterCID,
 		"--netns", w.node.Name, "--min-sync-period", "100ms", "--canary-period", dpCanaryPeriod.String(),
-		"--metrics-bind-address", metrics, "--zap-log-level", "1", "--zap-time-encoding", "rfc3339nano")
+		"--metrics-bind-address", metrics, "--healthz-bind-address", "0", "--zap-log-level", "1", "--zap-time-encoding", "rfc3339nano")
 	return &syncerProc{Process: proc, metrics: metrics, started: started}
 }
 

@@ -251,7 +251,7 @@ func serve(ns string, b Backend) (stop func(), err error) {
 func startSyncer(opts Options, node string) (*process.Process, error) {
 	return process.Start(opts.LogPath, opts.Syncer, "--kubeconfig", opts.Kubeconfig, "--netns", node,
 		"--node-name", "outpost-run", "--node-ip", nodeAddr, "--cluster-cidr", podCIDR,
-		"--min-sync-period", "100ms", "--metrics-bind-address", "0")
+		"--min-sync-period", "100ms", "--metrics-bind-address", "0", "--healthz-bind-address", "0")
 }
 
 // waitForAnswer GETs url from inside the node until the answer is want,
