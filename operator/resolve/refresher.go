@@ -42,11 +42,15 @@ type Options struct {
 type Address struct {
 	Addr    netip.Addr
 	Expires time.Time
+	// Confirmed is when an answer last listed Addr.
+	Confirmed time.Time
 }
 
 // State is what the Refresher knows about one name of one owner.
 type State struct {
 	// Resolved is false until the first attempt for every family finished.
+	// Addresses may be set before that: those an earlier run published
+	// (see EnsureFrom).
 	Resolved bool
 	// Addresses to publish, sorted, IPv4 first; during a failure these are
 	// the last known addresses until the grace ends.
@@ -149,6 +153,15 @@ func CanonicalName(name string) string {
 // no longer listed are dropped. Calling it again with the same arguments
 // changes nothing. The error names the bad spec field.
 func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec) error {
+	return r.EnsureFrom(owner, names, spec, nil)
+}
+
+// EnsureFrom is Ensure for a reconciler that knows what an earlier run
+// published: a name it starts tracking begins with its known addresses
+// (see Known) instead of nothing, and keeps them until its first answer
+// replaces them, or through the grace if it fails. Known addresses of
+// names already tracked, or not listed, are ignored.
+func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec Spec, known []Known) error {
 	spec, err := spec.normalize()
 	if err != nil {
 		return err
@@ -177,7 +190,7 @@ func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec
 		e, ok := r.entries[k]
 		switch {
 		case !ok:
-			r.entries[k] = &entry{spec: spec, families: map[corev1.IPFamily]familyState{}, due: now}
+			r.entries[k] = &entry{spec: spec, families: restoredFamilies(name, known, spec, now), due: now}
 			resolveNow = append(resolveNow, k)
 		case !slices.Equal(e.spec.Families, spec.Families):
 			for f := range e.families {
@@ -200,6 +213,28 @@ func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec
 		r.queue.Add(k)
 	}
 	return nil
+}
+
+// restoredFamilies is the starting state of name from the known addresses
+// of its owner, per family of spec.
+func restoredFamilies(name string, known []Known, spec Spec, now time.Time) map[corev1.IPFamily]familyState {
+	byFamily := map[corev1.IPFamily][]Known{}
+	for _, k := range known {
+		f := corev1.IPv4Protocol
+		if !k.Addr.Unmap().Is4() {
+			f = corev1.IPv6Protocol
+		}
+		if CanonicalName(k.Name) == name && slices.Contains(spec.Families, f) {
+			byFamily[f] = append(byFamily[f], Known{Name: name, Addr: k.Addr.Unmap(), Expires: k.Expires, Confirmed: k.Confirmed})
+		}
+	}
+	families := map[corev1.IPFamily]familyState{}
+	for f, ks := range byFamily {
+		if fs, ok := restored(ks, spec, now); ok {
+			families[f] = fs
+		}
+	}
+	return families
 }
 
 // Forget stops resolving every name of owner (call it when the owner is deleted).
@@ -234,7 +269,7 @@ func (e *entry) state() State {
 			continue
 		}
 		for _, a := range fs.addrs {
-			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires})
+			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires, Confirmed: fs.confirmed})
 		}
 		if fs.err != nil && st.Err == nil {
 			st.Err, st.FailingSince = fs.err, fs.failingSince
