@@ -359,9 +359,16 @@ type EndpointStatus struct {
 	Host string `json:"host,omitempty"`
 	// Ready is true when the address is written as ready.
 	Ready bool `json:"ready"`
-	// Expires is when a resolved address is next re-resolved.
+	// Expires is when a resolved address is next re-resolved; while its
+	// name fails, when the address is dropped.
 	// +optional
 	Expires *metav1.Time `json:"expires,omitempty"`
+	// LastResolved is when a DNS answer last listed the address. A
+	// restarted operator keeps the address, while the name cannot be
+	// resolved, until one maxTTL after this time (or until expires, if
+	// later), never longer.
+	// +optional
+	LastResolved *metav1.Time `json:"lastResolved,omitempty"`
 	// Reason the address is not ready or was left out, e.g. Denied or Unhealthy.
 	// +optional
 	Reason string `json:"reason,omitempty"`

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +47,9 @@ type Inputs struct {
 	Health map[netip.Addr]probe.Status
 	// ProbeErr is the prober's refusal of spec.healthCheck.
 	ProbeErr error
+	// Published is what an earlier run published (ReadPublished): an
+	// address published as not ready starts not ready at the prober.
+	Published Published
 	// Now stamps the conditions whose status changes.
 	Now time.Time
 }
@@ -92,7 +94,8 @@ func ProbeTargets(xb *v1alpha1.ExternalBackend, in Inputs) []probe.Target {
 	var targets []probe.Target
 	for _, row := range rows(xb, in) {
 		if row.Reason != v1alpha1.EndpointDenied {
-			targets = append(targets, probe.Target{Addr: netip.MustParseAddr(row.Address), Host: row.Host})
+			addr := netip.MustParseAddr(row.Address)
+			targets = append(targets, probe.Target{Addr: addr, Host: row.Host, StartNotReady: in.Published.NotReady[addr]})
 		}
 	}
 	return targets
@@ -150,6 +153,9 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) []v1alpha1.EndpointStatus {
 			row.Reason, row.Message = v1alpha1.EndpointDenied, err.Error()
 		} else if st, probed := in.Health[ip]; probed && !st.Ready {
 			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, st.LastError
+			if !st.Known {
+				row.Message = "published as not ready before the operator started; ready after healthyThreshold passing checks"
+			}
 		} else {
 			row.Ready = true
 		}
@@ -165,11 +171,20 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) []v1alpha1.EndpointStatus {
 			continue
 		}
 		for _, r := range states[a].Addresses {
-			expires := metav1.NewTime(r.Expires.Truncate(time.Second))
-			add(r.Addr, v1alpha1.EndpointStatus{Host: a, Expires: &expires})
+			row := v1alpha1.EndpointStatus{Host: a, Expires: secondsOf(r.Expires)}
+			if !r.Confirmed.IsZero() {
+				row.LastResolved = secondsOf(r.Confirmed)
+			}
+			add(r.Addr, row)
 		}
 	}
 	return out
+}
+
+// secondsOf is t as the API stores it: to the second.
+func secondsOf(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
 }
 
 // addressEvents tell the user, in one Event per kind, which addresses were
@@ -209,21 +224,26 @@ func addressEvents(before, after []v1alpha1.EndpointStatus) []Event {
 	}
 	var events []Event
 	if len(denied) > 0 {
+		prefix := fmt.Sprintf("%d address(es) left out by the address policy: ", len(denied))
 		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventAddressDenied, "Deny",
-			fmt.Sprintf("%d address(es) left out by the address policy: %s", len(denied), strings.Join(denied, "; "))})
+			prefix + joinBounded(denied, "; ", MaxEventNote-len(prefix))})
 	}
 	if len(added) > 0 || len(removed) > 0 {
+		const format = "DNS answers changed: added [%s], removed [%s]"
+		half := (MaxEventNote - len(format)) / 2
 		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventAddressesChanged, "Resolve",
-			fmt.Sprintf("DNS answers changed: added [%s], removed [%s]", strings.Join(added, ", "), strings.Join(removed, ", "))})
+			fmt.Sprintf(format, joinBounded(added, ", ", half), joinBounded(removed, ", ", half))})
 	}
 	if len(unhealthy) > 0 {
+		const prefix = "not ready: "
 		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventEndpointsUnhealthy, "Probe",
-			"not ready: " + strings.Join(unhealthy, "; ")})
+			prefix + joinBounded(unhealthy, "; ", MaxEventNote-len(prefix))})
 	}
 	if len(healthy) > 0 {
 		slices.Sort(healthy)
+		const prefix = "ready again: "
 		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventEndpointsHealthy, "Probe",
-			"ready again: " + strings.Join(healthy, ", ")})
+			prefix + joinBounded(healthy, ", ", MaxEventNote-len(prefix))})
 	}
 	return events
 }
@@ -266,7 +286,7 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 			Type:               condType,
 			Status:             condStatus,
 			Reason:             reason,
-			Message:            fmt.Sprintf(format, args...),
+			Message:            truncate(fmt.Sprintf(format, args...), MaxConditionMessage),
 			ObservedGeneration: xb.Generation,
 			LastTransitionTime: metav1.NewTime(in.Now),
 		})
@@ -328,15 +348,18 @@ func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
 					n.State.Addresses[0].Expires.UTC().Format(time.RFC3339))
 			}
 			failing = append(failing, msg)
+		case !n.State.Resolved && len(n.State.Addresses) > 0:
+			pending = append(pending, fmt.Sprintf("%s (keeping its %d last known address(es) meanwhile)", n.Name, len(n.State.Addresses)))
 		case !n.State.Resolved:
 			pending = append(pending, n.Name)
 		}
 	}
 	switch {
 	case len(failing) > 0:
-		set(cond, false, reason, "%s", strings.Join(failing, "; "))
+		set(cond, false, reason, "%s", joinBounded(failing, "; ", MaxConditionMessage))
 	case len(pending) > 0:
-		set(cond, false, v1alpha1.ReasonResolving, "waiting for the first answer for %s", strings.Join(pending, ", "))
+		const prefix = "waiting for the first answer for "
+		set(cond, false, v1alpha1.ReasonResolving, "%s%s", prefix, joinBounded(pending, ", ", MaxConditionMessage-len(prefix)))
 	default:
 		set(cond, true, v1alpha1.ReasonNamesResolved, "%d name(s) resolved to %d address(es)", len(in.Names), addresses)
 	}
@@ -366,7 +389,8 @@ func setHealthy(xb *v1alpha1.ExternalBackend, in Inputs, rows []v1alpha1.Endpoin
 		}
 	}
 	if len(failing) > 0 {
-		set(cond, false, v1alpha1.ReasonUnhealthy, "%d/%d address(es) fail %s checks: %s", len(failing), probed, hc.Type, strings.Join(failing, "; "))
+		prefix := fmt.Sprintf("%d/%d address(es) fail %s checks: ", len(failing), probed, hc.Type)
+		set(cond, false, v1alpha1.ReasonUnhealthy, "%s%s", prefix, joinBounded(failing, "; ", MaxConditionMessage-len(prefix)))
 		return
 	}
 	set(cond, true, v1alpha1.ReasonAllHealthy, "%d/%d address(es) pass %s checks", probed, probed, hc.Type)
