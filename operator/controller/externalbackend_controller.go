@@ -30,6 +30,7 @@ import (
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -111,15 +112,39 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if err := r.deleteForRecreate(ctx, xb, live); err != nil {
 			return ctrl.Result{}, err
 		}
+		live = nil
 	}
 
-	res := status.Compute(xb, r.observe(xb))
+	published, err := r.published(ctx, xb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res := status.Compute(xb, r.observe(xb, published))
 	r.record(ctx, xb, res.Events)
-	applyErr := r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, r.Options))
+	applyErr := r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, live, r.Options))
 	if err := r.updateStatus(ctx, xb, res.Status(applyErr)); err != nil {
 		return ctrl.Result{}, errors.Join(applyErr, err)
 	}
 	return ctrl.Result{}, applyErr
+}
+
+// published reads back what xb published, from its status and the
+// EndpointSlices in the cache.
+func (r *ExternalBackendReconciler) published(ctx context.Context, xb *v1alpha1.ExternalBackend) (status.Published, error) {
+	if desired.IsAlias(xb) {
+		return status.Published{}, nil
+	}
+	list := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(xb.Namespace), client.MatchingLabels(desired.SliceLabels(xb.Name))); err != nil {
+		return status.Published{}, fmt.Errorf("list EndpointSlices of %s: %w", xb.Name, err)
+	}
+	owned := list.Items[:0]
+	for _, s := range list.Items {
+		if metav1.IsControlledBy(&s, xb) {
+			owned = append(owned, s)
+		}
+	}
+	return status.ReadPublished(xb, owned), nil
 }
 
 // liveService returns the Service of xb's name, nil when there is none. A
@@ -208,7 +233,8 @@ func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alp
 
 	for _, reason := range []string{v1alpha1.EventCreated, v1alpha1.EventUpdated, v1alpha1.EventDeleted} {
 		if what := changes[reason]; len(what) > 0 {
-			r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, reason, "Apply", "%s %s", strings.ToLower(reason), strings.Join(what, ", "))
+			prefix := strings.ToLower(reason) + " "
+			r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, reason, "Apply", "%s%s", prefix, status.JoinBounded(what, ", ", status.MaxEventNote-len(prefix)))
 		}
 	}
 	return errors.Join(errs...)
@@ -366,6 +392,15 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 	// Our own status writes change neither generation, labels nor
 	// annotations, so they do not wake the reconciler again.
 	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	// Runs once per leadership, like the controller.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := r.sweepOrphans(ctx, mgr.GetCache()); err != nil {
+			logf.FromContext(ctx).Error(err, "delete the objects of ExternalBackends deleted while the operator was down")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ExternalBackend{}, builder.WithPredicates(specChanged)).
 		WatchesRawSource(r.Wake).
