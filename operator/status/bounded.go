@@ -16,11 +16,11 @@ const (
 	MaxEventNote = 1024
 )
 
-// joinBounded joins items with sep in at most limit bytes: as many items
+// JoinBounded joins items with sep in at most limit bytes: as many items
 // as fit, then "…and N more" for the rest. Every list the operator puts in
 // a condition message or an Event note goes through it, since a list's
 // length is the user's (thousands of addresses may fail at once).
-func joinBounded(items []string, sep string, limit int) string {
+func JoinBounded(items []string, sep string, limit int) string {
 	if all := strings.Join(items, sep); len(all) <= limit {
 		return all
 	}

@@ -157,7 +157,7 @@ func TestJoinBounded(t *testing.T) {
 		{14, "…and 4 more"},
 		{3, ""},
 	} {
-		got := joinBounded(items, ", ", tc.limit)
+		got := JoinBounded(items, ", ", tc.limit)
 		if got != tc.want || len(got) > tc.limit {
 			t.Errorf("limit %d: %q, want %q", tc.limit, got, tc.want)
 		}

@@ -226,24 +226,24 @@ func addressEvents(before, after []v1alpha1.EndpointStatus) []Event {
 	if len(denied) > 0 {
 		prefix := fmt.Sprintf("%d address(es) left out by the address policy: ", len(denied))
 		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventAddressDenied, "Deny",
-			prefix + joinBounded(denied, "; ", MaxEventNote-len(prefix))})
+			prefix + JoinBounded(denied, "; ", MaxEventNote-len(prefix))})
 	}
 	if len(added) > 0 || len(removed) > 0 {
 		const format = "DNS answers changed: added [%s], removed [%s]"
 		half := (MaxEventNote - len(format)) / 2
 		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventAddressesChanged, "Resolve",
-			fmt.Sprintf(format, joinBounded(added, ", ", half), joinBounded(removed, ", ", half))})
+			fmt.Sprintf(format, JoinBounded(added, ", ", half), JoinBounded(removed, ", ", half))})
 	}
 	if len(unhealthy) > 0 {
 		const prefix = "not ready: "
 		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventEndpointsUnhealthy, "Probe",
-			prefix + joinBounded(unhealthy, "; ", MaxEventNote-len(prefix))})
+			prefix + JoinBounded(unhealthy, "; ", MaxEventNote-len(prefix))})
 	}
 	if len(healthy) > 0 {
 		slices.Sort(healthy)
 		const prefix = "ready again: "
 		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventEndpointsHealthy, "Probe",
-			prefix + joinBounded(healthy, ", ", MaxEventNote-len(prefix))})
+			prefix + JoinBounded(healthy, ", ", MaxEventNote-len(prefix))})
 	}
 	return events
 }
@@ -356,10 +356,10 @@ func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
 	}
 	switch {
 	case len(failing) > 0:
-		set(cond, false, reason, "%s", joinBounded(failing, "; ", MaxConditionMessage))
+		set(cond, false, reason, "%s", JoinBounded(failing, "; ", MaxConditionMessage))
 	case len(pending) > 0:
 		const prefix = "waiting for the first answer for "
-		set(cond, false, v1alpha1.ReasonResolving, "%s%s", prefix, joinBounded(pending, ", ", MaxConditionMessage-len(prefix)))
+		set(cond, false, v1alpha1.ReasonResolving, "%s%s", prefix, JoinBounded(pending, ", ", MaxConditionMessage-len(prefix)))
 	default:
 		set(cond, true, v1alpha1.ReasonNamesResolved, "%d name(s) resolved to %d address(es)", len(in.Names), addresses)
 	}
@@ -390,7 +390,7 @@ func setHealthy(xb *v1alpha1.ExternalBackend, in Inputs, rows []v1alpha1.Endpoin
 	}
 	if len(failing) > 0 {
 		prefix := fmt.Sprintf("%d/%d address(es) fail %s checks: ", len(failing), probed, hc.Type)
-		set(cond, false, v1alpha1.ReasonUnhealthy, "%s%s", prefix, joinBounded(failing, "; ", MaxConditionMessage-len(prefix)))
+		set(cond, false, v1alpha1.ReasonUnhealthy, "%s%s", prefix, JoinBounded(failing, "; ", MaxConditionMessage-len(prefix)))
 		return
 	}
 	set(cond, true, v1alpha1.ReasonAllHealthy, "%d/%d address(es) pass %s checks", probed, probed, hc.Type)
