@@ -83,7 +83,11 @@ type entry struct {
 	families      map[corev1.IPFamily]familyState
 	resolved      bool
 	lastConfirmed time.Time
-	due           time.Time // earliest time the next attempt may run
+	// reportedConfirmed is lastConfirmed as of the last notification: the
+	// reconciler writes it to status.endpoints[].lastResolved, from which a
+	// restarted operator counts the grace.
+	reportedConfirmed time.Time
+	due               time.Time // earliest time the next attempt may run
 }
 
 // Refresher re-resolves the names of many owners on their TTLs. Create it
@@ -331,10 +335,20 @@ func (r *Refresher) processNext(ctx context.Context) bool {
 	delay = jittered(delay, r.opts.Jitter, rand.Float64)
 	e.due = now.Add(delay)
 	after := e.state()
+
+	// A refresh that only confirms the same answer is news too once a
+	// quarter of MaxTTL passed since the confirmation last reported, so the
+	// lastResolved the status keeps for a restart is never more than that
+	// out of date, at one status write per quarter MaxTTL.
+	stale := !after.LastConfirmed.IsZero() && after.LastConfirmed.Sub(e.reportedConfirmed) >= spec.MaxTTL/4
+	notify := changed(before, after) || stale
+	if notify {
+		e.reportedConfirmed = after.LastConfirmed
+	}
 	r.mu.Unlock()
 
 	r.queue.AddAfter(k, delay)
-	if changed(before, after) {
+	if notify {
 		r.opts.Log.V(1).Info("answer changed", "owner", k.owner, "name", k.name,
 			"addresses", after.Addrs(), "error", errMessage(after.Err))
 		r.opts.Notify(k.owner)

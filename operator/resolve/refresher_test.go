@@ -143,11 +143,16 @@ func TestRefresherReresolvesOnTheRecordTTL(t *testing.T) {
 	checkIntervals(t, "TTL 2s", intervals(h.srv.Queries("ttl2.example.test", dns.TypeA)), lo, hi)
 	checkIntervals(t, "TTL 0s, minTTL 2s", intervals(h.srv.Queries("ttl0.example.test", dns.TypeA)), lo, hi)
 	checkIntervals(t, "TTL 3600s, maxTTL 2s", intervals(h.srv.Queries("ttl3600.example.test", dns.TypeA)), lo, hi)
-	// Refreshes with the same answer do not wake the reconciler.
-	for _, o := range []string{"honoured", "clamped", "capped"} {
+	// Refreshes with the same answer do not wake the reconciler, until a
+	// quarter of maxTTL passed since the confirmation it last saw: with
+	// maxTTL 2s that is every refresh.
+	for _, o := range []string{"honoured", "clamped"} {
 		if n := len(h.notesOf(owner(o))); n > 0 {
 			t.Errorf("%s notified %d times for unchanged answers", o, n)
 		}
+	}
+	if n, refreshes := len(h.notesOf(owner("capped"))), len(h.srv.Queries("ttl3600.example.test", dns.TypeA))-1; n == 0 || n > refreshes {
+		t.Errorf("capped (maxTTL 2s) notified %d times for %d refreshes, want each, so its last resolution is recorded", n, refreshes)
 	}
 }
 
