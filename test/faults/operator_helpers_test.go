@@ -1,0 +1,223 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/outpost-dev/outpost/operator"
+	"github.com/outpost-dev/outpost/test/testenv"
+)
+
+// operatorCluster is an API server, a kubeconfig for operator processes
+// and a client, for the operator's fault tests.
+type operatorCluster struct {
+	env        *envtest.Environment
+	cfg        *rest.Config
+	kubeconfig string
+	k8s        crclient.Client
+}
+
+// startOperatorCluster starts envtest with a certificate directory of its
+// own, so that a restarted kube-apiserver keeps the certificate the
+// operator's kubeconfig trusts.
+func startOperatorCluster(t *testing.T) *operatorCluster {
+	t.Helper()
+	env, err := testenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ControlPlane.GetAPIServer().CertDir = t.TempDir()
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	data, err := testenv.AdminKubeconfig(env, "outpost-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	k8s, err := crclient.New(cfg, crclient.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &operatorCluster{env: env, cfg: cfg, kubeconfig: kubeconfig, k8s: k8s}
+}
+
+var (
+	operatorBinOnce sync.Once
+	operatorBin     string
+	operatorBinErr  error
+)
+
+// operatorBinary is bin/outpost-operator as `make build` makes it, built
+// from this checkout so the test never runs a stale one.
+func operatorBinary(t *testing.T) string {
+	t.Helper()
+	operatorBinOnce.Do(func() {
+		operatorBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-operator")
+		cmd := exec.Command("go", "build", "-o", operatorBin, "./operator/cmd/outpost-operator")
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			operatorBinErr = fmt.Errorf("build outpost-operator: %v\n%s", err, out)
+		}
+	})
+	if operatorBinErr != nil {
+		t.Fatal(operatorBinErr)
+	}
+	return operatorBin
+}
+
+// operatorProcess is one bin/outpost-operator.
+type operatorProcess struct {
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+}
+
+// startOperator runs the operator against c with the test's flags; it is
+// killed when the test ends.
+func (c *operatorCluster) startOperator(t *testing.T, args ...string) *operatorProcess {
+	t.Helper()
+	args = append([]string{"--kubeconfig", c.kubeconfig, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)
+	p := &operatorProcess{cmd: exec.Command(operatorBinary(t), args...), log: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start outpost-operator: %v", err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("outpost-operator (pid %d) log:\n%s", p.cmd.Process.Pid, lastLines(p.log.String(), 60))
+		}
+	})
+	return p
+}
+
+// kill ends the process with SIGKILL, as a crash or an evicted pod would.
+func (p *operatorProcess) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// leads says whether the process holds the leader election lease.
+func (p *operatorProcess) leads() bool {
+	return strings.Contains(p.log.String(), "successfully acquired lease")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// sliceWatch watches a namespace's EndpointSlices from before the operator
+// starts and remembers every time one of them lost an address or was
+// deleted: what the operator published must never shrink.
+type sliceWatch struct {
+	mu      sync.Mutex
+	last    map[string][]string // slice name -> addresses
+	shrinks []string
+	readyAt map[string][]time.Time // address -> when a slice event showed it ready
+	stop    func()
+}
+
+func watchSlices(t *testing.T, c *operatorCluster, ns string) *sliceWatch {
+	t.Helper()
+	wc, err := crclient.NewWithWatch(c.cfg, crclient.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &sliceWatch{last: map[string][]string{}, readyAt: map[string][]time.Time{}, stop: cancel}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rv := ""
+		for ctx.Err() == nil {
+			wi, err := wc.Watch(ctx, &discoveryv1.EndpointSliceList{}, crclient.InNamespace(ns), &crclient.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+			if err != nil {
+				time.Sleep(100 * time.Millisecond) // the API server is away; try again
+				continue
+			}
+			for ev := range wi.ResultChan() {
+				s, ok := ev.Object.(*discoveryv1.EndpointSlice)
+				if !ok {
+					continue
+				}
+				rv = s.ResourceVersion
+				w.observe(ev.Type, s)
+			}
+			wi.Stop()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func (w *sliceWatch) observe(typ watch.EventType, s *discoveryv1.EndpointSlice) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var now []string
+	if typ != watch.Deleted {
+		for _, ep := range s.Endpoints {
+			now = append(now, ep.Addresses...)
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				for _, a := range ep.Addresses {
+					w.readyAt[a] = append(w.readyAt[a], time.Now())
+				}
+			}
+		}
+	}
+	if typ == watch.Bookmark {
+		return
+	}
+	for _, a := range w.last[s.Name] {
+		if !slices.Contains(now, a) {
+			w.shrinks = append(w.shrinks, fmt.Sprintf("%s %s lost %s at %s", typ, s.Name, a, time.Now().Format("15:04:05.000")))
+		}
+	}
+	w.last[s.Name] = now
+}
+
+// addresses is what the watch last saw in slice name.
+func (w *sliceWatch) addresses(name string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.last[name])
+}
+
+// readySince says whether a slice showed addr ready at or after t.
+func (w *sliceWatch) readySince(addr string, t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.ContainsFunc(w.readyAt[addr], func(at time.Time) bool { return !at.Before(t) })
+}
+
+// shrunk lists the shrinks seen so far.
+func (w *sliceWatch) shrunk() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.shrinks)
+}
