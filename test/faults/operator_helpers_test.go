@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/operator"
 	"github.com/outpost-dev/outpost/test/testenv"
@@ -31,6 +33,21 @@ type operatorCluster struct {
 	cfg        *rest.Config
 	kubeconfig string
 	k8s        crclient.Client
+
+	mu     sync.Mutex
+	procs  []*operatorProcess
+	latest *operatorProcess // the one whose log a failed test shows
+}
+
+// logged counts the lines of every operator process's log containing s.
+func (c *operatorCluster) logged(s string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, p := range c.procs {
+		n += strings.Count(p.log.String(), s)
+	}
+	return n
 }
 
 // startOperatorCluster starts envtest with a certificate directory of its
@@ -38,6 +55,7 @@ type operatorCluster struct {
 // operator's kubeconfig trusts.
 func startOperatorCluster(t *testing.T) *operatorCluster {
 	t.Helper()
+	crlog.SetLogger(logr.Discard())
 	env, err := testenv.New()
 	if err != nil {
 		t.Fatal(err)
@@ -107,9 +125,15 @@ func (c *operatorCluster) startOperator(t *testing.T, args ...string) *operatorP
 		t.Fatalf("start outpost-operator: %v", err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	c.mu.Lock()
+	c.latest = p
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
 	t.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if t.Failed() && (p == c.latest || p.leads()) {
 			t.Logf("outpost-operator (pid %d) log:\n%s", p.cmd.Process.Pid, lastLines(p.log.String(), 60))
 		}
 	})
