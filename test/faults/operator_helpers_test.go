@@ -148,7 +148,7 @@ func (p *operatorProcess) kill() {
 
 // leads says whether the process holds the leader election lease.
 func (p *operatorProcess) leads() bool {
-	return strings.Contains(p.log.String(), "successfully acquired lease")
+	return strings.Contains(p.log.String(), "Successfully acquired lease")
 }
 
 func lastLines(s string, n int) string {
@@ -186,6 +186,10 @@ func watchSlices(t *testing.T, c *operatorCluster, ns string) *sliceWatch {
 				continue
 			}
 			for ev := range wi.ResultChan() {
+				if ev.Type == watch.Error {
+					rv = "" // too old after an API server restart: start over from a list
+					continue
+				}
 				s, ok := ev.Object.(*discoveryv1.EndpointSlice)
 				if !ok {
 					continue

@@ -148,3 +148,5 @@ func TestOperatorRestartKeepsWhatItPublished(t *testing.T) {
 		t.Errorf("shrinks %v, want only the two addresses dropped at the end of the grace", shrinks)
 	}
 }
+
+func objectKey(ns, name string) crclient.ObjectKey { return crclient.ObjectKey{Namespace: ns, Name: name} }
