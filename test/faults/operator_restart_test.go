@@ -149,4 +149,6 @@ func TestOperatorRestartKeepsWhatItPublished(t *testing.T) {
 	}
 }
 
-func objectKey(ns, name string) crclient.ObjectKey { return crclient.ObjectKey{Namespace: ns, Name: name} }
+func objectKey(ns, name string) crclient.ObjectKey {
+	return crclient.ObjectKey{Namespace: ns, Name: name}
+}
