@@ -363,10 +363,11 @@ type EndpointStatus struct {
 	// name fails, when the address is dropped.
 	// +optional
 	Expires *metav1.Time `json:"expires,omitempty"`
-	// LastResolved is when a DNS answer last listed the address. A
-	// restarted operator keeps the address, while the name cannot be
-	// resolved, until one maxTTL after this time (or until expires, if
-	// later), never longer.
+	// LastResolved is when a DNS answer last listed the address; the
+	// status is brought up to date at least every quarter of maxTTL, not
+	// at every refresh. A restarted operator (or a new leader) keeps the
+	// address, while the name cannot be resolved, until one maxTTL after
+	// this time (or until expires, if later), never longer.
 	// +optional
 	LastResolved *metav1.Time `json:"lastResolved,omitempty"`
 	// Reason the address is not ready or was left out, e.g. Denied or Unhealthy.
