@@ -392,9 +392,17 @@ type EndpointStatus struct {
 	Host string `json:"host,omitempty"`
 	// Ready is true when the address is written as ready.
 	Ready bool `json:"ready"`
-	// Expires is when a resolved address is next re-resolved.
+	// Expires is when a resolved address is next re-resolved; while its
+	// name fails, when the address is dropped.
 	// +optional
 	Expires *metav1.Time `json:"expires,omitempty"`
+	// LastResolved is when a DNS answer last listed the address; the
+	// status is brought up to date at least every quarter of maxTTL, not
+	// at every refresh. A restarted operator (or a new leader) keeps the
+	// address, while the name cannot be resolved, until one maxTTL after
+	// this time (or until expires, if later), never longer.
+	// +optional
+	LastResolved *metav1.Time `json:"lastResolved,omitempty"`
 	// Reason the address is not ready or was left out, e.g. Denied or Unhealthy.
 	// +optional
 	Reason string `json:"reason,omitempty"`

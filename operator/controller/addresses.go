@@ -17,9 +17,12 @@ import (
 // observe asks the resolver and the prober what they know of xb, registering
 // what they should work on next. Neither ever blocks: they run beside the
 // reconciler and wake it through the notify source when something changes.
-func (r *ExternalBackendReconciler) observe(xb *v1alpha1.ExternalBackend) status.Inputs {
+// published is what xb's status and EndpointSlices say was published: the
+// names and addresses the resolver and prober start tracking begin from it,
+// so a restart, a new leader or a relist never shrinks what was published.
+func (r *ExternalBackendReconciler) observe(xb *v1alpha1.ExternalBackend, published status.Published) status.Inputs {
 	key := types.NamespacedName{Namespace: xb.Namespace, Name: xb.Name}
-	in := status.Inputs{Allow: r.Policy.Check, Limits: r.Limits, Now: time.Now()}
+	in := status.Inputs{Allow: r.Policy.Check, Limits: r.Limits, Now: time.Now(), Published: published}
 	if desired.IsAlias(xb) {
 		in.AliasErr = r.Policy.CheckExternalName(xb.Namespace, xb.Spec.ExternalName)
 	}
@@ -31,7 +34,7 @@ func (r *ExternalBackendReconciler) observe(xb *v1alpha1.ExternalBackend) status
 	}
 
 	if names := status.DNSNames(xb); len(names) > 0 {
-		in.ResolveErr = r.Refresher.Ensure(key, names, resolutionSpec(xb))
+		in.ResolveErr = r.Refresher.EnsureFrom(key, names, resolutionSpec(xb), published.Known)
 		in.Names = make([]status.Name, 0, len(names))
 		for _, name := range names {
 			st, _ := r.Refresher.Lookup(key, name)

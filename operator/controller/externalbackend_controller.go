@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -115,9 +116,14 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if err := r.deleteForRecreate(ctx, xb, live); err != nil {
 			return ctrl.Result{}, err
 		}
+		live = nil
 	}
 
-	res := status.Compute(xb, r.observe(xb))
+	published, err := r.published(ctx, xb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res := status.Compute(xb, r.observe(xb, published))
 	r.record(ctx, xb, res.Events)
 	var applyErr error
 	if res.Refused != "" {
@@ -125,12 +131,31 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// let us write goes.
 		applyErr = r.deleteChildren(ctx, xb, controlledBy(xb))
 	} else {
-		applyErr = r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, r.Options))
+		applyErr = r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, live, r.Options))
 	}
 	if err := r.updateStatus(ctx, xb, res.Status(applyErr)); err != nil {
 		return ctrl.Result{}, errors.Join(applyErr, err)
 	}
 	return ctrl.Result{}, applyErr
+}
+
+// published reads back what xb published, from its status and the
+// EndpointSlices in the cache.
+func (r *ExternalBackendReconciler) published(ctx context.Context, xb *v1alpha1.ExternalBackend) (status.Published, error) {
+	if desired.IsAlias(xb) {
+		return status.Published{}, nil
+	}
+	list := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(xb.Namespace), client.MatchingLabels(desired.SliceLabels(xb.Name))); err != nil {
+		return status.Published{}, fmt.Errorf("list EndpointSlices of %s: %w", xb.Name, err)
+	}
+	owned := list.Items[:0]
+	for _, s := range list.Items {
+		if metav1.IsControlledBy(&s, xb) {
+			owned = append(owned, s)
+		}
+	}
+	return status.ReadPublished(xb, owned), nil
 }
 
 // liveService returns the Service of xb's name, nil when there is none. A
@@ -219,7 +244,8 @@ func (r *ExternalBackendReconciler) applyChildren(ctx context.Context, xb *v1alp
 
 	for _, reason := range []string{v1alpha1.EventCreated, v1alpha1.EventUpdated, v1alpha1.EventDeleted} {
 		if what := changes[reason]; len(what) > 0 {
-			r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, reason, "Apply", "%s %s", strings.ToLower(reason), strings.Join(what, ", "))
+			prefix := strings.ToLower(reason) + " "
+			r.Recorder.Eventf(xb, nil, corev1.EventTypeNormal, reason, "Apply", "%s%s", prefix, status.JoinBounded(what, ", ", status.MaxEventNote-len(prefix)))
 		}
 	}
 	return errors.Join(errs...)
@@ -386,6 +412,15 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 	// Our own status writes change neither generation, labels nor
 	// annotations, so they do not wake the reconciler again.
 	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	// Runs once per leadership, like the controller.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := r.sweepOrphans(ctx, mgr.GetCache()); err != nil {
+			logf.FromContext(ctx).Error(err, "delete the objects of ExternalBackends deleted while the operator was down")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ExternalBackend{}, builder.WithPredicates(specChanged)).
 		WatchesRawSource(r.Wake).

@@ -62,14 +62,20 @@ type Objects struct {
 	Endpoints      *corev1ac.EndpointsApplyConfiguration          // nil in alias mode or without WriteEndpoints
 }
 
-// Compute returns the objects for xb publishing endpoints.
-func Compute(xb *v1alpha1.ExternalBackend, endpoints []Endpoint, opts Options) Objects {
+// Compute returns the objects for xb publishing endpoints. live is the
+// Service the operator wrote before, nil when there is none: the API server
+// never lets a Service's primary IP family change, so it stays.
+func Compute(xb *v1alpha1.ExternalBackend, endpoints []Endpoint, live *corev1.Service, opts Options) Objects {
 	if IsAlias(xb) {
 		return Objects{Service: aliasService(xb)}
 	}
 	sorted := sortEndpoints(endpoints)
+	var liveFamilies []corev1.IPFamily
+	if live != nil && live.Spec.Type != corev1.ServiceTypeExternalName {
+		liveFamilies = live.Spec.IPFamilies
+	}
 	objs := Objects{
-		Service:        staticService(xb, sorted),
+		Service:        staticService(xb, sorted, liveFamilies),
 		EndpointSlices: endpointSlices(xb, sorted),
 	}
 	if opts.WriteEndpoints {
@@ -170,7 +176,7 @@ func servicePort(p v1alpha1.BackendPort) *corev1ac.ServicePortApplyConfiguration
 	return port
 }
 
-func staticService(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) *corev1ac.ServiceApplyConfiguration {
+func staticService(xb *v1alpha1.ExternalBackend, endpoints []Endpoint, liveFamilies []corev1.IPFamily) *corev1ac.ServiceApplyConfiguration {
 	spec := corev1ac.ServiceSpec().
 		WithType(cmp.Or(xb.Spec.ServiceType, v1alpha1.DefaultServiceType)).
 		WithSessionAffinity(cmp.Or(xb.Spec.SessionAffinity, v1alpha1.DefaultSessionAffinity))
@@ -186,22 +192,31 @@ func staticService(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) *corev1ac
 		// Service from the cluster; DNS answers come from the slices.
 		spec.WithClusterIP(corev1.ClusterIPNone)
 	} else {
-		setIPFamilies(spec, xb, endpoints)
+		setIPFamilies(spec, xb, endpoints, liveFamilies)
 	}
 	return service(xb).WithSpec(spec)
 }
 
 // setIPFamilies gives the Service a ClusterIP in each family its backends
 // have, since a packet can only be forwarded to an endpoint of its own
-// family. With only IPv4 backends the cluster's default is left alone so that
-// single-stack IPv4 clusters keep working unchanged.
-func setIPFamilies(spec *corev1ac.ServiceSpecApplyConfiguration, xb *v1alpha1.ExternalBackend, endpoints []Endpoint) {
+// family; always explicitly, so IPv4 backends get an IPv4 ClusterIP on a
+// cluster whose default family is IPv6. The live Service's primary family
+// (liveFamilies[0]) comes first whatever the order of spec.addresses, because
+// the API server refuses to change it; if the backends no longer have it,
+// the Service keeps it beside theirs (dual-stack) rather than fail every
+// write.
+func setIPFamilies(spec *corev1ac.ServiceSpecApplyConfiguration, xb *v1alpha1.ExternalBackend, endpoints []Endpoint, liveFamilies []corev1.IPFamily) {
 	families := wantedFamilies(xb, endpoints)
-	switch {
-	case len(families) == 2:
+	if len(liveFamilies) > 0 {
+		primary := liveFamilies[0]
+		families = append([]corev1.IPFamily{primary}, slices.DeleteFunc(families, func(f corev1.IPFamily) bool { return f == primary })...)
+	}
+	switch len(families) {
+	case 0: // no address yet: the cluster's default
+	case 1:
+		spec.WithIPFamilyPolicy(corev1.IPFamilyPolicySingleStack).WithIPFamilies(families...)
+	default:
 		spec.WithIPFamilyPolicy(corev1.IPFamilyPolicyPreferDualStack).WithIPFamilies(families...)
-	case len(families) == 1 && families[0] == corev1.IPv6Protocol:
-		spec.WithIPFamilyPolicy(corev1.IPFamilyPolicySingleStack).WithIPFamilies(corev1.IPv6Protocol)
 	}
 }
 

@@ -26,7 +26,7 @@ func eps(ready bool, addrs ...string) []Endpoint {
 
 func TestAliasIsOnlyAnExternalNameService(t *testing.T) {
 	objs := Compute(xb(v1alpha1.ExternalBackendSpec{ExternalName: "db.example.com", Ports: []v1alpha1.BackendPort{{Name: "pg", Port: 5432}}}),
-		nil, Options{WriteEndpoints: true})
+		nil, nil, Options{WriteEndpoints: true})
 	if objs.EndpointSlices != nil || objs.Endpoints != nil {
 		t.Fatalf("alias wrote slices or Endpoints: %+v", objs)
 	}
@@ -45,7 +45,7 @@ func TestAliasIsOnlyAnExternalNameService(t *testing.T) {
 
 func TestEndpointsAreSortedDeduplicatedAndSplitByFamily(t *testing.T) {
 	in := append(eps(true, "192.168.0.3", "2001:db8::2", "192.168.0.1", "192.168.0.3"), eps(false, "2001:db8::1")...)
-	objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}}), in, Options{})
+	objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}}), in, nil, Options{})
 	if objs.Endpoints != nil {
 		t.Errorf("Endpoints written without WriteEndpoints")
 	}
@@ -73,7 +73,7 @@ func TestSlicesSplitAtTheAPILimit(t *testing.T) {
 	for i := range 2001 {
 		in = append(in, Endpoint{Address: netip.AddrFrom4([4]byte{192, 168, byte(i / 250), byte(i%250 + 1)}), Ready: i%2 == 0})
 	}
-	objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}}), in, Options{WriteEndpoints: true})
+	objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}}), in, nil, Options{WriteEndpoints: true})
 	var names []string
 	for _, s := range objs.EndpointSlices {
 		names = append(names, fmt.Sprintf("%s:%d", *s.Name, len(s.Endpoints)))
@@ -99,7 +99,7 @@ func TestNoEndpointsWritesOneEmptySliceOfTheBackendsFamily(t *testing.T) {
 		{[]string{"192.168.0.1"}, "db-ipv4"},
 		{[]string{"2001:db8::1"}, "db-ipv6"},
 	} {
-		objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: c.addresses, Ports: []v1alpha1.BackendPort{{Port: 80}}}), nil, Options{})
+		objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: c.addresses, Ports: []v1alpha1.BackendPort{{Port: 80}}}), nil, nil, Options{})
 		if len(objs.EndpointSlices) != 1 || *objs.EndpointSlices[0].Name != c.want || len(objs.EndpointSlices[0].Endpoints) != 0 {
 			t.Errorf("%v: slices %+v, want one empty %s", c.addresses, objs.EndpointSlices, c.want)
 		}
@@ -107,28 +107,39 @@ func TestNoEndpointsWritesOneEmptySliceOfTheBackendsFamily(t *testing.T) {
 }
 
 func TestServiceFamilies(t *testing.T) {
+	v4, v6 := corev1.IPv4Protocol, corev1.IPv6Protocol
 	for _, c := range []struct {
+		name      string
 		addresses []string
 		families  []v1alpha1.IPFamily
+		live      []corev1.IPFamily
 		policy    string
 		want      string
 	}{
-		{[]string{"192.168.0.1"}, nil, "<nil>", "[]"},
-		{[]string{"2001:db8::1"}, nil, "SingleStack", "[IPv6]"},
-		{[]string{"192.168.0.1", "2001:db8::1"}, nil, "PreferDualStack", "[IPv4 IPv6]"},
-		{[]string{"db.example.com"}, []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4}, "PreferDualStack", "[IPv6 IPv4]"},
+		{"IPv4 only: an IPv4 ClusterIP even where the cluster prefers IPv6", []string{"192.168.0.1"}, nil, nil, "SingleStack", "[IPv4]"},
+		{"IPv6 only", []string{"2001:db8::1"}, nil, nil, "SingleStack", "[IPv6]"},
+		{"both, in spec order", []string{"192.168.0.1", "2001:db8::1"}, nil, nil, "PreferDualStack", "[IPv4 IPv6]"},
+		{"names resolved in both", []string{"db.example.com"}, []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4}, nil, "PreferDualStack", "[IPv6 IPv4]"},
+		{"reordered: the live primary family stays first", []string{"2001:db8::1", "192.168.0.1"}, nil, []corev1.IPFamily{v4, v6}, "PreferDualStack", "[IPv4 IPv6]"},
+		{"reordered, live IPv6 first", []string{"192.168.0.1", "2001:db8::1"}, nil, []corev1.IPFamily{v6, v4}, "PreferDualStack", "[IPv6 IPv4]"},
+		{"the live primary family is gone from the backends: kept beside theirs", []string{"2001:db8::1"}, nil, []corev1.IPFamily{v4}, "PreferDualStack", "[IPv4 IPv6]"},
+		{"dual-stack live, one family left: single stack", []string{"192.168.0.1"}, nil, []corev1.IPFamily{v4, v6}, "SingleStack", "[IPv4]"},
 	} {
 		b := xb(v1alpha1.ExternalBackendSpec{Addresses: c.addresses, Ports: []v1alpha1.BackendPort{{Port: 80}}})
 		if c.families != nil {
 			b.Spec.Resolution = &v1alpha1.Resolution{IPFamilies: c.families}
 		}
-		spec := Compute(b, nil, Options{}).Service.Spec
+		var live *corev1.Service
+		if c.live != nil {
+			live = &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, IPFamilies: c.live}}
+		}
+		spec := Compute(b, nil, live, Options{}).Service.Spec
 		policy := "<nil>"
 		if spec.IPFamilyPolicy != nil {
 			policy = string(*spec.IPFamilyPolicy)
 		}
 		if policy != c.policy || fmt.Sprint(spec.IPFamilies) != c.want {
-			t.Errorf("%v: policy %s families %v, want %s %s", c.addresses, policy, spec.IPFamilies, c.policy, c.want)
+			t.Errorf("%s: policy %s families %v, want %s %s", c.name, policy, spec.IPFamilies, c.policy, c.want)
 		}
 	}
 }
@@ -140,7 +151,7 @@ func TestUserMetadataCannotOverrideOwnership(t *testing.T) {
 			discoveryv1.LabelServiceName: "other",
 			discoveryv1.LabelManagedBy:   "endpointslice-controller.k8s.io",
 		}}})
-	objs := Compute(b, eps(true, "192.168.0.1"), Options{WriteEndpoints: true})
+	objs := Compute(b, eps(true, "192.168.0.1"), nil, Options{WriteEndpoints: true})
 	if objs.Service.Labels[LabelManagedBy] != ManagedBy {
 		t.Errorf("Service managed-by %q", objs.Service.Labels[LabelManagedBy])
 	}

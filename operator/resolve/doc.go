@@ -23,6 +23,12 @@
 //	// when the ExternalBackend is gone:
 //	refresher.Forget(req.NamespacedName)
 //
+// After a restart or a change of leader, EnsureFrom instead of Ensure
+// hands over what the earlier run published (resolve.Known, read back from
+// status.endpoints and the EndpointSlices): a name starts with those
+// addresses, not with nothing, and keeps them until an answer replaces them
+// or, if the name fails, one MaxTTL after they were last resolved.
+//
 // Ensure is idempotent: call it on every reconcile with the full list of
 // names; names no longer listed stop being resolved. A name is re-resolved
 // when its TTL, clamped to [MinTTL, MaxTTL], runs out (minus up to 10%

@@ -46,11 +46,15 @@ type Options struct {
 type Address struct {
 	Addr    netip.Addr
 	Expires time.Time
+	// Confirmed is when an answer last listed Addr.
+	Confirmed time.Time
 }
 
 // State is what the Refresher knows about one name of one owner.
 type State struct {
 	// Resolved is false until the first attempt for every family finished.
+	// Addresses may be set before that: those an earlier run published
+	// (see EnsureFrom).
 	Resolved bool
 	// Addresses to publish, sorted, IPv4 first; during a failure these are
 	// the last known addresses until the grace ends.
@@ -86,7 +90,11 @@ type entry struct {
 	families      map[corev1.IPFamily]familyState
 	resolved      bool
 	lastConfirmed time.Time
-	due           time.Time // earliest time the next attempt may run
+	// reportedConfirmed is lastConfirmed as of the last notification: the
+	// reconciler writes it to status.endpoints[].lastResolved, from which a
+	// restarted operator counts the grace.
+	reportedConfirmed time.Time
+	due               time.Time // earliest time the next attempt may run
 }
 
 // Refresher re-resolves the names of many owners on their TTLs. Create it
@@ -156,6 +164,15 @@ func CanonicalName(name string) string {
 // no longer listed are dropped. Calling it again with the same arguments
 // changes nothing. The error names the bad spec field.
 func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec) error {
+	return r.EnsureFrom(owner, names, spec, nil)
+}
+
+// EnsureFrom is Ensure for a reconciler that knows what an earlier run
+// published: a name it starts tracking begins with its known addresses
+// (see Known) instead of nothing, and keeps them until its first answer
+// replaces them, or through the grace if it fails. Known addresses of
+// names already tracked, or not listed, are ignored.
+func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec Spec, known []Known) error {
 	spec, err := spec.normalize()
 	if err != nil {
 		return err
@@ -184,7 +201,7 @@ func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec
 		e, ok := r.entries[k]
 		switch {
 		case !ok:
-			r.entries[k] = &entry{spec: spec, families: map[corev1.IPFamily]familyState{}, due: now}
+			r.entries[k] = &entry{spec: spec, families: restoredFamilies(name, known, spec, now), due: now}
 			resolveNow = append(resolveNow, k)
 		case !slices.Equal(e.spec.Families, spec.Families):
 			for f := range e.families {
@@ -207,6 +224,28 @@ func (r *Refresher) Ensure(owner types.NamespacedName, names []string, spec Spec
 		r.queue.Add(k)
 	}
 	return nil
+}
+
+// restoredFamilies is the starting state of name from the known addresses
+// of its owner, per family of spec.
+func restoredFamilies(name string, known []Known, spec Spec, now time.Time) map[corev1.IPFamily]familyState {
+	byFamily := map[corev1.IPFamily][]Known{}
+	for _, k := range known {
+		f := corev1.IPv4Protocol
+		if !k.Addr.Unmap().Is4() {
+			f = corev1.IPv6Protocol
+		}
+		if CanonicalName(k.Name) == name && slices.Contains(spec.Families, f) {
+			byFamily[f] = append(byFamily[f], Known{Name: name, Addr: k.Addr.Unmap(), Expires: k.Expires, Confirmed: k.Confirmed})
+		}
+	}
+	families := map[corev1.IPFamily]familyState{}
+	for f, ks := range byFamily {
+		if fs, ok := restored(ks, spec, now); ok {
+			families[f] = fs
+		}
+	}
+	return families
 }
 
 // Forget stops resolving every name of owner (call it when the owner is deleted).
@@ -241,7 +280,7 @@ func (e *entry) state() State {
 			continue
 		}
 		for _, a := range fs.addrs {
-			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires})
+			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires, Confirmed: fs.confirmed})
 		}
 		st.Omitted += fs.omitted
 		if fs.err != nil && st.Err == nil {
@@ -304,10 +343,20 @@ func (r *Refresher) processNext(ctx context.Context) bool {
 	delay = jittered(delay, r.opts.Jitter, rand.Float64)
 	e.due = now.Add(delay)
 	after := e.state()
+
+	// A refresh that only confirms the same answer is news too once a
+	// quarter of MaxTTL passed since the confirmation last reported, so the
+	// lastResolved the status keeps for a restart is never more than that
+	// out of date, at one status write per quarter MaxTTL.
+	stale := !after.LastConfirmed.IsZero() && after.LastConfirmed.Sub(e.reportedConfirmed) >= spec.MaxTTL/4
+	notify := changed(before, after) || stale
+	if notify {
+		e.reportedConfirmed = after.LastConfirmed
+	}
 	r.mu.Unlock()
 
 	r.queue.AddAfter(k, delay)
-	if changed(before, after) {
+	if notify {
 		r.opts.Log.V(1).Info("answer changed", "owner", k.owner, "name", k.name,
 			"addresses", after.Addrs(), "error", errMessage(after.Err))
 		r.opts.Notify(k.owner)

@@ -143,11 +143,16 @@ func TestRefresherReresolvesOnTheRecordTTL(t *testing.T) {
 	checkIntervals(t, "TTL 2s", intervals(h.srv.Queries("ttl2.example.test", dns.TypeA)), lo, hi)
 	checkIntervals(t, "TTL 0s, minTTL 2s", intervals(h.srv.Queries("ttl0.example.test", dns.TypeA)), lo, hi)
 	checkIntervals(t, "TTL 3600s, maxTTL 2s", intervals(h.srv.Queries("ttl3600.example.test", dns.TypeA)), lo, hi)
-	// Refreshes with the same answer do not wake the reconciler.
-	for _, o := range []string{"honoured", "clamped", "capped"} {
+	// Refreshes with the same answer do not wake the reconciler, until a
+	// quarter of maxTTL passed since the confirmation it last saw: with
+	// maxTTL 2s that is every refresh.
+	for _, o := range []string{"honoured", "clamped"} {
 		if n := len(h.notesOf(owner(o))); n > 0 {
 			t.Errorf("%s notified %d times for unchanged answers", o, n)
 		}
+	}
+	if n, refreshes := len(h.notesOf(owner("capped"))), len(h.srv.Queries("ttl3600.example.test", dns.TypeA))-1; n == 0 || n > refreshes {
+		t.Errorf("capped (maxTTL 2s) notified %d times for %d refreshes, want each, so its last resolution is recorded", n, refreshes)
 	}
 }
 
@@ -349,4 +354,42 @@ func TestRefresherOneFamilyFailing(t *testing.T) {
 		t.Errorf("kept AAAA expires %s, want failure start + maxTTL", st.Addresses[1].Expires)
 	}
 	h.waitFor(o, name, 4*time.Second, "AAAA dropped after the grace", hasAddrs("198.51.100.2"))
+}
+
+func TestRefresherEnsureFromKeepsKnownAddressesWhileTheServerIsDown(t *testing.T) {
+	t.Parallel()
+	h := startRefresher(t, 200*time.Millisecond)
+	o := owner("restarted")
+	name := "restarted.example.test"
+	h.srv.Fail(name, dnsserver.Drop)
+	confirmed := time.Now().Add(-time.Second)
+	known := []Known{
+		{Name: name, Addr: addrs("198.51.100.40")[0], Expires: confirmed.Add(time.Second), Confirmed: confirmed},
+		{Name: "other.example.test", Addr: addrs("198.51.100.41")[0], Confirmed: confirmed},
+	}
+	if err := h.refresher.EnsureFrom(o, []string{name}, Spec{MinTTL: time.Second, MaxTTL: 3 * time.Second}, known); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.refresher.Lookup(o, name); st.Resolved || !slices.Equal(st.Addrs(), addrs("198.51.100.40")) {
+		t.Errorf("before the first answer: %+v, want the known address of this name only", st)
+	}
+	st := h.waitFor(o, name, 2*time.Second, "the failure", func(s State) bool { return s.Err != nil })
+	if !slices.Equal(st.Addrs(), addrs("198.51.100.40")) || st.Err.Reason != v1alpha1.ReasonTimeout {
+		t.Errorf("during the failure: %+v, want the known address kept", st)
+	}
+	st = h.waitFor(o, name, 4*time.Second, "the drop", func(s State) bool { return len(s.Addresses) == 0 })
+	if kept := time.Since(confirmed); kept < 3*time.Second || kept > 4*time.Second {
+		t.Errorf("dropped %s after the last confirmation, want maxTTL (3s)", kept)
+	}
+
+	// Known addresses are for names the Refresher starts tracking only.
+	h.srv.Fail(name, dnsserver.None)
+	h.srv.SetA(name, 1, "198.51.100.42")
+	h.waitFor(o, name, 3*time.Second, "recovery", hasAddrs("198.51.100.42"))
+	if err := h.refresher.EnsureFrom(o, []string{name}, Spec{MinTTL: time.Second, MaxTTL: 3 * time.Second}, known); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.refresher.Lookup(o, name); !slices.Equal(st.Addrs(), addrs("198.51.100.42")) {
+		t.Errorf("known addresses replaced a tracked name's answer: %v", st.Addrs())
+	}
 }

@@ -95,9 +95,15 @@ type familyState struct {
 	addrs        []netip.Addr
 	omitted      int       // records of the last good answer left out by MaxRecordsPerAnswer
 	expires      time.Time // success: when the answer's clamped TTL runs out; failure: when kept addrs are dropped
+	confirmed    time.Time // when an answer last listed addrs
 	err          *Error
 	failingSince time.Time
 	failures     int
+	// keepUntil, when set, is when addrs are dropped if the name fails
+	// from now on. It is zero after an answer (the grace is one MaxTTL from
+	// the first failure) and set for a state restored from what an earlier
+	// run published, so a restart never extends the grace.
+	keepUntil time.Time
 }
 
 // step folds one outcome into the state of a family at time now. It
@@ -106,23 +112,28 @@ type familyState struct {
 func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, time.Duration) {
 	if o.err == nil {
 		ttl := spec.clampTTL(o.answer.TTL)
-		return familyState{addrs: o.answer.Addrs, omitted: o.omitted, expires: now.Add(ttl)}, ttl
+		return familyState{addrs: o.answer.Addrs, omitted: o.omitted, expires: now.Add(ttl), confirmed: now}, ttl
 	}
 	next := familyState{
 		addrs:        prev.addrs,
 		omitted:      prev.omitted,
+		confirmed:    prev.confirmed,
 		err:          o.err,
 		failingSince: prev.failingSince,
 		failures:     prev.failures + 1,
+		keepUntil:    prev.keepUntil,
 	}
 	if next.failingSince.IsZero() {
 		next.failingSince = now
 	}
+	if next.keepUntil.IsZero() {
+		next.keepUntil = next.failingSince.Add(spec.MaxTTL)
+	}
 	retry := spec.retryAfter(next.failures)
 	if len(next.addrs) > 0 {
-		dropAt := next.failingSince.Add(spec.MaxTTL)
+		dropAt := next.keepUntil
 		if !now.Before(dropAt) {
-			next.addrs = nil
+			next.addrs, next.confirmed = nil, time.Time{}
 		} else {
 			next.expires = dropAt
 			// Come back in time to drop the addresses when the grace ends.
@@ -141,4 +152,70 @@ func keepSmallest(addrs []netip.Addr, max int) (kept []netip.Addr, omitted int) 
 		return addrs, 0
 	}
 	return addrs[:max], len(addrs) - max
+}
+
+// Known is an address an earlier run of the operator published for a name:
+// a row of status.endpoints, or an EndpointSlice endpoint. A Refresher
+// starts a name from its known addresses, so a restart neither drops them
+// nor keeps them longer than the run that resolved them would have.
+type Known struct {
+	Name string
+	Addr netip.Addr
+	// Expires is the row's expires: when the answer's TTL ran out, or, if the
+	// name was failing, when the addresses were to be dropped. Zero when
+	// unknown.
+	Expires time.Time
+	// Confirmed is when an answer last listed Addr; zero when unknown (a row
+	// written before the field existed, or an address found only in an
+	// EndpointSlice).
+	Confirmed time.Time
+}
+
+// restored is the state of one family of a name that starts from known
+// addresses: it publishes them until an answer replaces them or, if the
+// name fails, until one MaxTTL after they were last confirmed, or until
+// the drop time an earlier failing run already announced, whichever is
+// later. An address whose confirmation is unknown is taken as confirmed at
+// its expiry (a row's answer was good until then), or now if that is
+// unknown too. Addresses whose time has passed are not restored. ok is
+// false when nothing is left.
+func restored(known []Known, spec Spec, now time.Time) (fs familyState, ok bool) {
+	for _, k := range known {
+		confirmed := k.Confirmed
+		if confirmed.IsZero() {
+			confirmed = k.Expires
+		}
+		if confirmed.IsZero() {
+			confirmed = now
+		}
+		keepUntil := confirmed.Add(spec.MaxTTL)
+		if k.Expires.After(keepUntil) {
+			keepUntil = k.Expires
+		}
+		if !now.Before(keepUntil) || slices.Contains(fs.addrs, k.Addr) {
+			continue
+		}
+		fs.addrs = append(fs.addrs, k.Addr)
+		// One family has one expiry and one grace: take the most recent
+		// confirmation, so no address outlives its own grace by much
+		// and none is dropped before it.
+		fs.expires = later(fs.expires, k.Expires)
+		fs.confirmed = later(fs.confirmed, confirmed)
+		fs.keepUntil = later(fs.keepUntil, keepUntil)
+	}
+	if len(fs.addrs) == 0 {
+		return familyState{}, false
+	}
+	if fs.expires.IsZero() {
+		fs.expires = fs.keepUntil
+	}
+	slices.SortFunc(fs.addrs, netip.Addr.Compare)
+	return fs, true
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

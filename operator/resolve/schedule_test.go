@@ -131,3 +131,95 @@ func TestChangedIgnoresExpiryOnly(t *testing.T) {
 		t.Error("new failure reason is not a change")
 	}
 }
+
+func TestRestoredStartsFromKnownAddresses(t *testing.T) {
+	spec := Spec{MinTTL: time.Second, MaxTTL: time.Minute}
+	now := time.Unix(10000, 0)
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	a, b := addrs("198.51.100.1")[0], addrs("198.51.100.2")[0]
+	for _, tc := range []struct {
+		name          string
+		known         []Known
+		wantAddrs     []string
+		wantKeepUntil time.Time
+	}{
+		{name: "nothing known", wantAddrs: nil},
+		{
+			name:          "confirmed 10s ago: kept one maxTTL from the confirmation",
+			known:         []Known{{Addr: a, Expires: at(-5 * time.Second), Confirmed: at(-10 * time.Second)}},
+			wantAddrs:     []string{"198.51.100.1"},
+			wantKeepUntil: at(50 * time.Second),
+		},
+		{
+			name:  "confirmed more than maxTTL ago: gone",
+			known: []Known{{Addr: a, Expires: at(-50 * time.Second), Confirmed: at(-61 * time.Second)}},
+		},
+		{
+			name:          "a failing run announced a later drop time: kept until then",
+			known:         []Known{{Addr: a, Expires: at(55 * time.Second), Confirmed: at(-30 * time.Second)}},
+			wantAddrs:     []string{"198.51.100.1"},
+			wantKeepUntil: at(55 * time.Second),
+		},
+		{
+			name:          "confirmation unknown (an older row): counted from the expiry",
+			known:         []Known{{Addr: a, Expires: at(-20 * time.Second)}},
+			wantAddrs:     []string{"198.51.100.1"},
+			wantKeepUntil: at(40 * time.Second),
+		},
+		{
+			name:          "nothing but the address (only in an EndpointSlice): one maxTTL from now",
+			known:         []Known{{Addr: a}},
+			wantAddrs:     []string{"198.51.100.1"},
+			wantKeepUntil: at(time.Minute),
+		},
+		{
+			name: "two addresses: the latest confirmation, sorted, deduplicated",
+			known: []Known{
+				{Addr: b, Expires: at(-5 * time.Second), Confirmed: at(-10 * time.Second)},
+				{Addr: a, Expires: at(-25 * time.Second), Confirmed: at(-30 * time.Second)},
+				{Addr: b, Expires: at(-5 * time.Second), Confirmed: at(-10 * time.Second)},
+			},
+			wantAddrs:     []string{"198.51.100.1", "198.51.100.2"},
+			wantKeepUntil: at(50 * time.Second),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, ok := restored(tc.known, spec, now)
+			if ok != (len(tc.wantAddrs) > 0) || !slices.Equal(fs.addrs, addrs(tc.wantAddrs...)) {
+				t.Fatalf("restored %v (ok %v), want %v", fs.addrs, ok, tc.wantAddrs)
+			}
+			if ok && !fs.keepUntil.Equal(tc.wantKeepUntil) {
+				t.Errorf("kept until %s, want %s", fs.keepUntil.Sub(now), tc.wantKeepUntil.Sub(now))
+			}
+		})
+	}
+}
+
+func TestStepFromRestoredState(t *testing.T) {
+	spec := Spec{MinTTL: time.Second, MaxTTL: time.Minute}
+	now := time.Unix(10000, 0)
+	fs, _ := restored([]Known{{Addr: addrs("198.51.100.1")[0], Confirmed: now.Add(-50 * time.Second)}}, spec, now)
+	fail := outcome{err: &Error{Reason: v1alpha1.ReasonTimeout, Message: "timed out"}}
+
+	st, next := step(fs, fail, spec, now)
+	if !slices.Equal(st.addrs, addrs("198.51.100.1")) || next != time.Second {
+		t.Fatalf("first failure after a restart: %+v next %s, want the known address kept", st, next)
+	}
+	if want := now.Add(10 * time.Second); !st.expires.Equal(want) {
+		t.Errorf("kept until %s, want the earlier run's confirmation + maxTTL (%s), not a fresh grace", st.expires, want)
+	}
+	st, next = step(st, fail, spec, now.Add(9*time.Second))
+	if len(st.addrs) != 1 || next != time.Second {
+		t.Errorf("before the grace ends: %+v next %s", st, next)
+	}
+	st, _ = step(st, fail, spec, now.Add(10*time.Second))
+	if len(st.addrs) != 0 {
+		t.Errorf("after the grace: %+v", st)
+	}
+
+	ok := outcome{answer: Answer{Addrs: addrs("198.51.100.7"), TTL: 20 * time.Second}}
+	st, _ = step(fs, ok, spec, now)
+	if !slices.Equal(st.addrs, addrs("198.51.100.7")) || !st.keepUntil.IsZero() || !st.confirmed.Equal(now) {
+		t.Errorf("an answer replaces the known addresses and resets the grace: %+v", st)
+	}
+}

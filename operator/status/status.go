@@ -54,6 +54,9 @@ type Inputs struct {
 	AliasErr error
 	// Limits are the operator's bounds on what one backend may publish.
 	Limits Limits
+	// Published is what an earlier run published (ReadPublished): an
+	// address published as not ready starts not ready at the prober.
+	Published Published
 	// Now stamps the conditions whose status changes.
 	Now time.Time
 }
@@ -144,7 +147,8 @@ func ProbeTargets(xb *v1alpha1.ExternalBackend, in Inputs) []probe.Target {
 	var targets []probe.Target
 	for _, row := range all {
 		if row.Reason != v1alpha1.EndpointDenied {
-			targets = append(targets, probe.Target{Addr: netip.MustParseAddr(row.Address), Host: row.Host})
+			addr := netip.MustParseAddr(row.Address)
+			targets = append(targets, probe.Target{Addr: addr, Host: row.Host, StartNotReady: in.Published.NotReady[addr]})
 		}
 	}
 	return targets
@@ -294,6 +298,9 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) (out []v1alpha1.EndpointStatu
 			row.Reason, row.Message = v1alpha1.EndpointDenied, err.Error()
 		} else if st, probed := in.Health[ip]; probed && !st.Ready {
 			row.Reason, row.Message = v1alpha1.EndpointUnhealthy, text.Excerpt(st.LastError, maxMessage)
+			if !st.Known {
+				row.Message = "published as not ready before the operator started; ready after healthyThreshold passing checks"
+			}
 		} else {
 			row.Ready = true
 		}
@@ -309,11 +316,20 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) (out []v1alpha1.EndpointStatu
 			continue
 		}
 		for _, r := range states[a].Addresses {
-			expires := metav1.NewTime(r.Expires.Truncate(time.Second))
-			add(r.Addr, v1alpha1.EndpointStatus{Host: a, Expires: &expires})
+			row := v1alpha1.EndpointStatus{Host: a, Expires: secondsOf(r.Expires)}
+			if !r.Confirmed.IsZero() {
+				row.LastResolved = secondsOf(r.Confirmed)
+			}
+			add(r.Addr, row)
 		}
 	}
 	return out, found
+}
+
+// secondsOf is t as the API stores it: to the second.
+func secondsOf(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
 }
 
 // addressEvents tell the user, in one Event per kind, which addresses were
@@ -353,21 +369,26 @@ func addressEvents(before, after []v1alpha1.EndpointStatus) []Event {
 	}
 	var events []Event
 	if len(denied) > 0 {
+		prefix := fmt.Sprintf("%d address(es) left out by the address policy: ", len(denied))
 		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventAddressDenied, "Deny",
-			fmt.Sprintf("%d address(es) left out by the address policy: %s", len(denied), strings.Join(denied, "; "))})
+			prefix + JoinBounded(denied, "; ", MaxEventNote-len(prefix))})
 	}
 	if len(added) > 0 || len(removed) > 0 {
+		const format = "DNS answers changed: added [%s], removed [%s]"
+		half := (MaxEventNote - len(format)) / 2
 		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventAddressesChanged, "Resolve",
-			fmt.Sprintf("DNS answers changed: added [%s], removed [%s]", strings.Join(added, ", "), strings.Join(removed, ", "))})
+			fmt.Sprintf(format, JoinBounded(added, ", ", half), JoinBounded(removed, ", ", half))})
 	}
 	if len(unhealthy) > 0 {
+		const prefix = "not ready: "
 		events = append(events, Event{corev1.EventTypeWarning, v1alpha1.EventEndpointsUnhealthy, "Probe",
-			"not ready: " + strings.Join(unhealthy, "; ")})
+			prefix + JoinBounded(unhealthy, "; ", MaxEventNote-len(prefix))})
 	}
 	if len(healthy) > 0 {
 		slices.Sort(healthy)
+		const prefix = "ready again: "
 		events = append(events, Event{corev1.EventTypeNormal, v1alpha1.EventEndpointsHealthy, "Probe",
-			"ready again: " + strings.Join(healthy, ", ")})
+			prefix + JoinBounded(healthy, ", ", MaxEventNote-len(prefix))})
 	}
 	return events
 }
@@ -413,7 +434,7 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 			Type:               condType,
 			Status:             condStatus,
 			Reason:             reason,
-			Message:            fmt.Sprintf(format, args...),
+			Message:            truncate(fmt.Sprintf(format, args...), MaxConditionMessage),
 			ObservedGeneration: xb.Generation,
 			LastTransitionTime: metav1.NewTime(in.Now),
 		})
@@ -485,18 +506,21 @@ func setResolved(xb *v1alpha1.ExternalBackend, in Inputs, set setCondition) {
 					n.State.Addresses[0].Expires.UTC().Format(time.RFC3339))
 			}
 			failing = append(failing, msg)
+		case !n.State.Resolved && len(n.State.Addresses) > 0:
+			pending = append(pending, fmt.Sprintf("%s (keeping its %d last known address(es) meanwhile)", n.Name, len(n.State.Addresses)))
 		case !n.State.Resolved:
 			pending = append(pending, n.Name)
 		}
 	}
 	switch {
 	case len(failing) > 0:
-		set(cond, false, reason, "%s", strings.Join(failing, "; "))
+		set(cond, false, reason, "%s", JoinBounded(failing, "; ", MaxConditionMessage))
 	case len(pending) > 0:
-		set(cond, false, v1alpha1.ReasonResolving, "waiting for the first answer for %s", strings.Join(pending, ", "))
+		const prefix = "waiting for the first answer for "
+		set(cond, false, v1alpha1.ReasonResolving, "%s%s", prefix, JoinBounded(pending, ", ", MaxConditionMessage-len(prefix)))
 	case len(truncated) > 0:
 		set(cond, true, v1alpha1.ReasonAnswersTruncated, "%d name(s) resolved to %d address(es); answers hold more records than the operator's %s, the smallest addresses are kept: %s",
-			len(in.Names), addresses, FlagMaxRecords, strings.Join(truncated, "; "))
+			len(in.Names), addresses, FlagMaxRecords, JoinBounded(truncated, "; ", MaxConditionMessage/2))
 	default:
 		set(cond, true, v1alpha1.ReasonNamesResolved, "%d name(s) resolved to %d address(es)", len(in.Names), addresses)
 	}
@@ -526,7 +550,8 @@ func setHealthy(xb *v1alpha1.ExternalBackend, in Inputs, rows []v1alpha1.Endpoin
 		}
 	}
 	if len(failing) > 0 {
-		set(cond, false, v1alpha1.ReasonUnhealthy, "%d/%d address(es) fail %s checks: %s", len(failing), probed, hc.Type, strings.Join(failing, "; "))
+		prefix := fmt.Sprintf("%d/%d address(es) fail %s checks: ", len(failing), probed, hc.Type)
+		set(cond, false, v1alpha1.ReasonUnhealthy, "%s%s", prefix, JoinBounded(failing, "; ", MaxConditionMessage-len(prefix)))
 		return
 	}
 	set(cond, true, v1alpha1.ReasonAllHealthy, "%d/%d address(es) pass %s checks", probed, probed, hc.Type)
