@@ -77,6 +77,7 @@ type ExternalBackendReconciler struct {
 // +kubebuilder:rbac:groups="",resources=services;endpoints,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 
 // Reconcile brings the children of one ExternalBackend to their desired state.
 func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
