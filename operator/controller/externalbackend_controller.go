@@ -118,7 +118,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}
 
-	res := status.Compute(xb, r.observe(xb))
+	res := status.Compute(xb, r.observe(ctx, xb))
 	r.record(ctx, xb, res.Events)
 	var applyErr error
 	if res.Refused != "" {
@@ -387,6 +387,9 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 	// Our own status writes change neither generation, labels nor
 	// annotations, so they do not wake the reconciler again.
 	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	if err := indexCAConfigMaps(mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ExternalBackend{}, builder.WithPredicates(specChanged)).
 		WatchesRawSource(r.Wake).
@@ -394,6 +397,7 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 		Owns(&discoveryv1.EndpointSlice{}, notCreates).
 		Owns(&corev1.Endpoints{}, notCreates). //nolint:staticcheck // legacy Endpoints are written on purpose
 		Watches(&corev1.Service{}, sameName, builder.WithPredicates(onlyDeletes)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.backendsUsingConfigMap)).
 		Named("externalbackend").
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
