@@ -43,6 +43,9 @@ manifests: ## Generate the CRD and RBAC from the API and controller markers.
 	$(CONTROLLER_GEN) rbac:roleName=outpost-operator $(foreach p,$(OPERATOR_RBAC_PACKAGES),paths="$(p)") output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=outpost-syncer paths="./operator/syncer/..." output:rbac:artifacts:config=config/components/datapath
 	$(CONTROLLER_GEN) rbac:roleName=outpost-coredns paths="./plugin/..." output:rbac:artifacts:config=config/components/dns
+	cp config/rbac/role.yaml charts/outpost/files/rbac/operator-role.yaml
+	cp config/components/datapath/role.yaml charts/outpost/files/rbac/syncer-role.yaml
+	cp config/components/dns/role.yaml charts/outpost/files/rbac/coredns-role.yaml
 
 .PHONY: generate
 generate: ## Generate deepcopy code for the API types.

@@ -24,18 +24,22 @@ var goDefaults = map[string]struct {
 	constant string
 	value    any
 }{
-	"spec.serviceType":                    {"DefaultServiceType", DefaultServiceType},
-	"spec.headless":                       {"DefaultHeadless", DefaultHeadless},
-	"spec.sessionAffinity":                {"DefaultSessionAffinity", DefaultSessionAffinity},
-	"spec.ports[].protocol":               {"DefaultProtocol", DefaultProtocol},
-	"spec.resolution.ipFamilies":          {"DefaultIPFamily", []IPFamily{DefaultIPFamily}},
-	"spec.resolution.minTTL":              {"DefaultMinTTL", DefaultMinTTL},
-	"spec.resolution.maxTTL":              {"DefaultMaxTTL", DefaultMaxTTL},
-	"spec.healthCheck.type":               {"DefaultHealthCheckType", DefaultHealthCheckType},
-	"spec.healthCheck.interval":           {"DefaultHealthCheckInterval", DefaultHealthCheckInterval},
-	"spec.healthCheck.timeout":            {"DefaultHealthCheckTimeout", DefaultHealthCheckTimeout},
-	"spec.healthCheck.healthyThreshold":   {"DefaultHealthyThreshold", DefaultHealthyThreshold},
-	"spec.healthCheck.unhealthyThreshold": {"DefaultUnhealthyThreshold", DefaultUnhealthyThreshold},
+	"spec.serviceType":                                {"DefaultServiceType", DefaultServiceType},
+	"spec.headless":                                   {"DefaultHeadless", DefaultHeadless},
+	"spec.sessionAffinity":                            {"DefaultSessionAffinity", DefaultSessionAffinity},
+	"spec.ports[].protocol":                           {"DefaultProtocol", DefaultProtocol},
+	"spec.resolution.ipFamilies":                      {"DefaultIPFamily", []IPFamily{DefaultIPFamily}},
+	"spec.resolution.minTTL":                          {"DefaultMinTTL", DefaultMinTTL},
+	"spec.resolution.maxTTL":                          {"DefaultMaxTTL", DefaultMaxTTL},
+	"spec.healthCheck.type":                           {"DefaultHealthCheckType", DefaultHealthCheckType},
+	"spec.healthCheck.interval":                       {"DefaultHealthCheckInterval", DefaultHealthCheckInterval},
+	"spec.healthCheck.timeout":                        {"DefaultHealthCheckTimeout", DefaultHealthCheckTimeout},
+	"spec.healthCheck.healthyThreshold":               {"DefaultHealthyThreshold", DefaultHealthyThreshold},
+	"spec.healthCheck.unhealthyThreshold":             {"DefaultUnhealthyThreshold", DefaultUnhealthyThreshold},
+	"spec.healthCheck.checks[].type":                  {"DefaultHealthCheckType", DefaultHealthCheckType},
+	"spec.healthCheck.checks[].http.expectedStatuses": {"DefaultExpectedStatuses", []string{DefaultExpectedStatuses}},
+	"spec.healthCheck.checks[].tls.caConfigMap.key":   {"DefaultCAKey", DefaultCAKey},
+	"spec.healthCheck.checks[].dns.type":              {"DefaultDNSQueryType", DefaultDNSQueryType},
 }
 
 func TestCRDDefaultsAreTheGoConstants(t *testing.T) {

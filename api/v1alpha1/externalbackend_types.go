@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // ExternalBackendSpec declares a backend outside the cluster. Exactly one of
@@ -182,23 +183,32 @@ const (
 	DefaultMaxTTL   = 30 * time.Minute
 )
 
-// HealthCheckType is the kind of probe.
-// +kubebuilder:validation:Enum=TCP;HTTP;HTTPS
+// HealthCheckType is the kind of probe. The single form of spec.healthCheck
+// takes TCP, HTTP and HTTPS; spec.healthCheck.checks takes every type.
 type HealthCheckType string
 
 const (
 	HealthCheckTCP   HealthCheckType = "TCP"
 	HealthCheckHTTP  HealthCheckType = "HTTP"
 	HealthCheckHTTPS HealthCheckType = "HTTPS"
+	// HealthCheckGRPC asks the gRPC health service (grpc.health.v1.Health/Check).
+	HealthCheckGRPC HealthCheckType = "GRPC"
+	// HealthCheckDNS sends a DNS query that must be answered.
+	HealthCheckDNS HealthCheckType = "DNS"
 )
 
-// HealthCheck probes each address; failing addresses stay listed but not ready.
+// HealthCheck probes each address; failing addresses stay listed but not
+// ready. Either its own type, port, path and verifyCertificate describe the
+// one check (the single form), or checks lists several, all of which must
+// pass; interval, timeout and the thresholds apply to every check.
+// +kubebuilder:validation:XValidation:rule="!has(self.checks) || (self.type == 'TCP' && !has(self.port) && !has(self.path) && !has(self.verifyCertificate))",message="spec.healthCheck.type, port, path, verifyCertificate: not allowed with spec.healthCheck.checks; describe every check as an item of checks"
 // +kubebuilder:validation:XValidation:rule="!has(self.path) || self.type != 'TCP'",message="spec.healthCheck.path: only allowed for HTTP and HTTPS checks"
 // +kubebuilder:validation:XValidation:rule="!has(self.verifyCertificate) || self.type == 'HTTPS'",message="spec.healthCheck.verifyCertificate: only allowed for HTTPS checks"
 // +kubebuilder:validation:XValidation:rule="duration(self.timeout) <= duration(self.interval)",message="spec.healthCheck.timeout must not be greater than spec.healthCheck.interval"
 type HealthCheck struct {
 	// +optional
 	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;HTTP;HTTPS
 	Type HealthCheckType `json:"type,omitempty"`
 
 	// Port on the backend; defaults to the first port's targetPort.
@@ -230,6 +240,15 @@ type HealthCheck struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1m')",message="spec.healthCheck.timeout must be at most 1m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
+	// Checks are run together on every address, each on its port; the
+	// address is ready only while all pass (an admin port that answers
+	// does not make a dead service port ready).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Checks []Check `json:"checks,omitempty"`
+
 	// HealthyThreshold is the number of successes that make an address ready.
 	// +optional
 	// +kubebuilder:default=2
@@ -251,6 +270,143 @@ const (
 	DefaultHealthyThreshold    = 2
 	DefaultUnhealthyThreshold  = 3
 )
+
+// Check is one item of spec.healthCheck.checks.
+// +kubebuilder:validation:XValidation:rule="!has(self.http) || self.type == 'HTTP' || self.type == 'HTTPS'",message="spec.healthCheck.checks[].http: only allowed for HTTP and HTTPS checks"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.type == 'HTTPS' || self.type == 'GRPC'",message="spec.healthCheck.checks[].tls: only allowed for HTTPS and GRPC checks"
+// +kubebuilder:validation:XValidation:rule="!has(self.grpc) || self.type == 'GRPC'",message="spec.healthCheck.checks[].grpc: only allowed for GRPC checks"
+// +kubebuilder:validation:XValidation:rule="has(self.dns) == (self.type == 'DNS')",message="spec.healthCheck.checks[].dns: required for DNS checks (the query to send) and not allowed for others"
+// +kubebuilder:validation:XValidation:rule="!has(self.port) || type(self.port) == string || (int(self.port) >= 1 && int(self.port) <= 65535)",message="spec.healthCheck.checks[].port: a number must be in 1-65535"
+type Check struct {
+	// +optional
+	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;HTTP;HTTPS;GRPC;DNS
+	Type HealthCheckType `json:"type,omitempty"`
+
+	// Port on the backend: the name of one of spec.ports (its targetPort)
+	// or a number. Defaults to the first port's targetPort.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	Port *intstr.IntOrString `json:"port,omitempty"`
+
+	// HTTP options of an HTTP or HTTPS check.
+	// +optional
+	HTTP *HTTPCheck `json:"http,omitempty"`
+
+	// TLS options of an HTTPS check; a GRPC check with tls speaks TLS.
+	// +optional
+	TLS *TLSCheck `json:"tls,omitempty"`
+
+	// GRPC options of a GRPC check.
+	// +optional
+	GRPC *GRPCCheck `json:"grpc,omitempty"`
+
+	// DNS is the query of a DNS check; required for type DNS.
+	// +optional
+	DNS *DNSCheck `json:"dns,omitempty"`
+}
+
+// HTTPCheck is the request of an HTTP(S) check and the answers that pass.
+type HTTPCheck struct {
+	// Path of the GET request; default "/".
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	Path string `json:"path,omitempty"`
+
+	// Headers sent with the request. A Host header replaces the address
+	// (or DNS name) in the request's Host.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// ExpectedStatuses are the status codes that pass: codes ("204") or
+	// inclusive ranges ("200-299").
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:default={"200-399"}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$`
+	ExpectedStatuses []string `json:"expectedStatuses,omitempty"`
+}
+
+// DefaultExpectedStatuses is HTTPCheck.ExpectedStatuses' default, the one
+// range of the single form: 2xx and 3xx (redirects are not followed).
+const DefaultExpectedStatuses = "200-399"
+
+// HTTPHeader is one request header.
+type HTTPHeader struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[-!#$%&'*+.^_|~0-9A-Za-z]+$`
+	Name string `json:"name"`
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value"`
+}
+
+// TLSCheck says how a check verifies the server's certificate.
+// +kubebuilder:validation:XValidation:rule="!has(self.caConfigMap) || !has(self.verifyCertificate) || self.verifyCertificate",message="spec.healthCheck.checks[].tls.verifyCertificate: must not be false with caConfigMap, which is only used to verify"
+type TLSCheck struct {
+	// ServerName is sent as SNI and is the name the certificate must hold;
+	// defaults to the DNS name the address came from, or the address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServerName string `json:"serverName,omitempty"`
+
+	// VerifyCertificate checks the certificate against the system roots,
+	// or caConfigMap's. Off by default unless caConfigMap is set.
+	// +optional
+	VerifyCertificate *bool `json:"verifyCertificate,omitempty"`
+
+	// CAConfigMap holds the PEM CA bundle that signs the server's
+	// certificate, in a ConfigMap of the backend's namespace. A changed
+	// bundle applies to the next probes.
+	// +optional
+	CAConfigMap *ConfigMapKey `json:"caConfigMap,omitempty"`
+}
+
+// ConfigMapKey is a key of a ConfigMap in the backend's namespace.
+type ConfigMapKey struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// +optional
+	// +kubebuilder:default="ca.crt"
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}
+
+// DefaultCAKey is ConfigMapKey.Key's default.
+const DefaultCAKey = "ca.crt"
+
+// GRPCCheck is the request of a GRPC check.
+type GRPCCheck struct {
+	// Service is the service name asked about; empty asks about the
+	// server as a whole.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Service string `json:"service,omitempty"`
+}
+
+// DNSCheck is the query of a DNS check, sent over UDP (TCP when the
+// answer is truncated). It passes when the answer is NOERROR and holds
+// at least one record.
+type DNSCheck struct {
+	// Name to ask about.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Type of the records asked for.
+	// +optional
+	// +kubebuilder:default=A
+	// +kubebuilder:validation:Enum=A;AAAA;CNAME;MX;NS;PTR;SOA;SRV;TXT
+	Type string `json:"type,omitempty"`
+}
+
+// DefaultDNSQueryType is DNSCheck.Type's default.
+const DefaultDNSQueryType = "A"
 
 // Mode is how an ExternalBackend reaches its backend.
 type Mode string

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // published is what xb's status and EndpointSlices say was published: the
 // names and addresses the resolver and prober start tracking begin from it,
 // so a restart, a new leader or a relist never shrinks what was published.
-func (r *ExternalBackendReconciler) observe(xb *v1alpha1.ExternalBackend, published status.Published) status.Inputs {
+func (r *ExternalBackendReconciler) observe(ctx context.Context, xb *v1alpha1.ExternalBackend, published status.Published) status.Inputs {
 	key := types.NamespacedName{Namespace: xb.Namespace, Name: xb.Name}
 	in := status.Inputs{Allow: r.Policy.Check, Limits: r.Limits, Now: time.Now(), Published: published}
 	if desired.IsAlias(xb) {
@@ -46,7 +47,11 @@ func (r *ExternalBackendReconciler) observe(xb *v1alpha1.ExternalBackend, publis
 
 	if xb.Spec.HealthCheck != nil {
 		targets := status.ProbeTargets(xb, in)
-		in.ProbeErr = r.Prober.Ensure(key, targets, probeSpec(xb))
+		var spec probe.Spec
+		spec, in.ProbeErr = probeSpec(xb, r.caBundleReader(ctx, xb.Namespace))
+		if in.ProbeErr == nil {
+			in.ProbeErr = r.Prober.Ensure(key, targets, spec)
+		}
 		if in.ProbeErr == nil {
 			in.Health = make(map[netip.Addr]probe.Status, len(targets))
 			for _, t := range targets {
@@ -78,30 +83,6 @@ func resolutionSpec(xb *v1alpha1.ExternalBackend) resolve.Spec {
 		if r.MaxTTL != nil {
 			spec.MaxTTL = r.MaxTTL.Duration
 		}
-	}
-	return spec
-}
-
-// probeSpec is spec.healthCheck for the prober; the port defaults to the
-// first port's targetPort.
-func probeSpec(xb *v1alpha1.ExternalBackend) probe.Spec {
-	hc := xb.Spec.HealthCheck
-	spec := probe.Spec{
-		Type:               probe.Type(hc.Type),
-		Port:               int(hc.Port),
-		Path:               hc.Path,
-		HealthyThreshold:   int(hc.HealthyThreshold),
-		UnhealthyThreshold: int(hc.UnhealthyThreshold),
-		VerifyTLS:          hc.VerifyCertificate != nil && *hc.VerifyCertificate,
-	}
-	if spec.Port == 0 && len(xb.Spec.Ports) > 0 {
-		spec.Port = int(desired.TargetPort(xb.Spec.Ports[0]))
-	}
-	if hc.Interval != nil {
-		spec.Interval = hc.Interval.Duration
-	}
-	if hc.Timeout != nil {
-		spec.Timeout = hc.Timeout.Duration
 	}
 	return spec
 }

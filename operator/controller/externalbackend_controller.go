@@ -78,6 +78,7 @@ type ExternalBackendReconciler struct {
 // +kubebuilder:rbac:groups="",resources=services;endpoints,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 
 // Reconcile brings the children of one ExternalBackend to their desired state.
 func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -123,7 +124,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	res := status.Compute(xb, r.observe(xb, published))
+	res := status.Compute(xb, r.observe(ctx, xb, published))
 	r.record(ctx, xb, res.Events)
 	var applyErr error
 	if res.Refused != "" {
@@ -421,6 +422,9 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 	})); err != nil {
 		return err
 	}
+	if err := indexCAConfigMaps(mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ExternalBackend{}, builder.WithPredicates(specChanged)).
 		WatchesRawSource(r.Wake).
@@ -428,6 +432,7 @@ func (r *ExternalBackendReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 		Owns(&discoveryv1.EndpointSlice{}, notCreates).
 		Owns(&corev1.Endpoints{}, notCreates). //nolint:staticcheck // legacy Endpoints are written on purpose
 		Watches(&corev1.Service{}, sameName, builder.WithPredicates(onlyDeletes)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.backendsUsingConfigMap)).
 		Named("externalbackend").
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)

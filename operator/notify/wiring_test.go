@@ -53,7 +53,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	for _, a := range st.Addrs() {
 		targets = append(targets, probe.Target{Addr: a, Host: name})
 	}
-	spec := probe.Spec{Type: probe.TCP, Port: r.port, Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 3}
+	spec := probe.Spec{Checks: []probe.Check{{Type: probe.TCP, Port: r.port}}, Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 3}
 	if err := r.prober.Ensure(req.NamespacedName, targets, spec); err != nil {
 		return ctrl.Result{}, err
 	}

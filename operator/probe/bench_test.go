@@ -105,7 +105,7 @@ func BenchmarkProbe1000Targets(b *testing.B) {
 					p := NewProber(Options{Workers: benchWorkers, Log: logr.Discard()})
 					done := make(chan struct{})
 					go func() { p.Start(ctx); close(done) }() //nolint:errcheck
-					spec := Spec{Type: typ, Port: benchPort, Interval: scaledInterval, Timeout: 500 * time.Millisecond}
+					spec := Spec{Checks: []Check{{Type: typ, Port: benchPort}}, Interval: scaledInterval, Timeout: 500 * time.Millisecond}
 					for i, a := range addrs {
 						o := types.NamespacedName{Namespace: "bench", Name: fmt.Sprint(i)}
 						if err := p.Ensure(o, []Target{{Addr: a}}, spec); err != nil {

@@ -1,13 +1,16 @@
 // Package probe health-checks the addresses of ExternalBackends (TCP
-// connect, HTTP or HTTPS GET) outside of reconciles and tells the
-// reconciler when an address turns ready or not ready.
+// connect, HTTP or HTTPS GET, the gRPC health protocol, a DNS query)
+// outside of reconciles and tells the reconciler when an address turns
+// ready or not ready.
 //
 // A Prober is a manager Runnable with a bounded pool of workers; each
-// target is probed every Interval (±10% jitter) with a Timeout. An address
-// turns not ready after UnhealthyThreshold consecutive failures and ready
-// again after HealthyThreshold consecutive successes. HTTP(S) counts 2xx
-// and 3xx as healthy (redirects are not followed); HTTPS does not check
-// the certificate unless Spec.VerifyTLS is set.
+// target is probed every Interval (±10% jitter) with a Timeout, running
+// all of the spec's checks at once: a probe passes only if every check
+// does. An address turns not ready after UnhealthyThreshold consecutive
+// failures and ready again after HealthyThreshold consecutive successes.
+// HTTP(S) counts 2xx and 3xx as healthy unless told otherwise (redirects
+// are not followed); TLS does not check the certificate unless
+// Check.VerifyTLS or Check.RootCAs is set.
 //
 // Pass only addresses that passed the address policy (--denied-cidrs):
 // a probe is a connection from the operator's own pod, so probing a denied

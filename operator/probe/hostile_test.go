@@ -61,8 +61,12 @@ func TestHTTPCheckOfAHostileBackend(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := rawServer(t, []byte(tc.answer))
-			c := newChecker(Spec{Type: HTTP, Port: int(addr.Port()), Path: "/", Timeout: 5 * time.Second})
-			err := c.check(context.Background(), Target{Addr: addr.Addr()})
+			spec, err := Spec{Checks: []Check{{Type: HTTP, Port: int(addr.Port())}}, Timeout: 5 * time.Second}.normalize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newChecker(spec)
+			err = c.check(context.Background(), Target{Addr: addr.Addr()})
 			if err == nil {
 				t.Fatal("the check passed")
 			}
@@ -93,7 +97,7 @@ func TestSlowTargetsOfOneNamespaceDoNotDelayAnother(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	const interval, timeout = 2 * time.Second, time.Second
-	slow := Spec{Type: HTTP, Port: int(silent.Port()), Interval: interval, Timeout: timeout}
+	slow := Spec{Checks: []Check{{Type: HTTP, Port: int(silent.Port())}}, Interval: interval, Timeout: timeout}
 	// 40 slow targets are queued first: first come, first served, the two
 	// workers would need 20 s to reach namespace b.
 	for i := range 40 {
@@ -104,7 +108,7 @@ func TestSlowTargetsOfOneNamespaceDoNotDelayAnother(t *testing.T) {
 	}
 	b := types.NamespacedName{Namespace: "b", Name: "web"}
 	start := time.Now()
-	if err := p.Ensure(b, []Target{{Addr: fast.Addr()}}, Spec{Type: HTTP, Port: int(fast.Port()), Interval: interval, Timeout: timeout}); err != nil {
+	if err := p.Ensure(b, []Target{{Addr: fast.Addr()}}, Spec{Checks: []Check{{Type: HTTP, Port: int(fast.Port())}}, Interval: interval, Timeout: timeout}); err != nil {
 		t.Fatal(err)
 	}
 	for !p.Status(b, fast.Addr()).Known {

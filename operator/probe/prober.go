@@ -115,7 +115,7 @@ func (p *Prober) Start(ctx context.Context) error {
 
 // Ensure makes the Prober check exactly targets of owner with spec. New
 // targets get their first probe within Jitter×Interval; targets no longer
-// listed stop being probed. A changed check (type, port, path, TLS,
+// listed stop being probed. A changed check (any of Checks, or the
 // timeout) keeps readiness but restarts the counting and probes at once.
 // The error names the bad spec field.
 func (p *Prober) Ensure(owner types.NamespacedName, targets []Target, spec Spec) error {
@@ -238,12 +238,10 @@ func (p *Prober) processNext(ctx context.Context) bool {
 	c, t := ow.checker, tg.t
 	p.mu.Unlock()
 
-	start := time.Now()
 	err := c.check(ctx, t)
 	if ctx.Err() != nil {
 		return false
 	}
-	observe(c.spec.Type, start, err)
 
 	p.mu.Lock()
 	if cur, ok := p.owners[k.owner]; !ok || cur != ow || ow.targets[k.addr] != tg || ow.checker != c {

@@ -121,7 +121,7 @@ func TestTCPProbeFollowsListenerStopAndStart(t *testing.T) {
 	// A refused connect answers at once, but on a loaded 2-core machine the
 	// prober may not run for a while: a timeout as long as the interval keeps
 	// a starved probe from reading as a timeout instead of a refusal.
-	spec := Spec{Type: TCP, Port: 31496, Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, HealthyThreshold: 2, UnhealthyThreshold: 3}
+	spec := Spec{Checks: []Check{{Type: TCP, Port: 31496}}, Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, HealthyThreshold: 2, UnhealthyThreshold: 3}
 	if err := h.prober.Ensure(o, []Target{{Addr: h.ns.IPs[0]}}, spec); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestHTTPProbeStatusCodes(t *testing.T) {
 	addr := h.ns.IPs6[0] // over IPv6, with a DNS name for the Host header
 	srv := h.ns.StartHTTP(t, netip.AddrPortFrom(addr, 8080))
 	o := owner("web")
-	spec := Spec{Type: HTTP, Port: 8080, Path: "/healthz", Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 2}
+	spec := Spec{Checks: []Check{{Type: HTTP, Port: 8080, Path: "/healthz"}}, Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 2}
 	if err := h.prober.Ensure(o, []Target{{Addr: addr, Host: "web.example.test"}}, spec); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestHTTPProbeStatusCodes(t *testing.T) {
 
 	srv.SetStatus(http.StatusInternalServerError)
 	st, _ := h.watch(o, addr, settle, "not ready on 500", notReady)
-	want := "HTTP GET http://web.example.test:8080/healthz (" + netip.AddrPortFrom(addr, 8080).String() + "): status 500 Internal Server Error"
+	want := "HTTP GET http://web.example.test:8080/healthz (" + netip.AddrPortFrom(addr, 8080).String() + "): status 500 Internal Server Error, want 200-399"
 	if st.LastError != want {
 		t.Errorf("last error %q, want %q", st.LastError, want)
 	}
@@ -190,7 +190,7 @@ func TestHTTPSProbeSkipsCertificateCheckUnlessAsked(t *testing.T) {
 	h := startProber(t)
 	addr := h.ns.IPs[1]
 	h.ns.StartHTTPS(t, netip.AddrPortFrom(addr, 8443), "api.example.test")
-	spec := Spec{Type: HTTPS, Port: 8443, Interval: time.Second, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 1}
+	spec := Spec{Checks: []Check{{Type: HTTPS, Port: 8443}}, Interval: time.Second, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 1}
 
 	if err := h.prober.Ensure(owner("insecure"), []Target{{Addr: addr, StartNotReady: true}}, spec); err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestHTTPSProbeSkipsCertificateCheckUnlessAsked(t *testing.T) {
 	}
 	h.watch(owner("insecure"), addr, settle, "ready with a self-signed certificate", ready)
 
-	spec.VerifyTLS = true
+	spec.Checks[0].VerifyTLS = true
 	if err := h.prober.Ensure(owner("strict"), []Target{{Addr: addr, Host: "api.example.test"}}, spec); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestProbeTimeout(t *testing.T) {
 	h := startProber(t)
 	// On-link but unassigned: nothing answers ARP, so the connect hangs.
 	silent := h.ns.IPs[len(h.ns.IPs)-1].Next()
-	spec := Spec{Type: TCP, Port: 9, Interval: 400 * time.Millisecond, Timeout: 150 * time.Millisecond, UnhealthyThreshold: 1}
+	spec := Spec{Checks: []Check{{Type: TCP, Port: 9}}, Interval: 400 * time.Millisecond, Timeout: 150 * time.Millisecond, UnhealthyThreshold: 1}
 	if err := h.prober.Ensure(owner("silent"), []Target{{Addr: silent}}, spec); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestProbesStopWhenTargetsGoAway(t *testing.T) {
 	a := h.ns.StartTCP(t, netip.AddrPortFrom(h.ns.IPs[2], 7000))
 	b := h.ns.StartTCP(t, netip.AddrPortFrom(h.ns.IPs[3], 7000))
 	o := owner("two")
-	spec := Spec{Type: TCP, Port: 7000, Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
+	spec := Spec{Checks: []Check{{Type: TCP, Port: 7000}}, Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
 	if err := h.prober.Ensure(o, []Target{{Addr: a.Addr.Addr()}, {Addr: b.Addr.Addr()}}, spec); err != nil {
 		t.Fatal(err)
 	}

@@ -3,30 +3,62 @@ package probe
 import (
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 )
 
 func TestSpecNormalize(t *testing.T) {
-	got, err := Spec{Type: HTTP, Port: 80}.normalize()
+	got, err := Spec{Checks: []Check{{Type: HTTP, Port: 80}, {Type: DNS, Port: 53, DNSName: "example.com"}, {Type: GRPC, Port: 9000}}}.normalize()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Spec{Type: HTTP, Port: 80, Path: "/", Interval: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3}
-	if got != want {
+	want := Spec{
+		Checks: []Check{
+			{Field: "healthCheck", Type: HTTP, Port: 80, Path: "/", ExpectedStatuses: []string{"200-399"}},
+			{Field: "healthCheck", Type: DNS, Port: 53, DNSName: "example.com.", DNSType: "A"},
+			{Field: "healthCheck", Type: GRPC, Port: 9000},
+		},
+		Interval: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3,
+	}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults: %+v, want %+v", got, want)
 	}
-	for spec, msg := range map[Spec]string{
-		{Type: "UDP", Port: 53}:           `healthCheck.type: "UDP" is not TCP, HTTP or HTTPS`,
-		{Type: TCP}:                       "healthCheck.port: 0 is not in 1-65535",
-		{Type: HTTP, Port: 80, Path: "x"}: `healthCheck.path: "x" must start with /`,
+	for _, tc := range []struct {
+		check Check
+		msg   string
+	}{
+		{Check{Type: "UDP", Port: 53}, `healthCheck.type: "UDP" is not TCP, HTTP, HTTPS, GRPC or DNS`},
+		{Check{Type: TCP}, "healthCheck.port: 0 is not in 1-65535"},
+		{Check{Type: HTTP, Port: 80, Path: "x"}, `healthCheck.path: "x" must start with /`},
+		{Check{Field: "spec.healthCheck.checks[1]", Type: HTTP, Port: 80, ExpectedStatuses: []string{"299-200"}},
+			`spec.healthCheck.checks[1].http.expectedStatuses: "299-200" is neither a status code nor a range like 200-299`},
+		{Check{Field: "spec.healthCheck.checks[0]", Type: HTTPS, Port: 443, RootCAs: []byte("not PEM")},
+			"spec.healthCheck.checks[0].tls.caConfigMap: holds no PEM certificate"},
+		{Check{Field: "spec.healthCheck.checks[2]", Type: DNS, Port: 53}, "spec.healthCheck.checks[2].dns.name: required for a DNS check"},
+		{Check{Type: DNS, Port: 53, DNSName: "x", DNSType: "BOGUS"}, `healthCheck.dns.type: "BOGUS" is not a DNS record type`},
 	} {
-		if _, err := spec.normalize(); err == nil || err.Error() != msg {
-			t.Errorf("%+v: %v, want %q", spec, err, msg)
+		if _, err := (Spec{Checks: []Check{{Type: TCP, Port: 1}, tc.check}}).normalize(); err == nil || err.Error() != tc.msg {
+			t.Errorf("%+v: %v, want %q", tc.check, err, tc.msg)
 		}
 	}
-	if got, _ := (Spec{Type: TCP, Port: 1, Interval: time.Second, Timeout: time.Minute}).normalize(); got.Timeout != time.Second {
+	if _, err := (Spec{}).normalize(); err == nil {
+		t.Error("a spec without checks was accepted")
+	}
+	if got, _ := (Spec{Checks: []Check{{Type: TCP, Port: 1}}, Interval: time.Second, Timeout: time.Minute}).normalize(); got.Timeout != time.Second {
 		t.Errorf("timeout %s not capped at the interval", got.Timeout)
+	}
+}
+
+func TestParseStatuses(t *testing.T) {
+	got, err := parseStatuses([]string{"204", "300-308"})
+	if err != nil || !reflect.DeepEqual(got, []statusRange{{204, 204}, {300, 308}}) {
+		t.Errorf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "2xx", "99", "600", "200-", "-200", "300-200"} {
+		if _, err := parseStatuses([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
 

@@ -550,7 +550,7 @@ func setHealthy(xb *v1alpha1.ExternalBackend, in Inputs, rows []v1alpha1.Endpoin
 		}
 	}
 	if len(failing) > 0 {
-		prefix := fmt.Sprintf("%d/%d address(es) fail %s checks: ", len(failing), probed, hc.Type)
+		prefix := fmt.Sprintf("%d/%d address(es) fail %s checks: ", len(failing), probed, checkTypes(hc))
 		set(cond, false, v1alpha1.ReasonUnhealthy, "%s%s", prefix, JoinBounded(failing, "; ", MaxConditionMessage-len(prefix)))
 		return
 	}
@@ -579,4 +579,18 @@ func ServiceOwnership(xb *v1alpha1.ExternalBackend, live *corev1.Service) Owners
 	headless := live.Spec.ClusterIP == corev1.ClusterIPNone
 	return Ownership{Recreate: !desired.IsAlias(xb) && live.Spec.Type != corev1.ServiceTypeExternalName &&
 		live.Spec.ClusterIP != "" && headless != xb.Spec.Headless}
+}
+
+// checkTypes names the kinds of checks hc runs, "TCP" or "HTTPS+GRPC".
+func checkTypes(hc *v1alpha1.HealthCheck) string {
+	if len(hc.Checks) == 0 {
+		return string(hc.Type)
+	}
+	var types []string
+	for _, c := range hc.Checks {
+		if !slices.Contains(types, string(c.Type)) {
+			types = append(types, string(c.Type))
+		}
+	}
+	return strings.Join(types, "+")
 }

@@ -142,14 +142,18 @@ func TestChartPassesTheOperatorPolicy(t *testing.T) {
 	}
 }
 
-// Helm installs CRDs only from the chart's crds/ and kustomize reads only
-// inside config/, so each holds a copy of the generated CRD and of the
-// Corefile: the copies must not drift (`make manifests` rewrites the CRD copy,
+// Helm installs CRDs only from the chart's crds/, reads only files inside the
+// chart, and kustomize reads only inside config/, so each holds a copy of
+// the generated CRD, the generated ClusterRoles and the Corefile: the copies
+// must not drift (`make manifests` rewrites the CRD and role copies,
 // `make coredns-corefile` the Corefiles).
 func TestChartCopiesAreCurrent(t *testing.T) {
 	for original, chartCopy := range map[string]string{
 		"config/crd/bases/outpost.dev_externalbackends.yaml": chartDir + "/crds/outpost.dev_externalbackends.yaml",
 		"config/components/dns/Corefile":                     chartDir + "/files/Corefile",
+		"config/rbac/role.yaml":                              chartDir + "/files/rbac/operator-role.yaml",
+		"config/components/datapath/role.yaml":               chartDir + "/files/rbac/syncer-role.yaml",
+		"config/components/dns/role.yaml":                    chartDir + "/files/rbac/coredns-role.yaml",
 	} {
 		want, err := os.ReadFile(filepath.Join(root, original))
 		if err != nil {

@@ -75,12 +75,15 @@ func TestServiceAccountsHaveLeastPrivilege(t *testing.T) {
 			{"delete", "discovery.k8s.io", "endpointslices", "default"},
 			{"create", "", "endpoints", "default"}, {"patch", "", "endpoints", "default"},
 			{"create", "events.k8s.io", "events", "default"},
+			// CA bundles of HTTPS and GRPC health checks (tls.caConfigMap).
+			{"get", "", "configmaps", "default"}, {"list", "", "configmaps", ""}, {"watch", "", "configmaps", ""},
 			// Who may read its metrics (--metrics-secure) is the API server's call.
 			{"create", "authentication.k8s.io", "tokenreviews", ""}, {"create", "authorization.k8s.io", "subjectaccessreviews", ""},
 		},
 		denied: []access{
 			{"create", "coordination.k8s.io", "leases", "kube-system"},
 			{"get", "", "secrets", "default"}, {"list", "", "secrets", ""},
+			{"update", "", "configmaps", "default"},
 			{"create", "", "pods", "default"}, {"update", "", "nodes", ""},
 			// Writes are server-side applies: no code updates these.
 			{"update", "", "services", "default"}, {"update", "discovery.k8s.io", "endpointslices", "default"},
