@@ -225,6 +225,19 @@ func (w *sliceWatch) readySince(addr string, t time.Time) bool {
 	return slices.ContainsFunc(w.readyAt[addr], func(at time.Time) bool { return !at.Before(t) })
 }
 
+// firstReadySince is the first time at or after t a slice showed addr
+// ready; zero if none did.
+func (w *sliceWatch) firstReadySince(addr string, t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, at := range w.readyAt[addr] {
+		if !at.Before(t) {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
 // shrunk lists the shrinks seen so far.
 func (w *sliceWatch) shrunk() []string {
 	w.mu.Lock()

@@ -86,9 +86,7 @@ func wantSlice(c *operatorCluster, ns, name string, want ...string) func() error
 // TestOperatorRestartKeepsWhatItPublished kills the operator (SIGKILL)
 // while the DNS server does not answer and starts a new one: the resolved
 // addresses stay published until one maxTTL after they were last
-// resolved. (The API server refuses loopback endpoints, so the restored
-// health state, which would need probes of a published address, is tested
-// in operator/status and operator/probe.)
+// resolved. The restored health state is TestOperatorRestartKeepsHealthState's.
 func TestOperatorRestartKeepsWhatItPublished(t *testing.T) {
 	c := startOperatorCluster(t)
 	dns := dnsserver.Start(t)
