@@ -22,19 +22,24 @@ type ChangeTracker struct {
 	services map[types.NamespacedName]*v1.Service
 	// slices by owning service, then by slice name.
 	slices map[types.NamespacedName]map[string]*discovery.EndpointSlice
-	dirty  map[types.NamespacedName]bool
-	notify chan struct{}
-	synced []cache.InformerSynced
+	// sliceOwner is the Service each slice (by namespace/name) was filed
+	// under: a slice whose service-name label changes, or goes, must leave
+	// the old Service's rules.
+	sliceOwner map[types.NamespacedName]types.NamespacedName
+	dirty      map[types.NamespacedName]bool
+	notify     chan struct{}
+	synced     []cache.InformerSynced
 }
 
 // NewChangeTracker returns an empty tracker (feed it with the Set/Delete methods
 // or Watch).
 func NewChangeTracker() *ChangeTracker {
 	return &ChangeTracker{
-		services: map[types.NamespacedName]*v1.Service{},
-		slices:   map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
-		dirty:    map[types.NamespacedName]bool{},
-		notify:   make(chan struct{}, 1),
+		services:   map[types.NamespacedName]*v1.Service{},
+		slices:     map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
+		sliceOwner: map[types.NamespacedName]types.NamespacedName{},
+		dirty:      map[types.NamespacedName]bool{},
+		notify:     make(chan struct{}, 1),
 	}
 }
 
@@ -72,34 +77,46 @@ func sliceService(s *discovery.EndpointSlice) (types.NamespacedName, bool) {
 	return types.NamespacedName{Namespace: s.Namespace, Name: name}, ok && name != ""
 }
 
-// SetSlice records an EndpointSlice (ignored without a service-name label).
+// SetSlice records an EndpointSlice under the Service its service-name label
+// names; a slice that no longer names one is forgotten.
 func (t *ChangeTracker) SetSlice(s *discovery.EndpointSlice) {
+	key := types.NamespacedName{Namespace: s.Namespace, Name: s.Name}
 	nn, ok := sliceService(s)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if owner, filed := t.sliceOwner[key]; filed && (!ok || owner != nn) {
+		t.unfileSlice(key, owner)
+	}
 	if !ok {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.slices[nn] == nil {
 		t.slices[nn] = map[string]*discovery.EndpointSlice{}
 	}
 	t.slices[nn][s.Name] = s
+	t.sliceOwner[key] = nn
 	t.touch(nn)
 }
 
-// DeleteSlice forgets an EndpointSlice.
+// DeleteSlice forgets an EndpointSlice, under the Service it was filed
+// under (a deleted object may carry a newer label than the tracker saw).
 func (t *ChangeTracker) DeleteSlice(s *discovery.EndpointSlice) {
-	nn, ok := sliceService(s)
-	if !ok {
-		return
-	}
+	key := types.NamespacedName{Namespace: s.Namespace, Name: s.Name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.slices[nn], s.Name)
-	if len(t.slices[nn]) == 0 {
-		delete(t.slices, nn)
+	if owner, filed := t.sliceOwner[key]; filed {
+		t.unfileSlice(key, owner)
 	}
-	t.touch(nn)
+}
+
+// unfileSlice removes slice key from owner's slices. Called with t.mu held.
+func (t *ChangeTracker) unfileSlice(key, owner types.NamespacedName) {
+	delete(t.slices[owner], key.Name)
+	if len(t.slices[owner]) == 0 {
+		delete(t.slices, owner)
+	}
+	delete(t.sliceOwner, key)
+	t.touch(owner)
 }
 
 // snapshot is the part of the tracker state one sync needs: the Services

@@ -476,3 +476,50 @@ func TestConntrackCleanedAfterTheRulesAreApplied(t *testing.T) {
 		t.Errorf("cleanup targets %v: want the removed endpoint's flows only", ct.calls[1])
 	}
 }
+
+// A slice whose kubernetes.io/service-name label moves to another Service
+// (or goes) leaves the old Service's rules in the same sync: nothing of it
+// stays behind there.
+func TestSliceRelabelledLeavesTheOldService(t *testing.T) {
+	ctx := context.Background()
+	s, tr, fake := newTestSyncer(t)
+	tr.SetService(service("web", "10.96.0.20", tcpPort("", 80)))
+	tr.SetService(service("api", "10.96.0.30", tcpPort("", 80)))
+	tr.SetSlice(slice("web", "shared-1", "", 8080, "10.244.1.1"))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.20", 80); !slices.Equal(got, []string{"10.244.1.1:8080"}) {
+		t.Fatalf("web -> %v", got)
+	}
+
+	tr.SetSlice(slice("api", "shared-1", "", 8080, "10.244.1.1"))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.20", 80); !slices.Equal(got, []string{"REJECT"}) {
+		t.Errorf("web after its slice was relabelled to api -> %v, want REJECT", got)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.30", 80); !slices.Equal(got, []string{"10.244.1.1:8080"}) {
+		t.Errorf("api -> %v", got)
+	}
+
+	unlabelled := slice("api", "shared-1", "", 8080, "10.244.1.1")
+	delete(unlabelled.Labels, discovery.LabelServiceName)
+	tr.SetSlice(unlabelled)
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.30", 80); !slices.Equal(got, []string{"REJECT"}) {
+		t.Errorf("api after the label was removed -> %v, want REJECT", got)
+	}
+	// Deleted with a label the tracker never saw: still gone from where it was.
+	tr.SetSlice(slice("web", "shared-1", "", 8080, "10.244.1.1"))
+	tr.DeleteSlice(slice("api", "shared-1", "", 8080))
+	if err := s.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointsOf(t, fake, "10.96.0.20", 80); !slices.Equal(got, []string{"REJECT"}) {
+		t.Errorf("web after its slice was deleted -> %v, want REJECT", got)
+	}
+}
