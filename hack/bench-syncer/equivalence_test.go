@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/outpost-dev/outpost/operator/syncer"
+	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
 	"github.com/outpost-dev/outpost/operator/syncer/restore"
 	testnetns "github.com/outpost-dev/outpost/test/lib/netns"
@@ -266,53 +267,96 @@ var normalizations = []normalization{
 	},
 }
 
-// canonical is the state of the KUBE-* chains that restore input leaves
-// in empty tables (or that iptables-save shows): for each table and chain,
-// by name, the declaration and then the rules, in order (dispatchChains
-// sorted). kube-proxy writes its chains and rules interleaved Service by
-// Service in map order, so the file itself is not reproducible, not even
-// by kube-proxy: what iptables-restore makes of it is.
-func canonical(in []byte) string {
-	type table struct {
-		order  []string
-		chains map[string][]string
-	}
-	tables := map[string]*table{}
-	var cur *table
-	var curName string
+// ruleState is what restore inputs leave in tables that start empty: per
+// table and chain, the rules in order.
+type ruleState map[string]map[string][]string
+
+// apply applies restore input (or reads iptables-save output), through
+// the normalizations if normalize is set.
+func (st ruleState) apply(in []byte, normalize bool) {
+	var cur map[string][]string
 	for _, l := range strings.Split(string(in), "\n") {
-		for _, n := range normalizations {
-			var keep bool
-			if l, keep = n.line(l); !keep {
-				l = ""
-				break
-			}
+		if normalize {
+			l = normalized(l)
 		}
 		switch {
 		case strings.HasPrefix(l, "*"):
-			curName = l[1:]
-			if tables[curName] == nil {
-				tables[curName] = &table{chains: map[string][]string{}}
+			if st[l[1:]] == nil {
+				st[l[1:]] = map[string][]string{}
 			}
-			cur = tables[curName]
+			cur = st[l[1:]]
 		case strings.HasPrefix(l, ":"):
 			// A declaration flushes the chain (and creates it).
 			name, _, _ := strings.Cut(l[1:], " ")
-			cur.chains[name] = []string{}
+			cur[name] = []string{}
 		case strings.HasPrefix(l, "-A "):
 			name, _, _ := strings.Cut(l[3:], " ")
-			cur.chains[name] = append(cur.chains[name], l)
+			cur[name] = append(cur[name], l)
 		case strings.HasPrefix(l, "-X "):
-			delete(cur.chains, strings.TrimSpace(l[3:]))
+			delete(cur, strings.TrimSpace(l[3:]))
 		}
 	}
+}
+
+// normalized applies every normalization to a line; "" drops it.
+func normalized(l string) string {
+	for _, n := range normalizations {
+		var keep bool
+		if l, keep = n.line(l); !keep {
+			return ""
+		}
+	}
+	return l
+}
+
+// recording is a restore.Runner that also keeps what its restores left.
+type recording struct {
+	restore.Runner
+	state ruleState
+}
+
+func (r *recording) Restore(ctx context.Context, ipv6 bool, in []byte) error {
+	if err := r.Runner.Restore(ctx, ipv6, in); err != nil {
+		return err
+	}
+	r.state.apply(in, false)
+	return nil
+}
+
+// restoreInput writes the state back as restore input, for the tracer.
+func (st ruleState) restoreInput() []byte {
+	var b bytes.Buffer
+	for _, tn := range slices.Sorted(maps.Keys(st)) {
+		fmt.Fprintf(&b, "*%s\n", tn)
+		for _, cn := range slices.Sorted(maps.Keys(st[tn])) {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", cn)
+		}
+		for _, cn := range slices.Sorted(maps.Keys(st[tn])) {
+			for _, r := range st[tn][cn] {
+				b.WriteString(r + "\n")
+			}
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.Bytes()
+}
+
+// canonical is the state of the KUBE-* chains that restore input leaves
+// in empty tables (or that iptables-save shows), normalized: for each
+// table and chain, by name, the declaration and then the rules, in order
+// (dispatchChains sorted). kube-proxy writes its chains and rules
+// interleaved Service by Service in map order, so the file itself is not
+// reproducible, not even by kube-proxy: what iptables-restore makes of it
+// is.
+func canonical(in []byte) string {
+	tables := ruleState{}
+	tables.apply(in, true)
 	var b strings.Builder
 	for _, tn := range slices.Sorted(maps.Keys(tables)) {
-		t := tables[tn]
 		fmt.Fprintf(&b, "*%s\n", tn)
-		for _, cn := range slices.Sorted(maps.Keys(t.chains)) {
+		for _, cn := range slices.Sorted(maps.Keys(tables[tn])) {
 			fmt.Fprintf(&b, ":%s\n", cn)
-			rs := t.chains[cn]
+			rs := tables[tn][cn]
 			if dispatchChains[tn+" "+cn] {
 				rs = slices.Clone(rs)
 				// The jump to KUBE-NODEPORTS stays last (both proxies
@@ -364,16 +408,21 @@ type kubeIPTables struct {
 	ipv6 bool
 	ns   *restore.Exec
 	last []byte
+	// state is what the restores left.
+	state ruleState
 }
 
 func (k *kubeIPTables) RestoreAll(data []byte, _ utiliptables.FlushFlag, _ utiliptables.RestoreCountersFlag) error {
 	k.last = append(k.last[:0], data...)
-	if k.ns == nil {
-		return nil
+	if k.ns != nil {
+		// The nfacct counter does not exist in the namespace
+		// (normalization "nfacct").
+		if err := k.ns.Restore(context.Background(), k.ipv6, []byte(normalizeOnly("nfacct", string(data)))); err != nil {
+			return err
+		}
 	}
-	// The nfacct counter does not exist in the namespace (normalization
-	// "nfacct").
-	return k.ns.Restore(context.Background(), k.ipv6, []byte(normalizeOnly("nfacct", string(data))))
+	k.state.apply(data, false)
+	return nil
 }
 
 func (k *kubeIPTables) SaveInto(table utiliptables.Table, buf *bytes.Buffer) error {
@@ -416,25 +465,31 @@ func save(run *restore.Exec, ipv6 bool, table string) ([]byte, error) {
 
 // pair is kube-proxy's proxier and our syncer fed the same objects.
 type pair struct {
-	f        family
-	kube     *kpiptables.Proxier
-	kubeIPT  *kubeIPTables
-	tracker  *syncer.ChangeTracker
-	ours     *syncer.Syncer
-	oursRun  restore.Runner
-	services map[string]*v1.Service
-	slices   map[string]*discovery.EndpointSlice
+	f       family
+	kube    *kpiptables.Proxier
+	kubeIPT *kubeIPTables
+	tracker *syncer.ChangeTracker
+	ours    *syncer.Syncer
+	oursRun restore.Runner
+	// compact, if set, is a second syncer of ours in the default
+	// (compact) layout, fed the same objects.
+	compact        *syncer.Syncer
+	compactTracker *syncer.ChangeTracker
+	compactRun     *recording
+	services       map[string]*v1.Service
+	slices         map[string]*discovery.EndpointSlice
 }
 
-// newPair makes both proxies; kubeNS and oursNS (nil: capture only) are
-// the namespaces their restores are applied in.
-func newPair(t *testing.T, f family, layout render.Layout, prefix string, kubeNS, oursNS *restore.Exec) *pair {
+// newPair makes kube-proxy and our --chain-prefix KUBE --layout kube-proxy;
+// kubeNS and oursNS (nil: capture only) are the namespaces their restores
+// are applied in. With compactNS, our compact layout runs there too.
+func newPair(t *testing.T, f family, kubeNS, oursNS, compactNS *restore.Exec) *pair {
 	t.Helper()
 	fake := kpiptablestest.NewFake()
 	if f.ipv6 {
 		fake = kpiptablestest.NewIPv6Fake()
 	}
-	p := &pair{f: f, kubeIPT: &kubeIPTables{FakeIPTables: fake, ipv6: f.ipv6, ns: kubeNS},
+	p := &pair{f: f, kubeIPT: &kubeIPTables{FakeIPTables: fake, ipv6: f.ipv6, ns: kubeNS, state: ruleState{}},
 		tracker: syncer.NewChangeTracker(), services: map[string]*v1.Service{}, slices: map[string]*discovery.EndpointSlice{}}
 	cfg := &kpconfig.KubeProxyConfiguration{
 		IPTables:      kpconfig.KubeProxyIPTablesConfiguration{MasqueradeBit: ptr.To[int32](14), LocalhostNodePorts: ptr.To(false)},
@@ -452,7 +507,18 @@ func newPair(t *testing.T, f family, layout render.Layout, prefix string, kubeNS
 	} else {
 		p.oursRun = &capture{}
 	}
-	p.ours, err = syncer.New(p.tracker, p.oursRun, syncer.Options{Log: logr.Discard(), Families: []render.Config{{
+	p.ours = newSyncer(t, f, p.tracker, p.oursRun, render.KubeProxy, "KUBE")
+	if compactNS != nil {
+		p.compactTracker = syncer.NewChangeTracker()
+		p.compactRun = &recording{Runner: compactNS, state: ruleState{}}
+		p.compact = newSyncer(t, f, p.compactTracker, p.compactRun, render.Compact, "OUTPOST")
+	}
+	return p
+}
+
+func newSyncer(t *testing.T, f family, tr *syncer.ChangeTracker, run restore.Runner, layout render.Layout, prefix string) *syncer.Syncer {
+	t.Helper()
+	s, err := syncer.New(tr, run, syncer.Options{Log: logr.Discard(), Families: []render.Config{{
 		Prefix: prefix, Layout: layout, NodeName: nodeName, MasqueradeMark: fmt.Sprintf("%#08x", 1<<14), IPv6: f.ipv6,
 		ClusterCIDRs:  []netip.Prefix{f.clusterCIDR()},
 		PrimaryNodeIP: f.addr("192.168.0.2"),
@@ -460,7 +526,7 @@ func newPair(t *testing.T, f family, layout render.Layout, prefix string, kubeNS
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return s
 }
 
 func (f family) clusterCIDR() netip.Prefix {
@@ -481,6 +547,9 @@ func (p *pair) setService(s *v1.Service) {
 	}
 	p.services[k] = s
 	p.tracker.SetService(s)
+	if p.compactTracker != nil {
+		p.compactTracker.SetService(s)
+	}
 }
 
 func (p *pair) deleteService(namespace, name string) {
@@ -488,6 +557,9 @@ func (p *pair) deleteService(namespace, name string) {
 	p.kube.OnServiceDelete(p.services[k])
 	delete(p.services, k)
 	p.tracker.DeleteService(namespace, name)
+	if p.compactTracker != nil {
+		p.compactTracker.DeleteService(namespace, name)
+	}
 }
 
 func (p *pair) setSlice(s *discovery.EndpointSlice) {
@@ -499,12 +571,18 @@ func (p *pair) setSlice(s *discovery.EndpointSlice) {
 	}
 	p.slices[k] = s
 	p.tracker.SetSlice(s)
+	if p.compactTracker != nil {
+		p.compactTracker.SetSlice(s)
+	}
 }
 
 func (p *pair) deleteSlice(namespace, name string) {
 	k := key(namespace, name)
 	p.kube.OnEndpointSliceDelete(p.slices[k])
 	p.tracker.DeleteSlice(p.slices[k])
+	if p.compactTracker != nil {
+		p.compactTracker.DeleteSlice(p.slices[k])
+	}
 	delete(p.slices, k)
 }
 
@@ -519,8 +597,18 @@ func (p *pair) start(t *testing.T, w *world) {
 	}
 	p.kube.OnServiceSynced()
 	p.kube.OnEndpointSlicesSynced() // kube-proxy's first, full sync
-	if err := p.ours.Sync(context.Background(), true); err != nil {
-		t.Fatal(err)
+	p.syncOurs(t, true)
+}
+
+func (p *pair) syncOurs(t *testing.T, full bool) {
+	t.Helper()
+	for _, s := range []*syncer.Syncer{p.ours, p.compact} {
+		if s == nil {
+			continue
+		}
+		if err := s.Sync(context.Background(), full); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -528,9 +616,7 @@ func (p *pair) start(t *testing.T, w *world) {
 func (p *pair) sync(t *testing.T) {
 	t.Helper()
 	p.kube.OnEndpointSlicesSynced() // a synchronous syncProxyRules, partial after the first
-	if err := p.ours.Sync(context.Background(), false); err != nil {
-		t.Fatal(err)
-	}
+	p.syncOurs(t, false)
 }
 
 func (p *pair) oursLast() []byte { return p.oursRun.(*capture).last }
@@ -542,7 +628,7 @@ func (p *pair) oursLast() []byte { return p.oursRun.(*capture).last }
 func TestKubeProxyLayoutEqualsKubeProxy(t *testing.T) {
 	for _, f := range []family{{ipv6: false}, {ipv6: true}} {
 		t.Run(f.String(), func(t *testing.T) {
-			p := newPair(t, f, render.KubeProxy, "KUBE", nil, nil)
+			p := newPair(t, f, nil, nil, nil)
 			p.start(t, variedWorld(f))
 			kube, ours := canonical(p.kubeIPT.last), canonical(p.oursLast())
 			// The comparison must cover the firewall and the health check
@@ -729,7 +815,8 @@ func TestKubeProxyLayoutEqualsKubeProxyAfterChanges(t *testing.T) {
 			}
 			kubeNS := in(testnetns.New(t, "outpost-equiv-kube-"+f.String()))
 			oursNS := in(testnetns.New(t, "outpost-equiv-ours-"+f.String()))
-			p := newPair(t, f, render.KubeProxy, "KUBE", kubeNS, oursNS)
+			compactNS := in(testnetns.New(t, "outpost-equiv-compact-"+f.String()))
+			p := newPair(t, f, kubeNS, oursNS, compactNS)
 			compare := func(step string) {
 				t.Helper()
 				kubeSave, err := save(kubeNS, f.ipv6, "")
@@ -747,6 +834,14 @@ func TestKubeProxyLayoutEqualsKubeProxyAfterChanges(t *testing.T) {
 				if kube != ours {
 					t.Fatalf("after %s, our rules differ from kube-proxy's:\n%s", step, lineDiff(kube, ours))
 				}
+				// Traced over what the restores applied: the tracer reads
+				// restore input, which iptables-save rewrites (MARK
+				// --or-mark becomes --set-xmark).
+				kubeFates := p.fates(t, p.kubeIPT.state.restoreInput(), "KUBE")
+				compactFates := p.fates(t, p.compactRun.state.restoreInput(), "OUTPOST")
+				if d := lineDiff(kubeFates, compactFates); d != "" {
+					t.Fatalf("after %s, first packets fare differently in the compact layout:\n%s", step, d)
+				}
 			}
 			p.start(t, variedWorld(f))
 			compare("the first sync")
@@ -757,4 +852,65 @@ func TestKubeProxyLayoutEqualsKubeProxyAfterChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fates traces the first packet of every source class to every frontend
+// of every Service port through the rules of a restore input: the
+// endpoints it can reach, each with whether it is masqueraded, or its
+// verdict. One line per packet.
+func (p *pair) fates(t *testing.T, input []byte, prefix string) string {
+	t.Helper()
+	tables, err := iptablestest.ParseTables(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeIP := p.f.addr("192.168.0.2")
+	tr := &iptablestest.Tracer{Tables: tables, Prefix: prefix, LocalAddrs: []netip.Addr{nodeIP}}
+	sources := []struct{ class, ip string }{
+		{"pod", "10.0.0.5"}, {"node", "192.168.0.2"},
+		{"outside, in the source ranges", "198.51.100.9"}, {"outside", "192.0.2.99"},
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(p.services)) {
+		svc := p.services[k]
+		for _, port := range svc.Spec.Ports {
+			type frontend struct {
+				ip   string
+				port int32
+			}
+			var fronts []frontend
+			for _, ip := range svc.Spec.ClusterIPs {
+				fronts = append(fronts, frontend{ip, port.Port})
+			}
+			for _, ip := range svc.Spec.ExternalIPs {
+				fronts = append(fronts, frontend{ip, port.Port})
+			}
+			for _, in := range svc.Status.LoadBalancer.Ingress {
+				fronts = append(fronts, frontend{in.IP, port.Port})
+			}
+			if port.NodePort != 0 {
+				fronts = append(fronts, frontend{nodeIP.String(), port.NodePort})
+			}
+			for _, fr := range fronts {
+				dst, err := netip.ParseAddr(fr.ip)
+				if err != nil {
+					continue // headless
+				}
+				for _, src := range sources {
+					res := tr.Trace(iptablestest.Packet{Src: p.f.addr(src.ip), Dst: dst, Proto: strings.ToLower(string(port.Protocol)), DPort: int(fr.port)})
+					var fate []string
+					for _, ep := range res.Endpoints() {
+						fate = append(fate, fmt.Sprintf("%s masquerade=%t", ep, res.Masquerade(ep)))
+					}
+					for _, v := range res.Verdicts() {
+						if v != "DNAT" {
+							fate = append(fate, v)
+						}
+					}
+					fmt.Fprintf(&b, "%s:%s to %s:%d from %s: %s\n", k, port.Name, fr.ip, fr.port, src.class, strings.Join(fate, ", "))
+				}
+			}
+		}
+	}
+	return b.String()
 }
