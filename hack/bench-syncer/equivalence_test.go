@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -219,6 +220,13 @@ type normalization struct {
 	// line rewrites one line of restore input or iptables-save output;
 	// false drops it.
 	line func(string) (string, bool)
+}
+
+// structuralNormalizations are the deliberate differences canonical
+// forgives by how it compares rather than line by line.
+var structuralNormalizations = []normalization{
+	{name: "layout", reason: "restore input is compared as the chains it leaves: kube-proxy interleaves its chains Service by Service in Go map order"},
+	{name: "dispatch order", reason: "dispatchChains are compared as sorted lists"},
 }
 
 // dispatchChains are filled by kube-proxy in Go map order of its Service
@@ -913,4 +921,28 @@ func (p *pair) fates(t *testing.T, input []byte, prefix string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestDeliberateDifferencesAreListed keeps the README's list and the
+// normalizations the comparison forgives the same.
+func TestDeliberateDifferencesAreListed(t *testing.T) {
+	readme, err := os.ReadFile("../../operator/syncer/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(readme), "### Deliberate differences")
+	if !ok {
+		t.Fatal(`operator/syncer/README.md has no "### Deliberate differences" section`)
+	}
+	list, _, _ = strings.Cut(list, "\n#")
+	listed := 0
+	for _, n := range append(slices.Clone(normalizations), structuralNormalizations...) {
+		if !strings.Contains(list, "* `"+n.name+"`: ") {
+			t.Errorf("normalization %q (%s) is not listed under Deliberate differences in operator/syncer/README.md", n.name, n.reason)
+		}
+		listed++
+	}
+	if got := strings.Count(list, "\n* `"); got != listed {
+		t.Errorf("operator/syncer/README.md lists %d deliberate differences, the comparison forgives %d", got, listed)
+	}
 }
