@@ -168,12 +168,14 @@ func (r *ExternalBackendReconciler) published(ctx context.Context, xb *v1alpha1.
 
 // liveService returns the Service of xb's name, nil when there is none. A
 // Service the cache does not know is looked up past it, so a lagging cache
-// can never make us take over someone else's Service.
+// can never make us take over someone else's Service; so is a foreign one
+// xb asks to adopt, because the cache keeps only the metadata of those and
+// adoption looks at the spec.
 func (r *ExternalBackendReconciler) liveService(ctx context.Context, xb *v1alpha1.ExternalBackend) (*corev1.Service, error) {
 	key := client.ObjectKeyFromObject(xb)
 	svc := &corev1.Service{}
 	err := r.Client.Get(ctx, key, svc)
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(svc, xb) && xb.Annotations[v1alpha1.AdoptAnnotation] == "true") {
 		err = r.APIReader.Get(ctx, key, svc)
 	}
 	switch {
