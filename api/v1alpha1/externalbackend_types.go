@@ -8,6 +8,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
+// AdoptAnnotation set to "true" on an ExternalBackend lets the operator take
+// over an existing hand-written selectorless Service of the same name, with
+// its cluster IP, node ports, labels and annotations, and replace its
+// Endpoints and mirrored EndpointSlices, instead of reporting
+// ServiceConflict. kubectl outpost import writes it.
+const AdoptAnnotation = "outpost.dev/adopt"
+
 // ExternalBackendSpec declares a backend outside the cluster. Exactly one of
 // Addresses (a selectorless Service with EndpointSlices) and ExternalName (an
 // ExternalName Service, a CNAME) is set.
@@ -22,6 +29,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="!self.headless || self.serviceType == 'ClusterIP'",message="spec.headless: only allowed with serviceType ClusterIP"
 // +kubebuilder:validation:XValidation:rule="self.serviceType != 'ClusterIP' || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="spec.ports[].nodePort: only allowed when spec.serviceType is NodePort or LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.sessionAffinity == 'None' || !has(self.externalName)",message="spec.sessionAffinity: not allowed with spec.externalName"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterIP) || (!has(self.externalName) && !self.headless)",message="spec.clusterIP: not allowed with spec.externalName or spec.headless (they have no cluster IP)"
+// +kubebuilder:validation:XValidation:rule="has(self.clusterIP) == has(oldSelf.clusterIP) && (!has(self.clusterIP) || self.clusterIP == oldSelf.clusterIP)",message="spec.clusterIP: is immutable, like a Service's; delete and create the ExternalBackend to change it"
 type ExternalBackendSpec struct {
 	// Addresses are IPv4/IPv6 literals or DNS names of the backend machines.
 	// Names are resolved by the operator and followed as their records change.
@@ -62,6 +71,15 @@ type ExternalBackendSpec struct {
 	// +optional
 	// +kubebuilder:default=false
 	Headless bool `json:"headless,omitempty"`
+
+	// ClusterIP pins the Service's cluster IP instead of letting the API
+	// server allocate one; it must lie in the cluster's Service range, which
+	// the API server checks. Immutable. Adopting a Service keeps its cluster
+	// IP without it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",messageExpression="'spec.clusterIP: ' + self + ' is not an IP address (for a Service without one, set spec.headless: true)'"
+	ClusterIP string `json:"clusterIP,omitempty"`
 
 	// SessionAffinity is copied to the Service.
 	// +optional
@@ -520,6 +538,9 @@ const (
 	EventCreated = "Created"
 	EventUpdated = "Updated"
 	EventDeleted = "Deleted"
+	// EventAdopted: the operator took over a hand-written Service (see
+	// AdoptAnnotation).
+	EventAdopted = "Adopted"
 	// EventServiceConflict: the Service name is taken by someone else's Service.
 	EventServiceConflict = "ServiceConflict"
 	// EventAddressDenied: addresses, or the alias target, newly refused by
@@ -603,6 +624,10 @@ type ExternalBackendStatus struct {
 	// Ready is ReadyEndpoints/TotalEndpoints, for kubectl.
 	// +optional
 	Ready string `json:"ready,omitempty"`
+	// AdoptedAt is when the operator took over the existing Service of this
+	// name (see the outpost.dev/adopt annotation); unset when it created it.
+	// +optional
+	AdoptedAt *metav1.Time `json:"adoptedAt,omitempty"`
 }
 
 // ExternalBackend turns addresses outside the cluster into a Service.

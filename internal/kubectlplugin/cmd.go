@@ -110,7 +110,7 @@ ready for "kubectl apply -f -".
 Addresses are the endpoints' ready and not-ready addresses; each Service port
 maps to the endpoint port of the same name; the Service's type, session
 affinity, labels and annotations (less kubectl's own) are kept. Every
-ExternalBackend printed carries the annotation ` + AdoptAnnotation + `: "true", which
+ExternalBackend printed carries the annotation ` + v1alpha1.AdoptAnnotation + `: "true", which
 asks the operator to take over the existing Service.
 
 Services with a selector, Services already written for an ExternalBackend,

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/internal/kubectlplugin"
 )
 
 func selectorless(ns, name string, ports ...corev1.ServicePort) *corev1.Service {
@@ -108,8 +107,8 @@ func TestImportRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, stderr)
 	}
-	if !strings.HasPrefix(out, "# ") || !strings.Contains(out, kubectlplugin.AdoptAnnotation) {
-		t.Errorf("the YAML does not start with the comment explaining %s:\n%s", kubectlplugin.AdoptAnnotation, out)
+	if !strings.HasPrefix(out, "# ") || !strings.Contains(out, v1alpha1.AdoptAnnotation) {
+		t.Errorf("the YAML does not start with the comment explaining %s:\n%s", v1alpha1.AdoptAnnotation, out)
 	}
 	for _, skipped := range []string{"legacy/web: it has a selector", "legacy/owned: it already belongs to ExternalBackend owned"} {
 		if !strings.Contains(stderr, skipped) {
@@ -124,8 +123,8 @@ func TestImportRoundTrip(t *testing.T) {
 			t.Fatalf("printed document is not an ExternalBackend: %v\n%s", err, doc)
 		}
 		got[xb.Name] = true
-		if xb.Annotations[kubectlplugin.AdoptAnnotation] != "true" {
-			t.Errorf("%s: annotations %v, want %s: \"true\"", xb.Name, xb.Annotations, kubectlplugin.AdoptAnnotation)
+		if xb.Annotations[v1alpha1.AdoptAnnotation] != "true" {
+			t.Errorf("%s: annotations %v, want %s: \"true\"", xb.Name, xb.Annotations, v1alpha1.AdoptAnnotation)
 		}
 		// What kubectl apply would store, without storing it.
 		if err := k8s.Create(context.Background(), &xb, client.DryRunAll); err != nil {

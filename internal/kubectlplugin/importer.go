@@ -20,11 +20,6 @@ import (
 	"github.com/outpost-dev/outpost/operator/desired"
 )
 
-// AdoptAnnotation on an ExternalBackend asks the operator to take over the
-// existing Service of the same name (which import found written by hand)
-// instead of reporting ServiceConflict.
-const AdoptAnnotation = "outpost.dev/adopt"
-
 // Backends are the addresses and ports a Service's Endpoints (or
 // EndpointSlices) send traffic to, in the shape an ExternalBackend can hold:
 // every address listens on the same ports.
@@ -114,7 +109,7 @@ func OwnedByExternalBackend(svc *corev1.Service) bool {
 }
 
 // Import returns the ExternalBackend that describes svc and its backends
-// (ignored for ExternalName Services), annotated with AdoptAnnotation; a
+// (ignored for ExternalName Services), annotated with v1alpha1.AdoptAnnotation; a
 // *Skipped error says why there is none. Notes list what of svc the
 // ExternalBackend cannot carry.
 func Import(svc *corev1.Service, backends Backends) (xb *v1alpha1.ExternalBackend, notes []string, err error) {
@@ -132,7 +127,7 @@ func Import(svc *corev1.Service, backends Backends) (xb *v1alpha1.ExternalBacken
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        svc.Name,
 			Namespace:   svc.Namespace,
-			Annotations: map[string]string{AdoptAnnotation: "true"},
+			Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"},
 		},
 		Spec: v1alpha1.ExternalBackendSpec{
 			ServiceType:     cmp.Or(svc.Spec.Type, v1alpha1.DefaultServiceType),

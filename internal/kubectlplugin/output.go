@@ -13,7 +13,7 @@ import (
 // importHeader starts the YAML import prints, so that whoever pipes it to
 // `kubectl apply -f -` reads what the annotation asks for.
 const importHeader = `# ExternalBackends describing existing Services, from kubectl outpost import.
-# Each carries the annotation ` + AdoptAnnotation + `: "true": it asks the operator to
+# Each carries the annotation ` + v1alpha1.AdoptAnnotation + `: "true": it asks the operator to
 # take over the existing Service of the same name (and its Endpoints) instead
 # of reporting ServiceConflict. Review, then: kubectl apply -f -
 `

@@ -7,6 +7,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,14 +125,20 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	res := status.Compute(xb, r.observe(ctx, xb, published))
+	in := r.observe(ctx, xb, published)
+	in.Adopting = owner.Adopt
+	res := status.Compute(xb, in)
 	r.record(ctx, xb, res.Events)
 	var applyErr error
-	if res.Refused != "" {
+	switch {
+	case res.Refused != "":
 		// Nothing may be published: what an earlier spec, policy or flag
-		// let us write goes.
+		// let us write goes. A Service still to be adopted is not ours
+		// and stays as it is.
 		applyErr = r.deleteChildren(ctx, xb, controlledBy(xb))
-	} else {
+	case owner.Adopt:
+		applyErr = r.adopt(ctx, xb, live, desired.Compute(xb, res.Endpoints, live, r.Options))
+	default:
 		applyErr = r.applyChildren(ctx, xb, desired.Compute(xb, res.Endpoints, live, r.Options))
 	}
 	if err := r.updateStatus(ctx, xb, res.Status(applyErr)); err != nil {
@@ -161,12 +168,14 @@ func (r *ExternalBackendReconciler) published(ctx context.Context, xb *v1alpha1.
 
 // liveService returns the Service of xb's name, nil when there is none. A
 // Service the cache does not know is looked up past it, so a lagging cache
-// can never make us take over someone else's Service.
+// can never make us take over someone else's Service; so is a foreign one
+// xb asks to adopt, because the cache keeps only the metadata of those and
+// adoption looks at the spec.
 func (r *ExternalBackendReconciler) liveService(ctx context.Context, xb *v1alpha1.ExternalBackend) (*corev1.Service, error) {
 	key := client.ObjectKeyFromObject(xb)
 	svc := &corev1.Service{}
 	err := r.Client.Get(ctx, key, svc)
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(svc, xb) && xb.Annotations[v1alpha1.AdoptAnnotation] == "true") {
 		err = r.APIReader.Get(ctx, key, svc)
 	}
 	switch {
@@ -187,6 +196,76 @@ func (r *ExternalBackendReconciler) deleteForRecreate(ctx context.Context, xb *v
 	}
 	writes.WithLabelValues("Service", "delete").Inc()
 	r.Recorder.Eventf(xb, svc, corev1.EventTypeNormal, v1alpha1.EventDeleted, "Recreate", "Service %s recreated: headless changed and clusterIP is immutable", key)
+	return nil
+}
+
+// MirroringControllerName is the EndpointSlice managed-by label of the slices
+// the endpointslice-mirroring controller makes from hand-written Endpoints.
+const MirroringControllerName = "endpointslicemirroring-controller.k8s.io"
+
+// adopt takes over the hand-written Service live, in an order that never
+// leaves it without endpoints: our EndpointSlices first, then the mirrored
+// slices go, then the hand-written Endpoints are replaced by ours (labelled
+// to skip mirroring) or, without --write-endpoints, deleted so the mirroring
+// controller does not write their slices again; last, applyChildren adds our
+// owner reference to the Service, whose cluster IP, node ports and other
+// fields stay with their field managers. A failure part way leaves the
+// Service unowned, so the next reconcile adopts again from the start.
+func (r *ExternalBackendReconciler) adopt(ctx context.Context, xb *v1alpha1.ExternalBackend, live *corev1.Service, objs desired.Objects) error {
+	for _, want := range objs.EndpointSlices {
+		slice := &discoveryv1.EndpointSlice{}
+		if _, _, err := r.apply(ctx, slice, want, func() (any, error) {
+			return discoveryac.ExtractEndpointSlice(slice, desired.FieldManager)
+		}); err != nil {
+			return err
+		}
+	}
+	// The cache holds only our slices and Endpoints: read the others past it.
+	mirrored := &discoveryv1.EndpointSliceList{}
+	if err := r.APIReader.List(ctx, mirrored, client.InNamespace(xb.Namespace), client.MatchingLabels{
+		discoveryv1.LabelServiceName: xb.Name,
+		discoveryv1.LabelManagedBy:   MirroringControllerName,
+	}); err != nil {
+		return fmt.Errorf("list the mirrored EndpointSlices of Service %s/%s: %w", xb.Namespace, xb.Name, err)
+	}
+	for i := range mirrored.Items {
+		slice := &mirrored.Items[i]
+		if err := r.Client.Delete(ctx, slice, client.Preconditions{UID: &slice.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete mirrored EndpointSlice %s/%s: %w", slice.Namespace, slice.Name, err)
+		}
+		writes.WithLabelValues("EndpointSlice", "delete").Inc()
+	}
+	if objs.Endpoints == nil {
+		if err := r.deleteHandWrittenEndpoints(ctx, xb); err != nil {
+			return err
+		}
+	}
+	if err := r.applyChildren(ctx, xb, objs); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(xb, live, corev1.EventTypeNormal, v1alpha1.EventAdopted, "Adopt",
+		"adopted Service %s/%s (clusterIP %s kept); replaced its hand-written Endpoints and %d mirrored EndpointSlice(s)",
+		live.Namespace, live.Name, cmp.Or(live.Spec.ClusterIP, "none"), len(mirrored.Items))
+	return nil
+}
+
+// deleteHandWrittenEndpoints deletes the Endpoints of xb's name unless
+// another object controls them.
+func (r *ExternalBackendReconciler) deleteHandWrittenEndpoints(ctx context.Context, xb *v1alpha1.ExternalBackend) error {
+	eps := &corev1.Endpoints{} //nolint:staticcheck // legacy Endpoints are replaced on purpose
+	switch err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(xb), eps); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get Endpoints %s/%s: %w", xb.Namespace, xb.Name, err)
+	}
+	if owner := metav1.GetControllerOf(eps); owner != nil && !metav1.IsControlledBy(eps, xb) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, eps, client.Preconditions{UID: &eps.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete hand-written Endpoints %s/%s: %w", xb.Namespace, xb.Name, err)
+	}
+	writes.WithLabelValues("Endpoints", "delete").Inc()
 	return nil
 }
 

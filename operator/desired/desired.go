@@ -74,6 +74,10 @@ func Compute(xb *v1alpha1.ExternalBackend, endpoints []Endpoint, live *corev1.Se
 	if live != nil && live.Spec.Type != corev1.ServiceTypeExternalName {
 		liveFamilies = live.Spec.IPFamilies
 	}
+	if pinned, err := netip.ParseAddr(xb.Spec.ClusterIP); err == nil && len(liveFamilies) == 0 {
+		// A pinned cluster IP must be of the Service's primary family.
+		liveFamilies = []corev1.IPFamily{family(pinned)}
+	}
 	objs := Objects{
 		Service:        staticService(xb, sorted, liveFamilies),
 		EndpointSlices: endpointSlices(xb, sorted),
@@ -193,6 +197,9 @@ func staticService(xb *v1alpha1.ExternalBackend, endpoints []Endpoint, liveFamil
 		spec.WithClusterIP(corev1.ClusterIPNone)
 	} else {
 		setIPFamilies(spec, xb, endpoints, liveFamilies)
+		if xb.Spec.ClusterIP != "" {
+			spec.WithClusterIP(xb.Spec.ClusterIP)
+		}
 	}
 	return service(xb).WithSpec(spec)
 }

@@ -163,3 +163,20 @@ func TestUserMetadataCannotOverrideOwnership(t *testing.T) {
 		t.Errorf("Endpoints lack skip-mirror: %v", objs.Endpoints.Labels)
 	}
 }
+
+// A pinned cluster IP is passed on, and its family leads: the API server
+// refuses a clusterIP that is not of the Service's primary family.
+func TestPinnedClusterIPLeadsTheFamilies(t *testing.T) {
+	b := xb(v1alpha1.ExternalBackendSpec{
+		Addresses: []string{"192.168.0.1", "2001:db8::1"},
+		Ports:     []v1alpha1.BackendPort{{Port: 80}},
+		ClusterIP: "fd00:10:96::53",
+	})
+	spec := Compute(b, nil, nil, Options{}).Service.Spec
+	if spec.ClusterIP == nil || *spec.ClusterIP != "fd00:10:96::53" {
+		t.Errorf("clusterIP %v, want fd00:10:96::53", spec.ClusterIP)
+	}
+	if got := fmt.Sprint(spec.IPFamilies); got != "[IPv6 IPv4]" {
+		t.Errorf("families %s, want [IPv6 IPv4]", got)
+	}
+}

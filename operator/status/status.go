@@ -57,6 +57,9 @@ type Inputs struct {
 	// Published is what an earlier run published (ReadPublished): an
 	// address published as not ready starts not ready at the prober.
 	Published Published
+	// Adopting: this run takes over a hand-written Service (Ownership.Adopt);
+	// once the writes succeed, status.adoptedAt says when.
+	Adopting bool
 	// Now stamps the conditions whose status changes.
 	Now time.Time
 }
@@ -407,6 +410,9 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 	if r.Refused != "" {
 		st.ServiceName = ""
 	}
+	if in.Adopting && r.Refused == "" && applyErr == nil {
+		st.AdoptedAt = &metav1.Time{Time: in.Now}
+	}
 	st.Endpoints = r.Rows
 	st.ReadyEndpoints, st.TotalEndpoints = 0, 0
 	denied := 0
@@ -563,6 +569,9 @@ type Ownership struct {
 	// Conflict, when not empty, says that live belongs to someone else,
 	// and what to do about it.
 	Conflict string
+	// Adopt: live was written by hand and xb asked, with
+	// v1alpha1.AdoptAnnotation, to take it over in place.
+	Adopt bool
 	// Recreate: live is ours but must be deleted and created again, because
 	// headless changed and a Service's clusterIP cannot.
 	Recreate bool
@@ -574,11 +583,37 @@ func ServiceOwnership(xb *v1alpha1.ExternalBackend, live *corev1.Service) Owners
 	case live == nil:
 		return Ownership{}
 	case !metav1.IsControlledBy(live, xb):
-		return Ownership{Conflict: fmt.Sprintf("Service %s/%s already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name", live.Namespace, live.Name)}
+		if xb.Annotations[v1alpha1.AdoptAnnotation] != "true" {
+			return Ownership{Conflict: fmt.Sprintf("Service %s/%s already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name, or annotate the ExternalBackend %s: \"true\" to take over a hand-written selectorless Service in place", live.Namespace, live.Name, v1alpha1.AdoptAnnotation)}
+		}
+		if refusal := adoptionRefusal(xb, live); refusal != "" {
+			return Ownership{Conflict: fmt.Sprintf("Service %s/%s cannot be adopted: %s", live.Namespace, live.Name, refusal)}
+		}
+		return Ownership{Adopt: true}
 	}
+	return Ownership{Recreate: headlessChanged(xb, live)}
+}
+
+// adoptionRefusal says why live cannot be taken over in place, "" when it can.
+func adoptionRefusal(xb *v1alpha1.ExternalBackend, live *corev1.Service) string {
+	if owner := metav1.GetControllerOf(live); owner != nil {
+		return fmt.Sprintf("it is controlled by %s %s; only Services nobody controls are adopted", owner.Kind, owner.Name)
+	}
+	if len(live.Spec.Selector) > 0 {
+		return "it has a selector, so the endpoints controller writes its endpoints from Pods; remove spec.selector from the Service first, or choose another name for the ExternalBackend"
+	}
+	if headlessChanged(xb, live) {
+		return fmt.Sprintf("its clusterIP is %q and spec.headless is %t, and adopting would mean deleting and recreating it; set spec.headless to match the Service", live.Spec.ClusterIP, xb.Spec.Headless)
+	}
+	return ""
+}
+
+// headlessChanged says whether live and xb disagree on being headless: a
+// Service's clusterIP cannot change, so live would have to be recreated.
+func headlessChanged(xb *v1alpha1.ExternalBackend, live *corev1.Service) bool {
 	headless := live.Spec.ClusterIP == corev1.ClusterIPNone
-	return Ownership{Recreate: !desired.IsAlias(xb) && live.Spec.Type != corev1.ServiceTypeExternalName &&
-		live.Spec.ClusterIP != "" && headless != xb.Spec.Headless}
+	return !desired.IsAlias(xb) && live.Spec.Type != corev1.ServiceTypeExternalName &&
+		live.Spec.ClusterIP != "" && headless != xb.Spec.Headless
 }
 
 // checkTypes names the kinds of checks hc runs, "TCP" or "HTTPS+GRPC".

@@ -418,6 +418,22 @@ func TestServiceOwnership(t *testing.T) {
 	headless := backend(addresses("192.0.2.1"))
 	headless.Spec.Headless = true
 	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "prod"}}
+	adopter := backend(addresses("192.0.2.1"))
+	adopter.Annotations = map[string]string{v1alpha1.AdoptAnnotation: "true"}
+	handWritten := func(clusterIP string, mutate func(*corev1.Service)) *corev1.Service {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "prod"},
+			Spec:       corev1.ServiceSpec{ClusterIP: clusterIP, Type: corev1.ServiceTypeClusterIP},
+		}
+		if mutate != nil {
+			mutate(svc)
+		}
+		return svc
+	}
+	withSelector := func(svc *corev1.Service) { svc.Spec.Selector = map[string]string{"app": "db"} }
+	controlledByDeployment := func(svc *corev1.Service) {
+		svc.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "db", UID: "other", Controller: ptr(true)}}
+	}
 	tests := []struct {
 		name string
 		xb   *v1alpha1.ExternalBackend
@@ -425,13 +441,17 @@ func TestServiceOwnership(t *testing.T) {
 		want Ownership
 	}{
 		{"no Service yet", xb, nil, Ownership{}},
+		{"hand-written, adoption asked", adopter, handWritten("10.96.0.10", nil), Ownership{Adopt: true}},
+		{"hand-written with a selector", adopter, handWritten("10.96.0.10", withSelector), Ownership{Conflict: "Service prod/db cannot be adopted: it has a selector, so the endpoints controller writes its endpoints from Pods; remove spec.selector from the Service first, or choose another name for the ExternalBackend"}},
+		{"controlled by another object", adopter, handWritten("10.96.0.10", controlledByDeployment), Ownership{Conflict: "Service prod/db cannot be adopted: it is controlled by Deployment db; only Services nobody controls are adopted"}},
+		{"hand-written headless, backend not", adopter, handWritten(corev1.ClusterIPNone, nil), Ownership{Conflict: "Service prod/db cannot be adopted: its clusterIP is \"None\" and spec.headless is false, and adopting would mean deleting and recreating it; set spec.headless to match the Service"}},
 		{"ours, unchanged", xb, ours("10.96.0.10", corev1.ServiceTypeClusterIP), Ownership{}},
 		{"ours, not allocated yet", headless, ours("", corev1.ServiceTypeClusterIP), Ownership{}},
 		{"ours, turning headless", headless, ours("10.96.0.10", corev1.ServiceTypeClusterIP), Ownership{Recreate: true}},
 		{"ours, turning not headless", xb, ours(corev1.ClusterIPNone, corev1.ServiceTypeClusterIP), Ownership{Recreate: true}},
 		{"ours, was an alias (type changes in place)", xb, ours("", corev1.ServiceTypeExternalName), Ownership{}},
 		{"ours, becoming an alias", backend(alias), ours(corev1.ClusterIPNone, corev1.ServiceTypeClusterIP), Ownership{}},
-		{"someone else's", xb, foreign, Ownership{Conflict: "Service prod/db already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name"}},
+		{"someone else's", xb, foreign, Ownership{Conflict: "Service prod/db already exists and is not managed by this ExternalBackend; delete or rename it, and the ExternalBackend will take the name, or annotate the ExternalBackend outpost.dev/adopt: \"true\" to take over a hand-written selectorless Service in place"}},
 	}
 	for _, tt := range tests {
 		if got := ServiceOwnership(tt.xb, tt.live); got != tt.want {
