@@ -81,35 +81,13 @@ const backendUDPPort = 5353
 func setup(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t}
-	w.node = netns.New(t, "op-node")
-	w.client = netns.New(t, "op-client")
-	short := fmt.Sprint(os.Getpid() % 100000)
-
-	// client <-> node
-	cveth, nveth := "opc"+short, "opn"+short
-	netns.Must(t, "ip", "link", "add", cveth, "netns", w.client.Name, "type", "veth", "peer", "name", nveth, "netns", w.node.Name)
-	w.client.Must(t, "ip", "addr", "add", clientIP+"/24", "dev", cveth)
-	w.client.Must(t, "ip", "link", "set", cveth, "up")
-	w.client.Must(t, "ip", "route", "add", "default", "via", nodeIP)
-	w.node.Must(t, "ip", "addr", "add", nodeIP+"/24", "dev", nveth)
-	w.node.Must(t, "ip", "link", "set", nveth, "up")
-	w.node.RouteLikeANode(t)
-	w.node.Must(t, "ip", "link", "add", "br0", "type", "bridge")
-	w.node.Must(t, "ip", "addr", "add", bridgeIP+"/24", "dev", "br0")
-	w.node.Must(t, "ip", "link", "set", "br0", "up")
-
-	for i := 1; i <= 4; i++ {
-		b := &backend{name: fmt.Sprintf("b%d", i), ip: fmt.Sprintf("198.51.100.%d", 10+i)}
-		b.ns = netns.New(t, "op-"+b.name)
-		inner, outer := fmt.Sprintf("opb%d%s", i, short), fmt.Sprintf("opx%d%s", i, short)
-		netns.Must(t, "ip", "link", "add", inner, "netns", b.ns.Name, "type", "veth", "peer", "name", outer, "netns", w.node.Name)
-		w.node.Must(t, "ip", "link", "set", outer, "master", "br0")
-		w.node.Must(t, "ip", "link", "set", outer, "up")
-		b.ns.Must(t, "ip", "addr", "add", b.ip+"/24", "dev", inner)
-		b.ns.Must(t, "ip", "link", "set", inner, "up")
-		if i != 4 { // b4 has no way back to the client
-			b.ns.Must(t, "ip", "route", "add", "default", "via", bridgeIP)
-		}
+	nodeNet := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{
+		Prefix: "op", ClientIP: clientIP, NodeIP: nodeIP, BridgeIP: bridgeIP,
+		Backends: 4, NoRouteBack: []int{4}, // b4 has no way back to the client
+	})
+	w.node, w.client = nodeNet.Node, nodeNet.Client
+	for _, nb := range nodeNet.Backends {
+		b := &backend{name: nb.Name, ip: nb.IP, ns: nb.NS}
 		w.serve(b)
 		w.backends = append(w.backends, b)
 	}

@@ -19,7 +19,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -101,30 +100,12 @@ func newDPWorld(t *testing.T) *dpWorld {
 	t.Cleanup(func() { _ = env.Stop() })
 	w := &dpWorld{t: t, kube: kubernetes.NewForConfigOrDie(cfg), kubeconfig: testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")}
 
-	w.node = netns.New(t, "of-node")
-	w.client = netns.New(t, "of-client")
-	short := fmt.Sprint(os.Getpid() % 100000)
-	cveth, nveth := "ofc"+short, "ofn"+short
-	netns.Must(t, "ip", "link", "add", cveth, "netns", w.client.Name, "type", "veth", "peer", "name", nveth, "netns", w.node.Name)
-	w.client.Must(t, "ip", "addr", "add", dpClientIP+"/24", "dev", cveth)
-	w.client.Must(t, "ip", "link", "set", cveth, "up")
-	w.client.Must(t, "ip", "route", "add", "default", "via", dpNodeIP)
-	w.node.Must(t, "ip", "addr", "add", dpNodeIP+"/24", "dev", nveth)
-	w.node.Must(t, "ip", "link", "set", nveth, "up")
-	w.node.RouteLikeANode(t)
-	w.node.Must(t, "ip", "link", "add", "br0", "type", "bridge")
-	w.node.Must(t, "ip", "addr", "add", dpBridgeIP+"/24", "dev", "br0")
-	w.node.Must(t, "ip", "link", "set", "br0", "up")
-	for i := 1; i <= 3; i++ {
-		b := &dpBackend{name: fmt.Sprintf("b%d", i), ip: fmt.Sprintf("198.51.100.%d", 10+i)}
-		b.ns = netns.New(t, "of-"+b.name)
-		inner, outer := fmt.Sprintf("ofb%d%s", i, short), fmt.Sprintf("ofx%d%s", i, short)
-		netns.Must(t, "ip", "link", "add", inner, "netns", b.ns.Name, "type", "veth", "peer", "name", outer, "netns", w.node.Name)
-		w.node.Must(t, "ip", "link", "set", outer, "master", "br0")
-		w.node.Must(t, "ip", "link", "set", outer, "up")
-		b.ns.Must(t, "ip", "addr", "add", b.ip+"/24", "dev", inner)
-		b.ns.Must(t, "ip", "link", "set", inner, "up")
-		b.ns.Must(t, "ip", "route", "add", "default", "via", dpBridgeIP)
+	nodeNet := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{
+		Prefix: "of", ClientIP: dpClientIP, NodeIP: dpNodeIP, BridgeIP: dpBridgeIP, Backends: 3,
+	})
+	w.node, w.client = nodeNet.Node, nodeNet.Client
+	for _, nb := range nodeNet.Backends {
+		b := &dpBackend{name: nb.Name, ip: nb.IP, ns: nb.NS}
 		w.serve(b)
 		w.backends = append(w.backends, b)
 	}
