@@ -198,6 +198,7 @@ const (
 
 // Resolution controls how DNS names are resolved and refreshed.
 // +kubebuilder:validation:XValidation:rule="duration(self.minTTL) <= duration(self.maxTTL)",message="spec.resolution.minTTL must not be greater than spec.resolution.maxTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotationWindow) || duration(self.rotationWindow) <= duration(self.maxTTL)",message="spec.resolution.rotationWindow must not be greater than spec.resolution.maxTTL"
 type Resolution struct {
 	// IPFamilies to query: IPv4 (A records) and/or IPv6 (AAAA records).
 	// +optional
@@ -219,6 +220,16 @@ type Resolution struct {
 	// +kubebuilder:default="30m"
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="spec.resolution.maxTTL must be at most 24h"
 	MaxTTL *metav1.Duration `json:"maxTTL,omitempty"`
+
+	// RotationWindow keeps an address published for this long after the
+	// last answer that listed it, for names whose DNS servers answer with
+	// a rotating subset of their records: the whole set is published and
+	// the EndpointSlices change only when the set does. Unset, every
+	// answer replaces the addresses, so a DNS failover is followed within
+	// the TTL. A few times the records' TTL is enough; at most maxTTL.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="spec.resolution.rotationWindow must not be negative"
+	RotationWindow *metav1.Duration `json:"rotationWindow,omitempty"`
 }
 
 // Defaults of Resolution. IPFamilies defaults to the one family

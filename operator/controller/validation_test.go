@@ -65,6 +65,10 @@ var _ = Describe("Validation by the API server", func() {
 			xb.Spec.Addresses, xb.Spec.ExternalName = nil, "db.example.com"
 			xb.Spec.TrafficDistribution = ptr("PreferClose")
 		}, "spec.trafficDistribution: not allowed with spec.externalName"),
+		Entry("a rotationWindow longer than maxTTL", "rotation", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses = []string{"db.example.com"}
+			xb.Spec.Resolution = &v1alpha1.Resolution{MaxTTL: dur("1m"), RotationWindow: dur("2m")}
+		}, "spec.resolution.rotationWindow must not be greater than spec.resolution.maxTTL"),
 		Entry("an empty address list", "empty", func(xb *v1alpha1.ExternalBackend) {
 			xb.Spec.Addresses = []string{}
 		}, "spec.addresses"),
