@@ -16,11 +16,12 @@ import (
 const AdoptAnnotation = "outpost.dev/adopt"
 
 // ExternalBackendSpec declares a backend outside the cluster. Exactly one of
-// Addresses (a selectorless Service with EndpointSlices) and ExternalName (an
-// ExternalName Service, a CNAME) is set.
+// Addresses or AddressGroups (a selectorless Service with EndpointSlices) and
+// ExternalName (an ExternalName Service, a CNAME) is set.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.addresses) != has(self.externalName)",message="exactly one of spec.addresses and spec.externalName must be set"
-// +kubebuilder:validation:XValidation:rule="!has(self.addresses) || self.headless || (has(self.ports) && size(self.ports) > 0)",message="spec.ports: at least one port is required unless spec.headless is true"
+// +kubebuilder:validation:XValidation:rule="[has(self.addresses), has(self.addressGroups), has(self.externalName)].filter(x, x).size() == 1",message="exactly one of spec.addresses, spec.addressGroups and spec.externalName must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.externalName) || self.headless || (has(self.ports) && size(self.ports) > 0)",message="spec.ports: at least one port is required unless spec.headless is true"
+// +kubebuilder:validation:XValidation:rule="!has(self.trafficDistribution) || !has(self.externalName)",message="spec.trafficDistribution: not allowed with spec.externalName (an alias has no endpoints)"
 // +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !has(self.ports) || self.ports.all(p, !has(p.targetPort) || p.targetPort == p.port)",message="spec.ports[].targetPort: must equal port with spec.externalName, because a DNS alias cannot remap ports; list the backend under spec.addresses to reach a different port"
 // +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !has(self.healthCheck)",message="spec.healthCheck: not allowed with spec.externalName (alias mode has no endpoints to check)"
 // +kubebuilder:validation:XValidation:rule="!has(self.externalName) || !has(self.resolution)",message="spec.resolution: only applies to DNS names in spec.addresses, not to spec.externalName"
@@ -43,6 +44,27 @@ type ExternalBackendSpec struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || self.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\\\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?\\\\.?$')",messageExpression="'spec.addresses: ' + self + ' is neither an IP address nor a DNS name'"
 	Addresses []string `json:"addresses,omitempty"`
+
+	// AddressGroups list the addresses by failover priority, instead of
+	// Addresses: the group of the lowest priority number that has a ready
+	// address is published as ready, the others as not ready, so that
+	// traffic moves to the next group when the last ready address of a
+	// group fails its health check, and back when it passes again. Every
+	// group is probed all the time.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.all(g, self.filter(h, h.priority == g.priority).size() == 1)",message="spec.addressGroups[].priority: each group needs its own priority"
+	AddressGroups []AddressGroup `json:"addressGroups,omitempty"`
+
+	// TrafficDistribution is copied to the Service. With PreferClose (or
+	// PreferSameZone) and a zone on every address group, the endpoints get
+	// zone hints, so that kube-proxy sends a client to the addresses of its
+	// own zone when there are ready ones.
+	// +optional
+	// +kubebuilder:validation:Enum=PreferClose;PreferSameZone;PreferSameNode
+	TrafficDistribution *string `json:"trafficDistribution,omitempty"`
 
 	// ExternalName makes the Service an alias (CNAME) for this DNS name.
 	// +optional
@@ -148,6 +170,30 @@ type BackendPort struct {
 	NodePort int32 `json:"nodePort,omitempty"`
 }
 
+// AddressGroup is one failover group of spec.addressGroups.
+type AddressGroup struct {
+	// Priority of the group: 0 is served first, then 1, and so on.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Priority int32 `json:"priority"`
+
+	// Addresses of the group, as in spec.addresses. An address listed in
+	// several groups belongs to the first of them in priority order.
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=500
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || self.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\\\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?\\\\.?$')",messageExpression="'spec.addressGroups[].addresses: ' + self + ' is neither an IP address nor a DNS name'"
+	Addresses []string `json:"addresses"`
+
+	// Zone of the group's addresses, written to each EndpointSlice
+	// endpoint's zone (topology.kubernetes.io/zone of the nodes).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')",messageExpression="'spec.addressGroups[].zone: ' + self + ' must be a label value: letters, digits, dashes, underscores and dots, starting and ending with a letter or digit'"
+	Zone string `json:"zone,omitempty"`
+}
+
 // DefaultProtocol is BackendPort.Protocol's default.
 const DefaultProtocol = corev1.ProtocolTCP
 
@@ -170,6 +216,7 @@ const (
 
 // Resolution controls how DNS names are resolved and refreshed.
 // +kubebuilder:validation:XValidation:rule="duration(self.minTTL) <= duration(self.maxTTL)",message="spec.resolution.minTTL must not be greater than spec.resolution.maxTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotationWindow) || duration(self.rotationWindow) <= duration(self.maxTTL)",message="spec.resolution.rotationWindow must not be greater than spec.resolution.maxTTL"
 type Resolution struct {
 	// IPFamilies to query: IPv4 (A records) and/or IPv6 (AAAA records).
 	// +optional
@@ -191,6 +238,16 @@ type Resolution struct {
 	// +kubebuilder:default="30m"
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="spec.resolution.maxTTL must be at most 24h"
 	MaxTTL *metav1.Duration `json:"maxTTL,omitempty"`
+
+	// RotationWindow keeps an address published for this long after the
+	// last answer that listed it, for names whose DNS servers answer with
+	// a rotating subset of their records: the whole set is published and
+	// the EndpointSlices change only when the set does. Unset, every
+	// answer replaces the addresses, so a DNS failover is followed within
+	// the TTL. A few times the records' TTL is enough; at most maxTTL.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="spec.resolution.rotationWindow must not be negative"
+	RotationWindow *metav1.Duration `json:"rotationWindow,omitempty"`
 }
 
 // Defaults of Resolution. IPFamilies defaults to the one family
@@ -558,6 +615,11 @@ const (
 	// turned addresses not ready, or ready again.
 	EventEndpointsUnhealthy = "EndpointsUnhealthy"
 	EventEndpointsHealthy   = "EndpointsHealthy"
+	// EventFailedOver and EventFailedBack: the group of spec.addressGroups
+	// published as ready changed, to a higher priority number (the
+	// preferred group has no ready address) or back to a lower one.
+	EventFailedOver = "FailedOver"
+	EventFailedBack = "FailedBack"
 )
 
 // EndpointStatus is one address the operator considered.
@@ -580,7 +642,15 @@ type EndpointStatus struct {
 	// this time (or until expires, if later), never longer.
 	// +optional
 	LastResolved *metav1.Time `json:"lastResolved,omitempty"`
-	// Reason the address is not ready or was left out, e.g. Denied or Unhealthy.
+	// Priority is the failover priority of the address's group in
+	// spec.addressGroups.
+	// +optional
+	Priority *int32 `json:"priority,omitempty"`
+	// Zone is the zone of the address's group in spec.addressGroups.
+	// +optional
+	Zone string `json:"zone,omitempty"`
+	// Reason the address is not ready or was left out, e.g. Denied,
+	// Unhealthy or Standby.
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// Message is a human readable explanation of Reason.
@@ -596,6 +666,10 @@ const (
 	// EndpointUnhealthy: the health check failed; the address is written
 	// as not ready.
 	EndpointUnhealthy = "Unhealthy"
+	// EndpointStandby: the address is healthy, but a group of
+	// spec.addressGroups with a lower priority number has a ready
+	// address; it is written as not ready until that group has none.
+	EndpointStandby = "Standby"
 )
 
 // ExternalBackendStatus is what the operator observed and wrote.

@@ -83,6 +83,9 @@ func resolutionSpec(xb *v1alpha1.ExternalBackend) resolve.Spec {
 		if r.MaxTTL != nil {
 			spec.MaxTTL = r.MaxTTL.Duration
 		}
+		if r.RotationWindow != nil {
+			spec.RotationWindow = r.RotationWindow.Duration
+		}
 	}
 	return spec
 }

@@ -38,10 +38,37 @@ var _ = Describe("Validation by the API server", func() {
 		},
 		Entry("both addresses and externalName", "both", func(xb *v1alpha1.ExternalBackend) {
 			xb.Spec.ExternalName = "db.example.com"
-		}, "exactly one of spec.addresses and spec.externalName must be set"),
+		}, "exactly one of spec.addresses, spec.addressGroups and spec.externalName must be set"),
 		Entry("neither addresses nor externalName", "neither", func(xb *v1alpha1.ExternalBackend) {
 			xb.Spec.Addresses = nil
-		}, "exactly one of spec.addresses and spec.externalName must be set"),
+		}, "exactly one of spec.addresses, spec.addressGroups and spec.externalName must be set"),
+		Entry("both addresses and addressGroups", "bothgroups", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.AddressGroups = []v1alpha1.AddressGroup{{Priority: 0, Addresses: ip}}
+		}, "exactly one of spec.addresses, spec.addressGroups and spec.externalName must be set"),
+		Entry("two groups of the same priority", "samepriority", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses = nil
+			xb.Spec.AddressGroups = []v1alpha1.AddressGroup{{Priority: 1, Addresses: ip}, {Priority: 1, Addresses: []string{"192.168.1.3"}}}
+		}, "spec.addressGroups[].priority: each group needs its own priority"),
+		Entry("a group address that is neither IP nor DNS name", "badgroupaddr", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses = nil
+			xb.Spec.AddressGroups = []v1alpha1.AddressGroup{{Priority: 0, Addresses: []string{"not_a_host!"}}}
+		}, "spec.addressGroups[].addresses: not_a_host! is neither an IP address nor a DNS name"),
+		Entry("a zone that is not a label value", "badzone", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses = nil
+			xb.Spec.AddressGroups = []v1alpha1.AddressGroup{{Priority: 0, Addresses: ip, Zone: "eu west"}}
+		}, "spec.addressGroups[].zone: eu west must be a label value"),
+		Entry("groups without ports", "groupnoports", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses, xb.Spec.Ports = nil, nil
+			xb.Spec.AddressGroups = []v1alpha1.AddressGroup{{Priority: 0, Addresses: ip}}
+		}, "spec.ports: at least one port is required unless spec.headless is true"),
+		Entry("trafficDistribution on an alias", "aliastd", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses, xb.Spec.ExternalName = nil, "db.example.com"
+			xb.Spec.TrafficDistribution = ptr("PreferClose")
+		}, "spec.trafficDistribution: not allowed with spec.externalName"),
+		Entry("a rotationWindow longer than maxTTL", "rotation", func(xb *v1alpha1.ExternalBackend) {
+			xb.Spec.Addresses = []string{"db.example.com"}
+			xb.Spec.Resolution = &v1alpha1.Resolution{MaxTTL: dur("1m"), RotationWindow: dur("2m")}
+		}, "spec.resolution.rotationWindow must not be greater than spec.resolution.maxTTL"),
 		Entry("an empty address list", "empty", func(xb *v1alpha1.ExternalBackend) {
 			xb.Spec.Addresses = []string{}
 		}, "spec.addresses"),

@@ -47,6 +47,36 @@ const (
 type Endpoint struct {
 	Address netip.Addr
 	Ready   bool
+	// Zone is the zone of the address's group, "" when unknown.
+	Zone string
+}
+
+// SpecAddress is one entry of spec.addresses or of a group of
+// spec.addressGroups: an IP literal or a DNS name.
+type SpecAddress struct {
+	Value string
+	// Priority and Zone are those of its group; Grouped says there is one.
+	Priority int32
+	Zone     string
+	Grouped  bool
+}
+
+// SpecAddresses lists every address of xb's spec: spec.addresses in order,
+// or the groups of spec.addressGroups by priority, so that the preferred
+// group comes first wherever spec order decides (duplicates, limits).
+func SpecAddresses(xb *v1alpha1.ExternalBackend) []SpecAddress {
+	var out []SpecAddress
+	for _, a := range xb.Spec.Addresses {
+		out = append(out, SpecAddress{Value: a})
+	}
+	groups := slices.Clone(xb.Spec.AddressGroups)
+	slices.SortStableFunc(groups, func(a, b v1alpha1.AddressGroup) int { return cmp.Compare(a.Priority, b.Priority) })
+	for _, g := range groups {
+		for _, a := range g.Addresses {
+			out = append(out, SpecAddress{Value: a, Priority: g.Priority, Zone: g.Zone, Grouped: true})
+		}
+	}
+	return out
 }
 
 // Options are the operator-wide switches that shape the objects.
@@ -184,6 +214,9 @@ func staticService(xb *v1alpha1.ExternalBackend, endpoints []Endpoint, liveFamil
 	spec := corev1ac.ServiceSpec().
 		WithType(cmp.Or(xb.Spec.ServiceType, v1alpha1.DefaultServiceType)).
 		WithSessionAffinity(cmp.Or(xb.Spec.SessionAffinity, v1alpha1.DefaultSessionAffinity))
+	if xb.Spec.TrafficDistribution != nil {
+		spec.WithTrafficDistribution(*xb.Spec.TrafficDistribution)
+	}
 	for _, p := range xb.Spec.Ports {
 		port := servicePort(p).WithTargetPort(intstr.FromInt32(TargetPort(p)))
 		if p.NodePort != 0 {
@@ -236,8 +269,8 @@ func wantedFamilies(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) []corev1
 			families = append(families, f)
 		}
 	}
-	for _, a := range xb.Spec.Addresses {
-		if ip, err := netip.ParseAddr(a); err == nil {
+	for _, a := range SpecAddresses(xb) {
+		if ip, err := netip.ParseAddr(a.Value); err == nil {
 			add(family(ip))
 		} else {
 			for _, f := range ResolutionFamilies(xb) {
@@ -275,21 +308,22 @@ func endpointSlices(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) []*disco
 			v6 = append(v6, ep)
 		}
 	}
+	hints := zoneHints(xb, endpoints)
 	var out []*discoveryac.EndpointSliceApplyConfiguration
 	if len(endpoints) == 0 {
 		// An empty slice, as the EndpointSlice controller writes for a Service
 		// without endpoints, tells consumers "known, nothing ready" rather
 		// than "not synced yet".
 		if families := wantedFamilies(xb, nil); len(families) > 0 && families[0] == corev1.IPv6Protocol {
-			return append(out, endpointSlice(xb, SliceName(xb.Name, "ipv6", 0), discoveryv1.AddressTypeIPv6, nil))
+			return append(out, endpointSlice(xb, SliceName(xb.Name, "ipv6", 0), discoveryv1.AddressTypeIPv6, nil, false))
 		}
-		return append(out, endpointSlice(xb, SliceName(xb.Name, "ipv4", 0), discoveryv1.AddressTypeIPv4, nil))
+		return append(out, endpointSlice(xb, SliceName(xb.Name, "ipv4", 0), discoveryv1.AddressTypeIPv4, nil, false))
 	}
 	for i, chunk := range slices.Collect(slices.Chunk(v4, MaxEndpointsPerSlice)) {
-		out = append(out, endpointSlice(xb, SliceName(xb.Name, "ipv4", i), discoveryv1.AddressTypeIPv4, chunk))
+		out = append(out, endpointSlice(xb, SliceName(xb.Name, "ipv4", i), discoveryv1.AddressTypeIPv4, chunk, hints))
 	}
 	for i, chunk := range slices.Collect(slices.Chunk(v6, MaxEndpointsPerSlice)) {
-		out = append(out, endpointSlice(xb, SliceName(xb.Name, "ipv6", i), discoveryv1.AddressTypeIPv6, chunk))
+		out = append(out, endpointSlice(xb, SliceName(xb.Name, "ipv6", i), discoveryv1.AddressTypeIPv6, chunk, hints))
 	}
 	return out
 }
@@ -302,7 +336,7 @@ func SliceName(service, family string, i int) string {
 	return fmt.Sprintf("%s-%s-%d", service, family, i+1)
 }
 
-func endpointSlice(xb *v1alpha1.ExternalBackend, name string, addressType discoveryv1.AddressType, endpoints []Endpoint) *discoveryac.EndpointSliceApplyConfiguration {
+func endpointSlice(xb *v1alpha1.ExternalBackend, name string, addressType discoveryv1.AddressType, endpoints []Endpoint, hints bool) *discoveryac.EndpointSliceApplyConfiguration {
 	slice := discoveryac.EndpointSlice(name, xb.Namespace).
 		WithLabels(objectLabels(xb, SliceLabels(xb.Name))).
 		WithOwnerReferences(ownerReference(xb)).
@@ -321,14 +355,33 @@ func endpointSlice(xb *v1alpha1.ExternalBackend, name string, addressType discov
 		slice.WithPorts(port)
 	}
 	for _, ep := range endpoints {
-		slice.WithEndpoints(discoveryac.Endpoint().
+		endpoint := discoveryac.Endpoint().
 			WithAddresses(ep.Address.Unmap().String()).
 			WithConditions(discoveryac.EndpointConditions().
 				WithReady(ep.Ready).
 				WithServing(ep.Ready).
-				WithTerminating(false)))
+				WithTerminating(false))
+		if ep.Zone != "" {
+			endpoint.WithZone(ep.Zone)
+		}
+		if hints {
+			endpoint.WithHints(discoveryac.EndpointHints().WithForZones(discoveryac.ForZone().WithName(ep.Zone)))
+		}
+		slice.WithEndpoints(endpoint)
 	}
 	return slice
+}
+
+// zoneHints says whether the endpoints get hints for their own zone, as
+// the EndpointSlice controller writes them for the Services it manages:
+// kube-proxy routes by zone only from hints. Like that controller, only
+// when the Service asks for it and every endpoint has a zone, since
+// kube-proxy ignores the hints of a Service when one endpoint has none.
+func zoneHints(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) bool {
+	if td := xb.Spec.TrafficDistribution; td == nil || (*td != corev1.ServiceTrafficDistributionPreferClose && *td != corev1.ServiceTrafficDistributionPreferSameZone) {
+		return false
+	}
+	return !slices.ContainsFunc(endpoints, func(ep Endpoint) bool { return ep.Zone == "" })
 }
 
 func legacyEndpoints(xb *v1alpha1.ExternalBackend, endpoints []Endpoint) *corev1ac.EndpointsApplyConfiguration {

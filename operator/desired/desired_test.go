@@ -3,6 +3,7 @@ package desired
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -179,4 +180,70 @@ func TestPinnedClusterIPLeadsTheFamilies(t *testing.T) {
 	if got := fmt.Sprint(spec.IPFamilies); got != "[IPv6 IPv4]" {
 		t.Errorf("families %s, want [IPv6 IPv4]", got)
 	}
+}
+
+func TestZonesAndHints(t *testing.T) {
+	zoned := []Endpoint{
+		{Address: netip.MustParseAddr("192.168.0.1"), Ready: true, Zone: "eu-west-1a"},
+		{Address: netip.MustParseAddr("192.168.0.2"), Ready: true, Zone: "eu-west-1b"},
+	}
+	unzoned := append(slices.Clone(zoned), Endpoint{Address: netip.MustParseAddr("192.168.0.3"), Ready: true})
+	preferClose := ptr(corev1.ServiceTrafficDistributionPreferClose)
+	for _, tc := range []struct {
+		name         string
+		distribution *string
+		endpoints    []Endpoint
+		wantZones    string
+		wantHints    string
+	}{
+		{"zones without trafficDistribution: no hints", nil, zoned, "[eu-west-1a eu-west-1b]", "[[] []]"},
+		{"PreferClose, every endpoint zoned: a hint for its own zone", preferClose, zoned, "[eu-west-1a eu-west-1b]", "[[eu-west-1a] [eu-west-1b]]"},
+		{"PreferClose, one endpoint without zone: no hints", preferClose, unzoned, "[eu-west-1a eu-west-1b ]", "[[] [] []]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := Compute(xb(v1alpha1.ExternalBackendSpec{Addresses: []string{"x"}, Ports: []v1alpha1.BackendPort{{Port: 80}}, TrafficDistribution: tc.distribution}),
+				tc.endpoints, nil, Options{})
+			var zones []string
+			var hints [][]string
+			for _, e := range objs.EndpointSlices[0].Endpoints {
+				zones = append(zones, ptrValue(e.Zone))
+				var forZones []string
+				if e.Hints != nil {
+					for _, z := range e.Hints.ForZones {
+						forZones = append(forZones, *z.Name)
+					}
+				}
+				hints = append(hints, forZones)
+			}
+			if fmt.Sprint(zones) != tc.wantZones || fmt.Sprint(hints) != tc.wantHints {
+				t.Errorf("zones %v hints %v, want %s %s", zones, hints, tc.wantZones, tc.wantHints)
+			}
+			if got := objs.Service.Spec.TrafficDistribution; (got == nil) != (tc.distribution == nil) || (got != nil && *got != *tc.distribution) {
+				t.Errorf("Service trafficDistribution %v, want %v", got, tc.distribution)
+			}
+		})
+	}
+}
+
+func TestSpecAddressesPutTheGroupsInPriorityOrder(t *testing.T) {
+	b := xb(v1alpha1.ExternalBackendSpec{AddressGroups: []v1alpha1.AddressGroup{
+		{Priority: 5, Addresses: []string{"192.168.0.9"}, Zone: "b"},
+		{Priority: 0, Addresses: []string{"db.example.com", "192.168.0.1"}, Zone: "a"},
+	}})
+	var got []string
+	for _, a := range SpecAddresses(b) {
+		got = append(got, fmt.Sprintf("%s/%d/%s", a.Value, a.Priority, a.Zone))
+	}
+	if want := "[db.example.com/0/a 192.168.0.1/0/a 192.168.0.9/5/b]"; fmt.Sprint(got) != want {
+		t.Errorf("SpecAddresses %v, want %s", got, want)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func ptrValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -37,6 +37,9 @@
 // addresses are dropped after the grace) the Refresher calls Options.Notify with
 // the owner, which the reconciler turns into a reconcile request (see package
 // notify). A plain refresh that returns the same addresses notifies nobody.
+// With Spec.RotationWindow, an answer adds its addresses and an address goes
+// only once no answer listed it for the window, so a server that answers
+// with a rotating subset of its records does not change the set each time.
 //
 // On failure (timeout, SERVFAIL, NXDOMAIN, REFUSED, or a name with no
 // address of any requested family) the last known addresses stay for one

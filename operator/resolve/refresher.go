@@ -211,7 +211,7 @@ func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec 
 			}
 			e.spec, e.due, e.resolved = spec, now, false
 			resolveNow = append(resolveNow, k)
-		case e.spec.MinTTL != spec.MinTTL || e.spec.MaxTTL != spec.MaxTTL:
+		case e.spec.MinTTL != spec.MinTTL || e.spec.MaxTTL != spec.MaxTTL || e.spec.RotationWindow != spec.RotationWindow:
 			// New bounds apply from the next answer; ask again now so a
 			// shorter MaxTTL takes effect without waiting out the old one.
 			e.spec, e.due = spec, now
@@ -280,7 +280,11 @@ func (e *entry) state() State {
 			continue
 		}
 		for _, a := range fs.addrs {
-			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires, Confirmed: fs.confirmed})
+			confirmed, ok := fs.seen[a]
+			if !ok {
+				confirmed = fs.confirmed
+			}
+			st.Addresses = append(st.Addresses, Address{Addr: a, Expires: fs.expires, Confirmed: confirmed})
 		}
 		st.Omitted += fs.omitted
 		if fs.err != nil && st.Err == nil {

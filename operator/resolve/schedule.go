@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -29,11 +30,17 @@ type Spec struct {
 	// MaxTTL is also the grace during which a failing name keeps its
 	// last known addresses.
 	MinTTL, MaxTTL time.Duration
+	// RotationWindow keeps an address for this long after the last answer
+	// that listed it (at most MaxTTL), so that a name whose server answers
+	// with a rotating subset of its records publishes the whole set and
+	// its EndpointSlices change only when the set does. Zero follows every
+	// answer, so a DNS failover is followed within the TTL.
+	RotationWindow time.Duration
 }
 
 // normalize fills defaults and checks the spec; errors name the API field.
 func (s Spec) normalize() (Spec, error) {
-	out := Spec{MinTTL: s.MinTTL, MaxTTL: s.MaxTTL}
+	out := Spec{MinTTL: s.MinTTL, MaxTTL: s.MaxTTL, RotationWindow: s.RotationWindow}
 	if out.MinTTL <= 0 {
 		out.MinTTL = v1alpha1.DefaultMinTTL
 	}
@@ -42,6 +49,9 @@ func (s Spec) normalize() (Spec, error) {
 	}
 	if out.MinTTL > out.MaxTTL {
 		return Spec{}, fmt.Errorf("resolution: minTTL %s is greater than maxTTL %s", out.MinTTL, out.MaxTTL)
+	}
+	if out.RotationWindow < 0 || out.RotationWindow > out.MaxTTL {
+		return Spec{}, fmt.Errorf("resolution.rotationWindow: %s must be between 0 and maxTTL %s", out.RotationWindow, out.MaxTTL)
 	}
 	for _, f := range s.Families {
 		if _, err := QType(f); err != nil {
@@ -92,10 +102,13 @@ type outcome struct {
 
 // familyState is what the Refresher knows about one name in one family.
 type familyState struct {
-	addrs        []netip.Addr
-	omitted      int       // records of the last good answer left out by MaxRecordsPerAnswer
-	expires      time.Time // success: when the answer's clamped TTL runs out; failure: when kept addrs are dropped
-	confirmed    time.Time // when an answer last listed addrs
+	addrs     []netip.Addr
+	omitted   int       // records of the last good answer left out by MaxRecordsPerAnswer
+	expires   time.Time // success: when the answer's clamped TTL runs out; failure: when kept addrs are dropped
+	confirmed time.Time // when an answer last listed addrs
+	// seen is when an answer last listed each of addrs: addrs are the
+	// addresses seen within the rotation window.
+	seen         map[netip.Addr]time.Time
 	err          *Error
 	failingSince time.Time
 	failures     int
@@ -112,10 +125,12 @@ type familyState struct {
 func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, time.Duration) {
 	if o.err == nil {
 		ttl := spec.clampTTL(o.answer.TTL)
-		return familyState{addrs: o.answer.Addrs, omitted: o.omitted, expires: now.Add(ttl), confirmed: now}, ttl
+		seen := recentlySeen(prev.seen, o.answer.Addrs, now, spec.RotationWindow)
+		return familyState{addrs: sortedAddrs(seen), seen: seen, omitted: o.omitted, expires: now.Add(ttl), confirmed: now}, ttl
 	}
 	next := familyState{
 		addrs:        prev.addrs,
+		seen:         prev.seen,
 		omitted:      prev.omitted,
 		confirmed:    prev.confirmed,
 		err:          o.err,
@@ -133,7 +148,7 @@ func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, t
 	if len(next.addrs) > 0 {
 		dropAt := next.keepUntil
 		if !now.Before(dropAt) {
-			next.addrs, next.confirmed = nil, time.Time{}
+			next.addrs, next.seen, next.confirmed = nil, nil, time.Time{}
 		} else {
 			next.expires = dropAt
 			// Come back in time to drop the addresses when the grace ends.
@@ -141,6 +156,27 @@ func step(prev familyState, o outcome, spec Spec, now time.Time) (familyState, t
 		}
 	}
 	return next, retry
+}
+
+// recentlySeen is seen with the addresses of an answer at now added and
+// those last seen window ago or earlier removed (all of them with a zero
+// window: the answer replaces the set).
+func recentlySeen(seen map[netip.Addr]time.Time, answer []netip.Addr, now time.Time, window time.Duration) map[netip.Addr]time.Time {
+	out := make(map[netip.Addr]time.Time, len(seen)+len(answer))
+	for a, t := range seen {
+		if now.Sub(t) < window {
+			out[a] = t
+		}
+	}
+	for _, a := range answer {
+		out[a] = now
+	}
+	return out
+}
+
+// sortedAddrs are the addresses of seen, sorted, IPv4 first.
+func sortedAddrs(seen map[netip.Addr]time.Time) []netip.Addr {
+	return slices.SortedFunc(maps.Keys(seen), netip.Addr.Compare)
 }
 
 // keepSmallest keeps the max smallest of the sorted addrs (all of them when
@@ -196,6 +232,12 @@ func restored(known []Known, spec Spec, now time.Time) (fs familyState, ok bool)
 			continue
 		}
 		fs.addrs = append(fs.addrs, k.Addr)
+		if fs.seen == nil {
+			fs.seen = map[netip.Addr]time.Time{}
+		}
+		// So that the first answer after a restart does not drop the
+		// addresses a rotating server happens to leave out.
+		fs.seen[k.Addr] = confirmed
 		// One family has one expiry and one grace: take the most recent
 		// confirmation, so no address outlives its own grace by much
 		// and none is dropped before it.

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
+	"github.com/outpost-dev/outpost/operator/desired"
 	"github.com/outpost-dev/outpost/operator/resolve"
 )
 
@@ -38,8 +39,8 @@ type Published struct {
 func ReadPublished(xb *v1alpha1.ExternalBackend, endpointSlices []discoveryv1.EndpointSlice) Published {
 	p := Published{NotReady: map[netip.Addr]bool{}}
 	literals := map[netip.Addr]bool{}
-	for _, a := range xb.Spec.Addresses {
-		if ip, err := netip.ParseAddr(a); err == nil {
+	for _, a := range desired.SpecAddresses(xb) {
+		if ip, err := netip.ParseAddr(a.Value); err == nil {
 			literals[ip.Unmap()] = true
 		}
 	}
@@ -67,8 +68,15 @@ func ReadPublished(xb *v1alpha1.ExternalBackend, endpointSlices []discoveryv1.En
 		}
 		ip = ip.Unmap()
 		inRows[ip] = true
-		if !inSlice[ip] && row.Reason == v1alpha1.EndpointUnhealthy {
+		switch {
+		case !inSlice[ip] && row.Reason == v1alpha1.EndpointUnhealthy:
 			p.NotReady[ip] = true
+		case row.Reason == v1alpha1.EndpointStandby:
+			// Published as not ready only because a preferred group
+			// was serving: it passed its checks, and holding it back
+			// for healthyThreshold would delay a failover right after
+			// a restart.
+			delete(p.NotReady, ip)
 		}
 		if row.Host != "" {
 			p.Known = append(p.Known, resolve.Known{Name: row.Host, Addr: ip, Expires: timeOf(row.Expires), Confirmed: timeOf(row.LastResolved)})

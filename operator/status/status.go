@@ -127,9 +127,9 @@ type Result struct {
 // must be asked about; the rest are IP literals.
 func DNSNames(xb *v1alpha1.ExternalBackend) []string {
 	var names []string
-	for _, a := range xb.Spec.Addresses {
-		if _, err := netip.ParseAddr(a); err != nil {
-			names = append(names, a)
+	for _, a := range desired.SpecAddresses(xb) {
+		if _, err := netip.ParseAddr(a.Value); err != nil && !slices.Contains(names, a.Value) {
+			names = append(names, a.Value)
 		}
 	}
 	return names
@@ -174,6 +174,7 @@ func Compute(xb *v1alpha1.ExternalBackend, in Inputs) Result {
 	}
 	res.Rows, res.found = rows(xb, in)
 	res.considered = len(res.Rows)
+	failOver(res.Rows)
 	if reason, message := endpointPortsRefusal(xb, in, res.Rows); reason != "" {
 		res.Rows = nil
 		return res.refuse(reason, message)
@@ -183,10 +184,11 @@ func Compute(xb *v1alpha1.ExternalBackend, in Inputs) Result {
 	}
 	for _, row := range res.Rows {
 		if row.Reason != v1alpha1.EndpointDenied {
-			res.Endpoints = append(res.Endpoints, desired.Endpoint{Address: netip.MustParseAddr(row.Address), Ready: row.Ready})
+			res.Endpoints = append(res.Endpoints, desired.Endpoint{Address: netip.MustParseAddr(row.Address), Ready: row.Ready, Zone: row.Zone})
 		}
 	}
 	res.Events = append(res.Events, addressEvents(xb.Status.Endpoints, res.Rows)...)
+	res.Events = append(res.Events, failoverEvents(xb.Status.Endpoints, res.Rows)...)
 	return res
 }
 
@@ -313,13 +315,18 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) (out []v1alpha1.EndpointStatu
 	for _, n := range in.Names {
 		states[n.Name] = n.State
 	}
-	for _, a := range xb.Spec.Addresses {
-		if ip, err := netip.ParseAddr(a); err == nil {
-			add(ip, v1alpha1.EndpointStatus{})
+	for _, a := range desired.SpecAddresses(xb) {
+		group := v1alpha1.EndpointStatus{Zone: a.Zone}
+		if a.Grouped {
+			group.Priority = &a.Priority
+		}
+		if ip, err := netip.ParseAddr(a.Value); err == nil {
+			add(ip, group)
 			continue
 		}
-		for _, r := range states[a].Addresses {
-			row := v1alpha1.EndpointStatus{Host: a, Expires: secondsOf(r.Expires)}
+		for _, r := range states[a.Value].Addresses {
+			row := group
+			row.Host, row.Expires = a.Value, secondsOf(r.Expires)
 			if !r.Confirmed.IsZero() {
 				row.LastResolved = secondsOf(r.Confirmed)
 			}
@@ -333,6 +340,12 @@ func rows(xb *v1alpha1.ExternalBackend, in Inputs) (out []v1alpha1.EndpointStatu
 func secondsOf(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(t.Truncate(time.Second))
 	return &mt
+}
+
+// passing says whether a row's address passes its health checks: it is
+// ready, or standing by for a preferred group.
+func passing(row v1alpha1.EndpointStatus) bool {
+	return row.Ready || row.Reason == v1alpha1.EndpointStandby
 }
 
 // addressEvents tell the user, in one Event per kind, which addresses were
@@ -357,8 +370,9 @@ func addressEvents(before, after []v1alpha1.EndpointStatus) []Event {
 		case row.Host != "" && !existed:
 			added = append(added, row.Address+" ("+row.Host+")")
 		}
-		if existed && !wasDenied && !isDenied && old.Ready != row.Ready {
-			if row.Ready {
+		// A group standing by is healthy: failover has its own Events.
+		if passes := passing(row); existed && !wasDenied && !isDenied && passing(old) != passes {
+			if passes {
 				healthy = append(healthy, row.Address)
 			} else {
 				unhealthy = append(unhealthy, fmt.Sprintf("%s: %s", row.Address, row.Message))
@@ -465,7 +479,7 @@ func (r Result) Status(applyErr error) v1alpha1.ExternalBackendStatus {
 	case desired.IsAlias(xb):
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonAliasConfigured, "Service %s is an alias for %s", xb.Name, xb.Spec.ExternalName)
 	case st.ReadyEndpoints > 0:
-		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonEndpointsReady, "%d/%d endpoints ready", st.ReadyEndpoints, st.TotalEndpoints)
+		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonEndpointsReady, "%d/%d endpoints ready%s", st.ReadyEndpoints, st.TotalEndpoints, serving(r.Rows))
 	case st.TotalEndpoints == 0 && denied > 0:
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonAddressesDenied, "all %d addresses are denied by the address policy; see status.endpoints", denied)
 	default:
