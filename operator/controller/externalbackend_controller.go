@@ -89,6 +89,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			// references too; deleting them here does not wait for it and
 			// keeps clusters without a garbage collector clean.
 			r.forget(req.NamespacedName)
+			forgetEndpoints(req.NamespacedName)
 			gone := &v1alpha1.ExternalBackend{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
 			return ctrl.Result{}, r.deleteChildren(ctx, gone, controlledByName(req.Name))
 		}
@@ -96,6 +97,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if !xb.DeletionTimestamp.IsZero() {
 		r.forget(req.NamespacedName)
+		forgetEndpoints(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -381,6 +383,7 @@ func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, xb *v1al
 
 // updateStatus writes st unless it is what xb already has.
 func (r *ExternalBackendReconciler) updateStatus(ctx context.Context, xb *v1alpha1.ExternalBackend, st v1alpha1.ExternalBackendStatus) error {
+	exportEndpoints(client.ObjectKeyFromObject(xb), st)
 	if equality.Semantic.DeepEqual(st, xb.Status) {
 		return nil
 	}

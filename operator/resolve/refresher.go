@@ -193,6 +193,7 @@ func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec 
 	}
 	if len(want) == 0 {
 		delete(r.owners, owner)
+		forgetOwner(owner)
 	} else {
 		r.owners[owner] = want
 	}
@@ -217,6 +218,9 @@ func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec 
 			e.spec, e.due = spec, now
 			resolveNow = append(resolveNow, k)
 		}
+	}
+	if len(want) > 0 {
+		r.exportOwner(owner)
 	}
 	namesTracked.Set(float64(len(r.entries)))
 	r.mu.Unlock()
@@ -256,7 +260,26 @@ func (r *Refresher) Forget(owner types.NamespacedName) {
 		delete(r.entries, key{owner, name})
 	}
 	delete(r.owners, owner)
+	forgetOwner(owner)
 	namesTracked.Set(float64(len(r.entries)))
+}
+
+// exportOwner updates the per-backend series of owner. Called with r.mu held.
+func (r *Refresher) exportOwner(owner types.NamespacedName) {
+	var oldest time.Time
+	var grace time.Duration
+	first := true
+	for name := range r.owners[owner] {
+		e, ok := r.entries[key{owner, name}]
+		if !ok {
+			continue
+		}
+		if first || e.lastConfirmed.Before(oldest) {
+			oldest, first = e.lastConfirmed, false
+		}
+		grace = e.spec.MaxTTL
+	}
+	exportOwner(owner, oldest, grace)
 }
 
 // Lookup returns the state of one name of owner; false when the name is
@@ -343,6 +366,7 @@ func (r *Refresher) processNext(ctx context.Context) bool {
 	delay = jittered(delay, r.opts.Jitter, rand.Float64)
 	e.due = now.Add(delay)
 	after := e.state()
+	r.exportOwner(k.owner)
 
 	// A refresh that only confirms the same answer is news too once a
 	// quarter of MaxTTL passed since the confirmation last reported, so the
