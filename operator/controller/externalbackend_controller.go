@@ -281,12 +281,14 @@ func (r *ExternalBackendReconciler) apply(ctx context.Context, live client.Objec
 		if err != nil {
 			return "", what, fmt.Errorf("extract %s %s: %w", kind, key, err)
 		}
+		ignoreChangeTrigger(owned)
 		if same, err := sameJSON(owned, want); err != nil {
 			return "", what, err
 		} else if same {
 			return "", what, nil
 		}
 	}
+	stampChangeTrigger(want, time.Now())
 	if err := r.Client.Apply(ctx, want, client.FieldOwner(desired.FieldManager), client.ForceOwnership); err != nil {
 		return "", what, fmt.Errorf("apply %s %s: %w", kind, key, err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -80,5 +81,34 @@ var _ = Describe("Per-backend metrics", func() {
 		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonAliasConfigured)
 		Expect(backendSeries(ns, xb.Name)).To(BeEmpty())
 		Expect(k8s.Delete(ctx, xb)).To(Succeed())
+	})
+})
+
+var _ = Describe("Network programming latency", func() {
+	// kube-proxy and outpost-syncer measure from this stamp to their rules.
+	triggerTime := func(ns, name string) time.Time {
+		GinkgoHelper()
+		slices := slicesOf(ns, name)
+		Expect(slices).To(HaveLen(1))
+		raw := slices[0].Annotations[corev1.EndpointsLastChangeTriggerTime]
+		at, err := time.Parse(time.RFC3339Nano, raw)
+		Expect(err).NotTo(HaveOccurred(), "annotation %s=%q", corev1.EndpointsLastChangeTriggerTime, raw)
+		return at
+	}
+
+	It("stamps each EndpointSlice written with the time of the change it publishes", func() {
+		ns := newNamespace()
+		xb := backend(ns, "stamped", v1alpha1.ExternalBackendSpec{Addresses: []string{"192.168.26.1"}, Ports: tcp(80)})
+		created := time.Now()
+		Expect(k8s.Create(ctx, xb)).To(Succeed())
+		eventuallyCondition(xb, v1alpha1.ConditionReady, v1alpha1.ReasonEndpointsReady)
+		first := triggerTime(ns, xb.Name)
+		Expect(first).To(BeTemporally(">=", created))
+
+		changed := time.Now()
+		update(xb, func(cur *v1alpha1.ExternalBackend) { cur.Spec.Addresses = []string{"192.168.26.2"} })
+		Eventually(func() map[string]bool { return addressesOf(slicesOf(ns, xb.Name)) }, timeout, poll).
+			Should(Equal(map[string]bool{"192.168.26.2": true}))
+		Expect(triggerTime(ns, xb.Name)).To(BeTemporally(">=", changed))
 	})
 })
