@@ -159,6 +159,12 @@ func New(changes *ChangeTracker, runner restore.Runner, opts Options) (*Syncer, 
 		})
 	}
 	registerMetrics()
+	for _, f := range s.families {
+		// At 0 from the start, so that rate() sees the first failure.
+		for _, kind := range []string{"full", "partial"} {
+			restoreFailures.WithLabelValues(familyName(f.ipv6), kind)
+		}
+	}
 	return s, nil
 }
 
