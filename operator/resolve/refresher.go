@@ -274,8 +274,8 @@ func (r *Refresher) exportOwner(owner types.NamespacedName) {
 		if !ok {
 			continue
 		}
-		if first || e.lastConfirmed.Before(oldest) {
-			oldest, first = e.lastConfirmed, false
+		if at := e.confirmedAt(); first || at.Before(oldest) {
+			oldest, first = at, false
 		}
 		grace = e.spec.MaxTTL
 	}
@@ -292,6 +292,27 @@ func (r *Refresher) Lookup(owner types.NamespacedName, name string) (State, bool
 		return State{}, false
 	}
 	return e.state(), true
+}
+
+// confirmedAt is when every family last answered; before the first answer,
+// when the addresses restored from an earlier run were (see EnsureFrom), so
+// that a restart does not reset what an alert compares with the grace.
+// Zero when a family has neither. Called with r.mu held.
+func (e *entry) confirmedAt() time.Time {
+	if !e.lastConfirmed.IsZero() {
+		return e.lastConfirmed
+	}
+	var oldest time.Time
+	for _, f := range e.spec.Families {
+		fs, ok := e.families[f]
+		if !ok || fs.confirmed.IsZero() {
+			return time.Time{}
+		}
+		if oldest.IsZero() || fs.confirmed.Before(oldest) {
+			oldest = fs.confirmed
+		}
+	}
+	return oldest
 }
 
 // state merges the families of an entry. Called with r.mu held.
