@@ -147,7 +147,7 @@ image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Dock
 ##@ Test
 
 .PHONY: test
-test: envtest verify-generated verify-fmt vet test-kube-proxy-equivalence ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
+test: envtest verify-generated verify-fmt vet test-kube-proxy-equivalence test-monitoring ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
 	$(GO) test ./... -count=1 -timeout 30m
 
 .PHONY: bench-dns
@@ -167,6 +167,10 @@ bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SY
 .PHONY: test-kube-proxy-equivalence
 test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: the same chains and rules, in order (IPv4, IPv6, a full sync and 24 partial ones applied for real), with only the listed deliberate differences.
 	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run 'Equals|Deliberate' .
+
+.PHONY: test-monitoring
+test-monitoring: envtest ## Every PromQL expression in config/monitoring parses and reads only metrics the operator, syncer and CoreDNS plugin export (root).
+	cd hack/monitoring && $(GO) test -count=1 -timeout 10m .
 
 .PHONY: bench-resolve
 bench-resolve: ## Benchmark 1000 names re-resolved and 1000 addresses probed against goroutine-per-item references.

@@ -1,7 +1,8 @@
 // Command run is `make run`: it brings up a local control plane from bin/k8s
 // (or uses the cluster in $KUBECONFIG), installs the CRD, starts the operator
 // and bin/coredns with the outpost plugin on 127.0.0.1:1053, applies
-// config/samples, and shows what to try with answers checked beforehand. As
+// config/samples, and shows what to try with answers checked beforehand,
+// each component's metrics endpoint among them. As
 // root it also runs bin/outpost-syncer in a network-namespace sandbox with
 // a server at svc1's backend address (package sandbox) and shows a curl
 // through svc1's ClusterIP. Ctrl-C stops everything it started and removes
@@ -9,10 +10,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +38,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator"
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
@@ -117,7 +122,10 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 
 	done = steps.start("starting bin/outpost-operator (log: %s)", filepath.Join(workDir, "operator.log"))
 	operator, err := process.Start(filepath.Join(workDir, "operator.log"), filepath.Join(bin, "outpost-operator"),
-		"--kubeconfig", kubeconfig, "--metrics-bind-address", "127.0.0.1:18080", "--health-probe-bind-address", "127.0.0.1:18081")
+		"--kubeconfig", kubeconfig, "--health-probe-bind-address", "127.0.0.1:18081",
+		// Plain HTTP on loopback, so curl needs no token; in a cluster the
+		// metrics are HTTPS for authorized callers only (config/monitoring).
+		"--metrics-bind-address", operatorMetricsAddr, "--metrics-secure=false")
 	if err != nil {
 		return err
 	}
@@ -136,7 +144,7 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 
 	done = steps.start("starting bin/coredns with the outpost plugin on %s (log: %s)", dnsAddr, filepath.Join(workDir, "coredns.log"))
 	corefile := filepath.Join(workDir, "Corefile")
-	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corefileTemplate, kubeconfig)), 0o644); err != nil {
+	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corefileTemplate, kubeconfig, corednsMetricsAddr)), 0o644); err != nil {
 		return err
 	}
 	coredns, err := process.Start(filepath.Join(workDir, "coredns.log"), filepath.Join(bin, "coredns"), "-conf", corefile)
@@ -172,6 +180,14 @@ func run(ctx context.Context, kubeconfig, bin string) error {
 		fmt.Println("\nThrough svc1's ClusterIP and bin/outpost-syncer's iptables rules in the sandbox node, checked just now:")
 		fmt.Printf("  %-75s # %s\n", box.Command, sandboxBackend.Greeting())
 	}
+	examples := metricsExamples(box != nil)
+	if err := checkMetrics(ctx, examples); err != nil {
+		return err
+	}
+	fmt.Println("\nMetrics (Prometheus text format), served just now, with a PromQL query to try on each:")
+	for _, m := range examples {
+		fmt.Printf("  %-9s curl -s %s | grep ^%s\n  %-9s %s\n", m.component, m.url, m.metric, "", m.query)
+	}
 	fmt.Printf(`
 Try:
   export KUBECONFIG=%s
@@ -190,6 +206,61 @@ Press Ctrl-C to stop everything.
 // dnsAddr is where `make run` serves cluster DNS.
 const dnsAddr = "127.0.0.1:1053"
 
+// Where `make run` serves metrics; the Corefile's prometheus line is the
+// CoreDNS one.
+const (
+	operatorMetricsAddr = "127.0.0.1:18080"
+	corednsMetricsAddr  = "127.0.0.1:19153"
+	syncerMetricsAddr   = "127.0.0.1:18402"
+)
+
+// metricsExample is one component's metrics endpoint, a metric it serves
+// and a PromQL query over it (README, "Monitoring").
+type metricsExample struct{ component, url, metric, query string }
+
+func metricsExamples(withSyncer bool) []metricsExample {
+	out := []metricsExample{
+		{"operator", "http://" + operatorMetricsAddr + "/metrics", "outpost_backend_endpoints",
+			`max by (namespace, name) (outpost_backend_endpoints{state="ready"}) == 0   # backends with no ready endpoint`},
+		{"coredns", "http://" + corednsMetricsAddr + "/metrics", "coredns_outpost_requests_total",
+			`sum by (result) (rate(coredns_outpost_requests_total[5m]))   # answers by result`},
+	}
+	if withSyncer {
+		out = append(out, metricsExample{"syncer", "http://" + syncerMetricsAddr + "/metrics", "outpost_syncer_last_successful_sync_timestamp_seconds",
+			`time() - outpost_syncer_last_successful_sync_timestamp_seconds   # seconds since the rules were last applied`})
+	}
+	return out
+}
+
+// checkMetrics waits until each endpoint serves its metric, so every
+// printed command shows something.
+func checkMetrics(ctx context.Context, examples []metricsExample) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, m := range examples {
+		if err := poll.Until(ctx, 200*time.Millisecond, 30*time.Second, fmt.Sprintf("%s serving %s on %s", m.component, m.metric, m.url), func() error {
+			resp, err := client.Get(m.url)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %s", m.url, resp.Status)
+			}
+			if !bytes.Contains(body, []byte("\n"+m.metric)) {
+				return fmt.Errorf("%s has no %s", m.url, m.metric)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // corefileTemplate serves the cluster zone and reverse zones from the local
 // API server; names outside the cluster are not forwarded anywhere.
 const corefileTemplate = `.:1053 {
@@ -201,7 +272,7 @@ const corefileTemplate = `.:1053 {
         kubeconfig %s
         fallthrough in-addr.arpa ip6.arpa
     }
-    prometheus 127.0.0.1:19153
+    prometheus %s
 }
 `
 

@@ -133,6 +133,22 @@ wait:
 		t.Fatalf("%s answered %q, want %q", curl, got, want)
 	}
 
+	// Every component's metrics command shows its series.
+	var metricsCommands []string
+	for _, line := range output {
+		if i := strings.Index(line, "curl -s http://"); i >= 0 && strings.Contains(line, "/metrics | grep") {
+			metricsCommands = append(metricsCommands, line[i:])
+		}
+	}
+	if len(metricsCommands) != 3 {
+		t.Errorf("outpost-run printed %d metrics commands, want one for each of the operator, CoreDNS and the syncer", len(metricsCommands))
+	}
+	for _, c := range metricsCommands {
+		if got, err := exec.Command("sh", "-c", c).CombinedOutput(); err != nil || len(got) == 0 {
+			t.Errorf("%s: %v: %q", c, err, got)
+		}
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,8 @@ func startSandbox(ctx context.Context, steps *step, k8s client.Client, bin, work
 		LogPath:    logPath,
 		Target:     net.JoinHostPort(clusterIP, strconv.Itoa(sandboxServicePort)),
 		Backend:    sandboxBackend,
+		// `make run` is one per machine, like its other fixed ports.
+		MetricsBindAddress: syncerMetricsAddr,
 	})
 	if err != nil {
 		return nil, err

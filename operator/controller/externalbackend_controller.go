@@ -90,6 +90,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			// references too; deleting them here does not wait for it and
 			// keeps clusters without a garbage collector clean.
 			r.forget(req.NamespacedName)
+			forgetEndpoints(req.NamespacedName)
 			gone := &v1alpha1.ExternalBackend{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
 			return ctrl.Result{}, r.deleteChildren(ctx, gone, controlledByName(req.Name))
 		}
@@ -97,6 +98,7 @@ func (r *ExternalBackendReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if !xb.DeletionTimestamp.IsZero() {
 		r.forget(req.NamespacedName)
+		forgetEndpoints(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -358,12 +360,14 @@ func (r *ExternalBackendReconciler) apply(ctx context.Context, live client.Objec
 		if err != nil {
 			return "", what, fmt.Errorf("extract %s %s: %w", kind, key, err)
 		}
+		ignoreChangeTrigger(owned)
 		if same, err := sameJSON(owned, want); err != nil {
 			return "", what, err
 		} else if same {
 			return "", what, nil
 		}
 	}
+	stampChangeTrigger(want, time.Now())
 	if err := r.Client.Apply(ctx, want, client.FieldOwner(desired.FieldManager), client.ForceOwnership); err != nil {
 		return "", what, fmt.Errorf("apply %s %s: %w", kind, key, err)
 	}
@@ -460,6 +464,7 @@ func (r *ExternalBackendReconciler) deleteChildren(ctx context.Context, xb *v1al
 
 // updateStatus writes st unless it is what xb already has.
 func (r *ExternalBackendReconciler) updateStatus(ctx context.Context, xb *v1alpha1.ExternalBackend, st v1alpha1.ExternalBackendStatus) error {
+	exportEndpoints(client.ObjectKeyFromObject(xb), st)
 	if equality.Semantic.DeepEqual(st, xb.Status) {
 		return nil
 	}

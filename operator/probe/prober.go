@@ -135,6 +135,7 @@ func (p *Prober) Ensure(owner types.NamespacedName, targets []Target, spec Spec)
 	if !ok {
 		ow = &ownerState{spec: spec, checker: newChecker(spec), targets: map[netip.Addr]*target{}}
 		p.owners[owner] = ow
+		ownerFailures(owner)
 	}
 	recheck := !sameCheck(ow.spec, spec)
 	if recheck {
@@ -169,6 +170,7 @@ func (p *Prober) Ensure(owner types.NamespacedName, targets []Target, spec Spec)
 	}
 	if len(ow.targets) == 0 {
 		delete(p.owners, owner)
+		forgetOwner(owner)
 	}
 	p.countTargets()
 	p.mu.Unlock()
@@ -184,6 +186,7 @@ func (p *Prober) Forget(owner types.NamespacedName) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.owners, owner)
+	forgetOwner(owner)
 	p.countTargets()
 }
 
@@ -248,6 +251,9 @@ func (p *Prober) processNext(ctx context.Context) bool {
 		// Forgotten or the check changed while probing; drop this result.
 		p.mu.Unlock()
 		return true
+	}
+	if err != nil {
+		ownerFailures(k.owner).Inc()
 	}
 	before := tg.health.ready
 	var notify bool

@@ -193,6 +193,7 @@ func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec 
 	}
 	if len(want) == 0 {
 		delete(r.owners, owner)
+		forgetOwner(owner)
 	} else {
 		r.owners[owner] = want
 	}
@@ -217,6 +218,9 @@ func (r *Refresher) EnsureFrom(owner types.NamespacedName, names []string, spec 
 			e.spec, e.due = spec, now
 			resolveNow = append(resolveNow, k)
 		}
+	}
+	if len(want) > 0 {
+		r.exportOwner(owner)
 	}
 	namesTracked.Set(float64(len(r.entries)))
 	r.mu.Unlock()
@@ -256,7 +260,26 @@ func (r *Refresher) Forget(owner types.NamespacedName) {
 		delete(r.entries, key{owner, name})
 	}
 	delete(r.owners, owner)
+	forgetOwner(owner)
 	namesTracked.Set(float64(len(r.entries)))
+}
+
+// exportOwner updates the per-backend series of owner. Called with r.mu held.
+func (r *Refresher) exportOwner(owner types.NamespacedName) {
+	var oldest time.Time
+	var grace time.Duration
+	first := true
+	for name := range r.owners[owner] {
+		e, ok := r.entries[key{owner, name}]
+		if !ok {
+			continue
+		}
+		if at := e.confirmedAt(); first || at.Before(oldest) {
+			oldest, first = at, false
+		}
+		grace = e.spec.MaxTTL
+	}
+	exportOwner(owner, oldest, grace)
 }
 
 // Lookup returns the state of one name of owner; false when the name is
@@ -269,6 +292,27 @@ func (r *Refresher) Lookup(owner types.NamespacedName, name string) (State, bool
 		return State{}, false
 	}
 	return e.state(), true
+}
+
+// confirmedAt is when every family last answered; before the first answer,
+// when the addresses restored from an earlier run were (see EnsureFrom), so
+// that a restart does not reset what an alert compares with the grace.
+// Zero when a family has neither. Called with r.mu held.
+func (e *entry) confirmedAt() time.Time {
+	if !e.lastConfirmed.IsZero() {
+		return e.lastConfirmed
+	}
+	var oldest time.Time
+	for _, f := range e.spec.Families {
+		fs, ok := e.families[f]
+		if !ok || fs.confirmed.IsZero() {
+			return time.Time{}
+		}
+		if oldest.IsZero() || fs.confirmed.Before(oldest) {
+			oldest = fs.confirmed
+		}
+	}
+	return oldest
 }
 
 // state merges the families of an entry. Called with r.mu held.
@@ -347,6 +391,7 @@ func (r *Refresher) processNext(ctx context.Context) bool {
 	delay = jittered(delay, r.opts.Jitter, rand.Float64)
 	e.due = now.Add(delay)
 	after := e.state()
+	r.exportOwner(k.owner)
 
 	// A refresh that only confirms the same answer is news too once a
 	// quarter of MaxTTL passed since the confirmation last reported, so the

@@ -27,8 +27,35 @@ type ChangeTracker struct {
 	// the old Service's rules.
 	sliceOwner map[types.NamespacedName]types.NamespacedName
 	dirty      map[types.NamespacedName]bool
-	notify     chan struct{}
-	synced     []cache.InformerSynced
+	// triggers are the last-change-trigger times of the slices changed
+	// since the last sync, by Service; started keeps out those set before
+	// this process began, whose programming an earlier syncer did.
+	triggers map[types.NamespacedName][]trigger
+	started  time.Time
+	notify   chan struct{}
+	synced   []cache.InformerSynced
+}
+
+// trigger is when a change that a slice reflects happened (its
+// endpoints.kubernetes.io/last-change-trigger-time), for the family of its
+// addresses.
+type trigger struct {
+	at   time.Time
+	ipv6 bool
+}
+
+// sliceTrigger reads the trigger time the EndpointSlice controller, and the
+// operator, set on a slice, as kube-proxy does.
+func sliceTrigger(s *discovery.EndpointSlice) (trigger, bool) {
+	raw, ok := s.Annotations[v1.EndpointsLastChangeTriggerTime]
+	if !ok {
+		return trigger{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return trigger{}, false
+	}
+	return trigger{at: at, ipv6: s.AddressType == discovery.AddressTypeIPv6}, true
 }
 
 // NewChangeTracker returns an empty tracker (feed it with the Set/Delete methods
@@ -39,6 +66,8 @@ func NewChangeTracker() *ChangeTracker {
 		slices:     map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
 		sliceOwner: map[types.NamespacedName]types.NamespacedName{},
 		dirty:      map[types.NamespacedName]bool{},
+		triggers:   map[types.NamespacedName][]trigger{},
+		started:    time.Now(),
 		notify:     make(chan struct{}, 1),
 	}
 }
@@ -95,6 +124,9 @@ func (t *ChangeTracker) SetSlice(s *discovery.EndpointSlice) {
 	}
 	t.slices[nn][s.Name] = s
 	t.sliceOwner[key] = nn
+	if tr, ok := sliceTrigger(s); ok && tr.at.After(t.started) {
+		t.triggers[nn] = append(t.triggers[nn], tr)
+	}
 	t.touch(nn)
 }
 
@@ -126,6 +158,18 @@ type snapshot struct {
 	services map[types.NamespacedName]*v1.Service
 	slices   map[types.NamespacedName][]*discovery.EndpointSlice
 	dirty    map[types.NamespacedName]bool
+	triggers []trigger
+}
+
+// triggersOf returns the trigger times of one family's slices.
+func (s snapshot) triggersOf(ipv6 bool) []time.Time {
+	var out []time.Time
+	for _, tr := range s.triggers {
+		if tr.ipv6 == ipv6 {
+			out = append(out, tr.at)
+		}
+	}
+	return out
 }
 
 // take returns the dirty Services (every Service if all) with their
@@ -153,6 +197,8 @@ func (t *ChangeTracker) take(all bool) snapshot {
 		if svc, ok := t.services[k]; ok {
 			s.services[k] = svc
 		}
+		s.triggers = append(s.triggers, t.triggers[k]...)
+		delete(t.triggers, k)
 		if m := t.slices[k]; len(m) > 0 {
 			list := make([]*discovery.EndpointSlice, 0, len(m))
 			for _, sl := range m {

@@ -1,7 +1,9 @@
 package syncer
 
 import (
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,12 +60,30 @@ var (
 		Namespace: "outpost_syncer", Name: "canary_resyncs_total",
 		Help: "Full resyncs triggered by a missing canary chain (someone flushed the table).",
 	})
+	networkProgramming = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "outpost_syncer", Name: "network_programming_duration_seconds",
+		Help: "Time from an EndpointSlice change (its endpoints.kubernetes.io/last-change-trigger-time) to the rules for it applied, by IP family: kube-proxy's kubeproxy_network_programming_duration_seconds.",
+		// kube-proxy's buckets, so the two histograms compare bucket by bucket.
+		Buckets: slices.Concat(
+			prometheus.LinearBuckets(0.25, 0.25, 2), // 0.25s, 0.5s
+			prometheus.LinearBuckets(1, 1, 59),      // 1s ... 59s
+			prometheus.LinearBuckets(60, 5, 12),     // 60s ... 115s
+			prometheus.LinearBuckets(120, 30, 7),    // 2min ... 5min
+		),
+	}, []string{"family"})
 	registerOnce sync.Once
 )
+
+// observeProgrammed records the latency of each change now applied.
+func observeProgrammed(fam string, triggers []time.Time, applied time.Time) {
+	for _, at := range triggers {
+		networkProgramming.WithLabelValues(fam).Observe(applied.Sub(at).Seconds())
+	}
+}
 
 func registerMetrics() {
 	registerOnce.Do(func() {
 		Registry.MustRegister(syncDuration, restoreBytes, restoreFailures, consecutiveFailures, lastSuccess, servicesRefused,
-			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures, version.Get().Collector())
+			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures, networkProgramming, version.Get().Collector())
 	})
 }

@@ -270,6 +270,10 @@ func shrinkSlice(s *discovery.EndpointSlice) *discovery.EndpointSlice {
 	if svc, ok := s.Labels[discovery.LabelServiceName]; ok {
 		out.Labels = map[string]string{discovery.LabelServiceName: svc}
 	}
+	if at, ok := s.Annotations[v1.EndpointsLastChangeTriggerTime]; ok {
+		// For the network programming latency.
+		out.Annotations = map[string]string{v1.EndpointsLastChangeTriggerTime: at}
+	}
 	out.Endpoints = make([]discovery.Endpoint, len(s.Endpoints))
 	for i, e := range s.Endpoints {
 		out.Endpoints[i] = discovery.Endpoint{Conditions: e.Conditions, NodeName: e.NodeName}

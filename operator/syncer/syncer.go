@@ -82,6 +82,9 @@ type family struct {
 	targets      map[types.NamespacedName]conntrack.Targets
 	targetsKnown bool
 	staleFlows   conntrack.Pending
+	// triggers are the change times of this family's slices not yet in
+	// the kernel: kept through failed syncs, observed once applied.
+	triggers []time.Time
 }
 
 // Syncer keeps iptables in line with a ChangeTracker.
@@ -156,6 +159,12 @@ func New(changes *ChangeTracker, runner restore.Runner, opts Options) (*Syncer, 
 		})
 	}
 	registerMetrics()
+	for _, f := range s.families {
+		// At 0 from the start, so that rate() sees the first failure.
+		for _, kind := range []string{"full", "partial"} {
+			restoreFailures.WithLabelValues(familyName(f.ipv6), kind)
+		}
+	}
 	return s, nil
 }
 
@@ -170,10 +179,14 @@ func (s *Syncer) Sync(ctx context.Context, full bool) error {
 	snap := s.changes.take(all)
 	var errs []error
 	for _, f := range s.families {
+		f.triggers = append(f.triggers, snap.triggersOf(f.ipv6)...)
 		if err := s.syncFamily(ctx, f, snap, full); err != nil {
 			f.applied = nil
 			errs = append(errs, err)
+			continue
 		}
+		observeProgrammed(familyName(f.ipv6), f.triggers, time.Now())
+		f.triggers = f.triggers[:0]
 	}
 	return errors.Join(errs...)
 }

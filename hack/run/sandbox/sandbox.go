@@ -76,6 +76,10 @@ type Options struct {
 	Backend Backend
 	// Wait bounds the wait for the syncer's rules (default 30s).
 	Wait time.Duration
+	// MetricsBindAddress is the syncer's --metrics-bind-address on the
+	// host's loopback; empty serves none, so that sandboxes of concurrent
+	// tests never compete for a port.
+	MetricsBindAddress string
 }
 
 // Sandbox is a running sandbox; Close removes it.
@@ -249,9 +253,13 @@ func serve(ns string, b Backend) (stop func(), err error) {
 // startSyncer runs the syncer in the host namespace, applying its rules in
 // the node; it dies with this process even when this one is killed.
 func startSyncer(opts Options, node string) (*process.Process, error) {
+	metrics := opts.MetricsBindAddress
+	if metrics == "" {
+		metrics = "0"
+	}
 	return process.Start(opts.LogPath, opts.Syncer, "--kubeconfig", opts.Kubeconfig, "--netns", node,
 		"--node-name", "outpost-run", "--node-ip", nodeAddr, "--cluster-cidr", podCIDR,
-		"--min-sync-period", "100ms", "--metrics-bind-address", "0", "--healthz-bind-address", "0")
+		"--min-sync-period", "100ms", "--metrics-bind-address", metrics, "--healthz-bind-address", "0")
 }
 
 // waitForAnswer GETs url from inside the node until the answer is want,
