@@ -96,7 +96,9 @@ func TestSlowTargetsOfOneNamespaceDoNotDelayAnother(t *testing.T) {
 	go func() { done <- p.Start(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	const interval, timeout = 2 * time.Second, time.Second
+	// The interval leaves room for a loaded machine; first come, first
+	// served would still take five of them.
+	const interval, timeout = 4 * time.Second, time.Second
 	slow := Spec{Checks: []Check{{Type: HTTP, Port: int(silent.Port())}}, Interval: interval, Timeout: timeout}
 	// 40 slow targets are queued first: first come, first served, the two
 	// workers would need 20 s to reach namespace b.
