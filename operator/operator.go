@@ -14,9 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -57,6 +59,11 @@ type Options struct {
 	// spec.addresses (--dns-server, HOST[:PORT]); empty means the
 	// nameservers of /etc/resolv.conf.
 	DNSServers []string
+	// SeveralPerProcess lets more than one operator run in one process, as
+	// test suites do (each against its own API server): controller-runtime
+	// otherwise refuses a second controller of the same name, because the
+	// two would report under the same metric labels.
+	SeveralPerProcess bool
 	// MaxConcurrentReconciles bounds how many ExternalBackends are
 	// reconciled at once.
 	MaxConcurrentReconciles int
@@ -148,6 +155,7 @@ func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		LeaderElectionID:        opts.LeaderElectionID,
 		LeaderElectionNamespace: opts.LeaderElectionNS,
 		Cache:                   cacheOptions(),
+		Controller:              config.Controller{SkipNameValidation: ptr.To(opts.SeveralPerProcess)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)

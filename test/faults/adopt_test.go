@@ -15,13 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
-	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator"
 	"github.com/outpost-dev/outpost/operator/controller"
 	"github.com/outpost-dev/outpost/test/lib/poll"
-	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestAdoptHandWrittenServiceUnderLoad moves a hand-written selectorless
@@ -54,7 +51,11 @@ func TestAdoptHandWrittenServiceUnderLoad(t *testing.T) {
 	load := w.startDPLoad(target)
 	load.waitMore(t, dpRate)
 
-	k8s := startInProcessOperator(t, w)
+	cfg, err := clientcmd.BuildConfigFromFlags("", w.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k8s := startInProcessOperator(t, cfg)
 	xb := &v1alpha1.ExternalBackend{
 		ObjectMeta: metav1.ObjectMeta{Namespace: dpNamespace, Name: name,
 			Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
@@ -159,37 +160,4 @@ func sliceManagers(t *testing.T, w *dpWorld, service string) []string {
 		managers[s.Labels[discovery.LabelManagedBy]] = true
 	}
 	return slices.Sorted(maps.Keys(managers))
-}
-
-// startInProcessOperator runs the operator against w's API server until the
-// test ends, and returns a client that knows ExternalBackends.
-func startInProcessOperator(t *testing.T, w *dpWorld) crclient.Client {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", w.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := operator.DefaultOptions()
-	opts.MetricsBindAddress = "0"
-	opts.HealthProbeBindAddress = "0"
-	opts.ServiceCIDRs = testenv.DualStackServiceCIDRs
-	opts.PodCIDRs = dpClusterCID
-	mgr, err := operator.New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator: %v", err)
-		}
-	})
-	k8s, err := crclient.New(cfg, crclient.Options{Scheme: operator.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k8s
 }

@@ -31,7 +31,6 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/operator"
 	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/netns"
 	"github.com/outpost-dev/outpost/test/lib/poll"
@@ -177,21 +176,7 @@ func TestFailoverBetweenAddressGroupsThroughTheClusterIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	k8s, err := crclient.New(cfg, crclient.Options{Scheme: operator.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := operator.DefaultOptions()
-	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
-	opts.ServiceCIDRs, opts.PodCIDRs = testenv.DualStackServiceCIDRs, dpClusterCID
-	mgr, err := operator.New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-mgrDone })
+	k8s := startInProcessOperator(t, cfg)
 
 	metrics := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t))
 	syncer := &syncerProc{metrics: metrics, started: time.Now()}

@@ -244,3 +244,33 @@ func (w *sliceWatch) shrunk() []string {
 	defer w.mu.Unlock()
 	return slices.Clone(w.shrinks)
 }
+
+// startInProcessOperator runs the operator in the test's process against
+// cfg's API server until the test ends (where it must probe addresses only
+// the test's network namespace reaches), and returns a client that knows
+// ExternalBackends. Several tests of the binary may each run one.
+func startInProcessOperator(t *testing.T, cfg *rest.Config) crclient.Client {
+	t.Helper()
+	opts := operator.DefaultOptions()
+	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
+	opts.ServiceCIDRs, opts.PodCIDRs = testenv.DualStackServiceCIDRs, dpClusterCID
+	opts.SeveralPerProcess = true
+	mgr, err := operator.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("operator: %v", err)
+		}
+	})
+	k8s, err := crclient.New(cfg, crclient.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k8s
+}
