@@ -76,6 +76,7 @@ func startOperator(b *testing.B) (context.Context, client.Client) {
 		cfg.QPS = -1 // as ctrl.GetConfig in the binary: no client-side rate limit
 		opts := operator.DefaultOptions()
 		opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
+		opts.SeveralPerProcess = true // the tests of this package run theirs in the same binary
 		mgr, err := operator.New(cfg, opts)
 		if err != nil {
 			benchErr = err

@@ -28,6 +28,7 @@ func TestLearnedRangesRecheckPublishedBackends(t *testing.T) {
 	t.Cleanup(func() { g.Expect(env.Stop()).To(Succeed()) })
 	opts := operator.DefaultOptions()
 	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
+	opts.SeveralPerProcess = true // run_test.go runs another in this binary
 	mgr, err := operator.New(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())

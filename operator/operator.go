@@ -127,6 +127,18 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// Run runs the operator against cfg's API server until ctx ends, then
+// stops it and returns: the one call another project's envtest suite needs
+// (install the CRD with config/crd.CustomResourceDefinitions first). An
+// error is one of setting it up or of running it.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	mgr, err := New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
 // New returns a manager running the ExternalBackend controller.
 func New(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	addressPolicy, err := policy.Parse(opts.DeniedCIDRs, opts.ServiceCIDRs, opts.PodCIDRs)
