@@ -19,7 +19,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,9 +57,6 @@ const (
 )
 
 var (
-	syncerBuild     sync.Once
-	syncerBin       string
-	syncerBuildErr  error
 	dpMetricsClient = &http.Client{Timeout: 2 * time.Second}
 )
 
@@ -86,13 +82,6 @@ type dpWorld struct {
 func newDPWorld(t *testing.T) *dpWorld {
 	t.Helper()
 	netns.Require(t)
-	syncerBuild.Do(func() {
-		syncerBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-syncer")
-		syncerBuildErr = testenv.Build(syncerBin, "./operator/cmd/outpost-syncer")
-	})
-	if syncerBuildErr != nil {
-		t.Fatal(syncerBuildErr)
-	}
 	env, cfg, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -238,12 +227,21 @@ type syncerProc struct {
 // the test's environment (e.g. a PATH with a fault-injecting wrapper).
 func (w *dpWorld) startSyncer(env ...string) *syncerProc {
 	w.t.Helper()
-	metrics := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(w.t))
+	return startSyncer(w.t, w.kubeconfig, w.node.Name, dpNodeIP,
+		[]string{"--canary-period", dpCanaryPeriod.String(), "--zap-log-level", "1", "--zap-time-encoding", "rfc3339nano"}, env...)
+}
+
+// startSyncer starts bin/outpost-syncer against the API server of
+// kubeconfig, programming the network namespace ns whose node IP is nodeIP,
+// with flags after the common ones and env added to the test's environment.
+func startSyncer(t *testing.T, kubeconfig, ns, nodeIP string, flags []string, env ...string) *syncerProc {
+	t.Helper()
+	metrics := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t))
 	started := time.Now()
-	proc := process.StartForTestEnv(w.t, "outpost-syncer", env, syncerBin,
-		"--kubeconfig", w.kubeconfig, "--node-name", dpNodeName, "--node-ip", dpNodeIP, "--cluster-cidr", dpClusterCID,
-		"--netns", w.node.Name, "--min-sync-period", "100ms", "--canary-period", dpCanaryPeriod.String(),
-		"--metrics-bind-address", metrics, "--healthz-bind-address", "0", "--zap-log-level", "1", "--zap-time-encoding", "rfc3339nano")
+	args := append([]string{syncerBinary(t),
+		"--kubeconfig", kubeconfig, "--node-name", dpNodeName, "--node-ip", nodeIP, "--cluster-cidr", dpClusterCID,
+		"--netns", ns, "--min-sync-period", "100ms", "--metrics-bind-address", metrics, "--healthz-bind-address", "0"}, flags...)
+	proc := process.StartForTestEnv(t, "outpost-syncer", env, args...)
 	return &syncerProc{Process: proc, metrics: metrics, started: started}
 }
 

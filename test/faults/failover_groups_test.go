@@ -31,10 +31,8 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
-	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/netns"
 	"github.com/outpost-dev/outpost/test/lib/poll"
-	"github.com/outpost-dev/outpost/test/lib/process"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
@@ -143,13 +141,6 @@ func (a *answers) count(backend string, t0 time.Time) int {
 
 func TestFailoverBetweenAddressGroupsThroughTheClusterIP(t *testing.T) {
 	netns.Require(t)
-	syncerBuild.Do(func() {
-		syncerBin = testenv.RepoRoot() + "/bin/outpost-syncer"
-		syncerBuildErr = testenv.Build(syncerBin, "./operator/cmd/outpost-syncer")
-	})
-	if syncerBuildErr != nil {
-		t.Fatal(syncerBuildErr)
-	}
 
 	node := netns.NewHost(t)
 	client := netns.New(t, "fo-client")
@@ -178,12 +169,7 @@ func TestFailoverBetweenAddressGroupsThroughTheClusterIP(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	k8s := startInProcessOperator(t, cfg)
 
-	metrics := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t))
-	syncer := &syncerProc{metrics: metrics, started: time.Now()}
-	syncer.Process = process.StartForTestEnv(t, "outpost-syncer", nil, syncerBin,
-		"--kubeconfig", testenv.AdminKubeconfigFile(t, env, "outpost-syncer", ""), "--node-name", dpNodeName, "--node-ip", foNodeIP,
-		"--cluster-cidr", dpClusterCID, "--netns", node.Name, "--min-sync-period", "100ms",
-		"--metrics-bind-address", metrics, "--healthz-bind-address", "0")
+	syncer := startSyncer(t, testenv.AdminKubeconfigFile(t, env, "outpost-syncer", ""), node.Name, foNodeIP, nil)
 	syncer.waitSynced(t)
 
 	xb := &v1alpha1.ExternalBackend{

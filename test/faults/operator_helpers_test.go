@@ -74,26 +74,6 @@ func startOperatorCluster(t *testing.T) *operatorCluster {
 	return &operatorCluster{env: env, cfg: cfg, kubeconfig: kubeconfig, k8s: k8s}
 }
 
-var (
-	operatorBinOnce sync.Once
-	operatorBin     string
-	operatorBinErr  error
-)
-
-// operatorBinary is bin/outpost-operator as `make build` makes it, built
-// from this checkout so the test never runs a stale one.
-func operatorBinary(t *testing.T) string {
-	t.Helper()
-	operatorBinOnce.Do(func() {
-		operatorBin = filepath.Join(testenv.RepoRoot(), "bin", "outpost-operator")
-		operatorBinErr = testenv.Build(operatorBin, "./operator/cmd/outpost-operator")
-	})
-	if operatorBinErr != nil {
-		t.Fatal(operatorBinErr)
-	}
-	return operatorBin
-}
-
 // operatorProcess is one bin/outpost-operator.
 type operatorProcess struct {
 	*process.Process

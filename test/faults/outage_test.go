@@ -71,7 +71,7 @@ func TestAPIServerOutage(t *testing.T) {
 	kube := client(t, cfg)
 	want := populate(t, kube)
 
-	coredns := buildCoreDNS(t)
+	coredns := binary(t, "coredns", "./plugin/coredns")
 	outpost := startCoreDNS(t, coredns, "outpost", kubeconfig)
 	kubernetesPlugin := startCoreDNS(t, coredns, "kubernetes", kubeconfig)
 	last := fmt.Sprintf("svc-%d", services-1)
@@ -232,17 +232,6 @@ func createService(ctx context.Context, kube *kubernetes.Clientset, i int) (stri
 		return name, endpoints, nil
 	}
 	return name, []string{created.Spec.ClusterIP}, nil
-}
-
-// buildCoreDNS builds bin/coredns (what `make coredns` does), so that the
-// test never runs a stale binary.
-func buildCoreDNS(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "coredns")
-	if err := testenv.Build(bin, "./plugin/coredns"); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
 
 // coreDNS is a running bin/coredns serving cluster.local with one plugin.
