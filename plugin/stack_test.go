@@ -29,9 +29,7 @@ const (
 // TestCommonQueriesFitTheServersStack guards the throughput of the plugin:
 // the common queries must be answered without growing the goroutine's
 // stack a second time (a copy of the whole stack, which cost more than the
-// lookup itself; see ServeDNS). It runs ServeDNS the way the server does,
-// on a new goroutine grown once, with the server's frames above it and the
-// UDP write's below the writer, and checks that the stack did not move.
+// lookup itself; see ServeDNS).
 func TestCommonQueriesFitTheServersStack(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes every frame size; make test runs without it")
@@ -55,28 +53,51 @@ func TestCommonQueriesFitTheServersStack(t *testing.T) {
 		{"10.0.96.10.in-addr.arpa.", dns.TypePTR},
 	} {
 		t.Run(dns.TypeToString[q.qtype]+" "+q.name, func(t *testing.T) {
-			r := new(dns.Msg)
-			r.SetQuestion(q.name, q.qtype)
-			udp := &udpWriter{}
-			w := request.NewScrubWriter(r, udp)
-			moved := make(chan bool)
-			go func() {
-				growOnce()
-				withServerFrames(func() {
-					var marker byte
-					before := uintptr(unsafe.Pointer(&marker))
-					o.ServeDNS(context.Background(), w, r)
-					moved <- before != uintptr(unsafe.Pointer(&marker))
-				})
-			}()
-			if <-moved {
-				t.Errorf("answering grew the stack a second time: a frame on the lookup chain grew (go build -gcflags=-S ./plugin, locals=)")
+			moved := 0
+			for range rounds {
+				if answerOnServerStack(t, o, q.name, q.qtype) {
+					moved++
+				}
 			}
-			if udp.written == 0 {
-				t.Errorf("no answer written")
+			// A lookup chain that outgrew the stack moves it every time;
+			// the allocator's slow path (a fresh span for a size class)
+			// moves it now and then, in production too.
+			if moved > rounds/2 {
+				t.Errorf("answering grew the stack a second time in %d of %d rounds: a frame on the lookup chain grew (go build -gcflags=-S ./plugin, locals=)", moved, rounds)
 			}
 		})
 	}
+}
+
+// rounds is how often each query is answered: enough that the allocator's
+// occasional deeper path (about one round in ten for the SRV query with
+// glue) cannot reach half of them.
+const rounds = 32
+
+// answerOnServerStack answers one query the way the server does, on a new
+// goroutine grown once, with the server's frames above ServeDNS and the UDP
+// write's below the writer, and reports whether the stack moved.
+func answerOnServerStack(t *testing.T, o *Outpost, name string, qtype uint16) bool {
+	t.Helper()
+	r := new(dns.Msg)
+	r.SetQuestion(name, qtype)
+	udp := &udpWriter{}
+	w := request.NewScrubWriter(r, udp)
+	moved := make(chan bool)
+	go func() {
+		growOnce()
+		withServerFrames(func() {
+			var marker byte
+			before := uintptr(unsafe.Pointer(&marker))
+			o.ServeDNS(context.Background(), w, r)
+			moved <- before != uintptr(unsafe.Pointer(&marker))
+		})
+	}()
+	m := <-moved
+	if udp.written == 0 {
+		t.Fatalf("no answer written")
+	}
+	return m
 }
 
 // frameIndex is read at run time so that the compiler keeps the arrays below.
