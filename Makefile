@@ -147,7 +147,7 @@ image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Dock
 ##@ Test
 
 .PHONY: test
-test: envtest verify-generated verify-fmt vet test-kube-proxy-equivalence test-monitoring ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
+test: envtest verify-generated verify-fmt vet test-kube-proxy-equivalence test-monitoring test-plots ## Run every test (envtest, real CoreDNS, real iptables in network namespaces, kube-proxy equivalence).
 	$(GO) test ./... -count=1 -timeout 30m
 
 .PHONY: bench-dns
@@ -159,14 +159,23 @@ bench: envtest ## Run the benchmarks side by side with their references.
 	$(GO) test ./operator/ -run '^$$' -bench . -benchtime 1x -timeout 30m
 
 BENCH_SYNCER_SIZES ?= 1000,10000,30000
+BENCH_ROUNDS ?= 5
 
 .PHONY: bench-syncer
 bench-syncer: ## Syncer vs kube-proxy's proxier at 1k/10k/30k services (BENCH_SYNCER_SIZES); real restores need root.
-	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run Equals . && $(GO) build -mod=mod -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES)
+	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run Equals . && $(GO) build -mod=mod -o $(BIN)/bench-syncer . && $(BIN)/bench-syncer -sizes $(BENCH_SYNCER_SIZES) -rounds $(BENCH_ROUNDS) -out $(BIN)/bench/syncer.json
 
 .PHONY: test-kube-proxy-equivalence
 test-kube-proxy-equivalence: ## Same objects through kube-proxy v1.37.2's proxier and outpost-syncer --chain-prefix KUBE --layout kube-proxy: the same chains and rules, in order (IPv4, IPv6, a full sync and 24 partial ones applied for real), with only the listed deliberate differences.
 	cd hack/bench-syncer && $(GO) test -mod=mod -count=1 -run 'Equals|Deliberate' .
+
+.PHONY: plots
+plots: ## Draw the README charts (plugin/figures, operator/syncer/figures) from bin/bench/*.json, which make bench-dns and make bench-syncer write.
+	cd hack/plots && $(GO) run . -dns $(BIN)/bench/dns.json -syncer $(BIN)/bench/syncer.json -dns-dir $(CURDIR)/plugin/figures -syncer-dir $(CURDIR)/operator/syncer/figures
+
+.PHONY: test-plots
+test-plots: ## The chart drawer draws both sides of every chart from benchmark records.
+	cd hack/plots && $(GO) test -count=1 .
 
 .PHONY: test-monitoring
 test-monitoring: envtest ## Every PromQL expression in config/monitoring parses and reads only metrics the operator, syncer and CoreDNS plugin export (root).

@@ -37,6 +37,7 @@ import (
 	kpiptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/outpost-dev/outpost/internal/benchresult"
 	"github.com/outpost-dev/outpost/internal/listflag"
 	"github.com/outpost-dev/outpost/operator/syncer"
 	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
@@ -103,7 +104,6 @@ type result struct {
 	natRules                  int
 	firstPacket               float64
 	restoreFull               time.Duration
-	restoreFullNote           string
 	restorePartial            time.Duration
 }
 
@@ -123,43 +123,39 @@ func (c *capture) HasJump(context.Context, bool, rules.Jump) (bool, error) {
 	return true, nil
 }
 
+// outpost runs one first full sync and one partial sync after slice k lost
+// an endpoint.
 func outpost(w *world, k int, layout render.Layout, prefix string) (*result, error) {
 	ctx := context.Background()
 	res := &result{}
-	var best time.Duration
-	for run := 0; run < 3; run++ {
-		tr := syncer.NewChangeTracker()
-		for _, s := range w.services {
-			tr.SetService(s)
-		}
-		for _, s := range w.slices {
-			tr.SetSlice(s)
-		}
-		cap := &capture{}
-		s, err := syncer.New(tr, cap, syncer.Options{Log: logr.Discard(), Families: []render.Config{{
-			Prefix: prefix, Layout: layout, NodeName: nodeName, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix(clusterCIDR)},
-		}}})
-		if err != nil {
-			return nil, err
-		}
-		runtime.GC()
-		start := time.Now()
-		if err := s.Sync(ctx, true); err != nil {
-			return nil, err
-		}
-		if d := time.Since(start); run == 0 || d < best {
-			best = d
-		}
-		res.full = bytes.Clone(cap.last)
-		tr.SetSlice(w.changed(k))
-		start = time.Now()
-		if err := s.Sync(ctx, false); err != nil {
-			return nil, err
-		}
-		res.renderPartial = time.Since(start)
-		res.partial = bytes.Clone(cap.last)
+	tr := syncer.NewChangeTracker()
+	for _, s := range w.services {
+		tr.SetService(s)
 	}
-	res.renderFull = best
+	for _, s := range w.slices {
+		tr.SetSlice(s)
+	}
+	cap := &capture{}
+	s, err := syncer.New(tr, cap, syncer.Options{Log: logr.Discard(), Families: []render.Config{{
+		Prefix: prefix, Layout: layout, NodeName: nodeName, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix(clusterCIDR)},
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	runtime.GC()
+	start := time.Now()
+	if err := s.Sync(ctx, true); err != nil {
+		return nil, err
+	}
+	res.renderFull = time.Since(start)
+	res.full = bytes.Clone(cap.last)
+	tr.SetSlice(w.changed(k))
+	start = time.Now()
+	if err := s.Sync(ctx, false); err != nil {
+		return nil, err
+	}
+	res.renderPartial = time.Since(start)
+	res.partial = bytes.Clone(cap.last)
 	return res, nil
 }
 
@@ -175,42 +171,38 @@ func (k *kubeIPT) RestoreAll(data []byte, _ utiliptables.FlushFlag, _ utiliptabl
 	return nil
 }
 
+// kubeProxy runs kube-proxy's first full syncProxyRules and one partial
+// one after slice k lost an endpoint.
 func kubeProxy(w *world, k int) (*result, error) {
 	res := &result{}
-	var best time.Duration
-	for run := 0; run < 3; run++ {
-		ipt := &kubeIPT{FakeIPTables: kpiptablestest.NewFake()}
-		cfg := &kpconfig.KubeProxyConfiguration{
-			IPTables:      kpconfig.KubeProxyIPTablesConfiguration{MasqueradeBit: ptr.To[int32](14), LocalhostNodePorts: ptr.To(false)},
-			SyncPeriod:    metav1.Duration{Duration: time.Hour},
-			MinSyncPeriod: metav1.Duration{Duration: time.Second},
-		}
-		p, err := kpiptables.NewProxier(context.Background(), cfg, v1.IPv4Protocol, ipt, sysctltest.NewFake(),
-			proxyutil.NewDetectLocalByCIDR(clusterCIDR), nodeName, net.ParseIP("192.168.0.2"), &events.FakeRecorder{}, nil, false)
-		if err != nil {
-			return nil, fmt.Errorf("kube-proxy NewProxier: %w", err)
-		}
-		for _, s := range w.services {
-			p.OnServiceAdd(s)
-		}
-		for _, s := range w.slices {
-			p.OnEndpointSliceAdd(s)
-		}
-		p.OnServiceSynced() // not initialized yet: no sync
-		runtime.GC()
-		start := time.Now()
-		p.OnEndpointSlicesSynced() // the first, full syncProxyRules
-		if d := time.Since(start); run == 0 || d < best {
-			best = d
-		}
-		res.full = bytes.Clone(ipt.last)
-		p.OnEndpointSliceUpdate(w.slices[k], w.changed(k))
-		start = time.Now()
-		p.OnEndpointSlicesSynced() // a synchronous partial syncProxyRules
-		res.renderPartial = time.Since(start)
-		res.partial = bytes.Clone(ipt.last)
+	ipt := &kubeIPT{FakeIPTables: kpiptablestest.NewFake()}
+	cfg := &kpconfig.KubeProxyConfiguration{
+		IPTables:      kpconfig.KubeProxyIPTablesConfiguration{MasqueradeBit: ptr.To[int32](14), LocalhostNodePorts: ptr.To(false)},
+		SyncPeriod:    metav1.Duration{Duration: time.Hour},
+		MinSyncPeriod: metav1.Duration{Duration: time.Second},
 	}
-	res.renderFull = best
+	p, err := kpiptables.NewProxier(context.Background(), cfg, v1.IPv4Protocol, ipt, sysctltest.NewFake(),
+		proxyutil.NewDetectLocalByCIDR(clusterCIDR), nodeName, net.ParseIP("192.168.0.2"), &events.FakeRecorder{}, nil, false)
+	if err != nil {
+		return nil, fmt.Errorf("kube-proxy NewProxier: %w", err)
+	}
+	for _, s := range w.services {
+		p.OnServiceAdd(s)
+	}
+	for _, s := range w.slices {
+		p.OnEndpointSliceAdd(s)
+	}
+	p.OnServiceSynced() // not initialized yet: no sync
+	runtime.GC()
+	start := time.Now()
+	p.OnEndpointSlicesSynced() // the first, full syncProxyRules
+	res.renderFull = time.Since(start)
+	res.full = bytes.Clone(ipt.last)
+	p.OnEndpointSliceUpdate(w.slices[k], w.changed(k))
+	start = time.Now()
+	p.OnEndpointSlicesSynced() // a synchronous partial syncProxyRules
+	res.renderPartial = time.Since(start)
+	res.partial = bytes.Clone(ipt.last)
 	return res, nil
 }
 
@@ -312,20 +304,40 @@ func realRestores(r *result, tag string, fullNoflush bool) error {
 	if r.restoreFull, err = ns.restore(withoutNfacct(r.full), fullNoflush); err != nil {
 		return err
 	}
-	if !fullNoflush {
-		r.restoreFullNote = " (flushing restore; --noflush is quadratic)"
-	}
 	r.restorePartial, err = ns.restore(withoutNfacct(r.partial), true)
 	return err
+}
+
+// side is one of the two proxies being compared.
+type side struct {
+	name, prefix, tag string
+	run               func() (*result, error)
+	// fullNoflush: whether the timed full restore may use --noflush.
+	fullNoflush bool
+	results     []*result
+}
+
+// timings returns one duration of every round, in seconds.
+func (s *side) timings(of func(*result) time.Duration) []float64 {
+	out := make([]float64, len(s.results))
+	for i, r := range s.results {
+		out[i] = of(r).Seconds()
+	}
+	return out
 }
 
 func main() {
 	sizes := []int{1000, 10000, 30000}
 	flag.Var(listflag.New(&sizes, strconv.Atoi), "sizes", "Comma-separated service counts.")
 	eps := flag.Int("endpoints", 10, "Endpoints per service.")
+	rounds := flag.Int("rounds", 5, "Interleaved rounds per size (odd rounds run kube-proxy first); timings are their medians.")
+	out := flag.String("out", "", "Also write every figure with its rounds to this JSON file (what make plots reads).")
 	real := flag.Bool("real", os.Geteuid() == 0, "Also time the real iptables-restore in a network namespace (root).")
 	kubeNoflushMax := flag.Int("kube-full-noflush-max", 1000, "Largest size at which kube-proxy's full restore runs with --noflush (it grows quadratically: unfinished after 10 min at 10k).")
 	flag.Parse()
+	if *rounds < 1 {
+		fatal(fmt.Errorf("-rounds must be at least 1, got %d", *rounds))
+	}
 	if *real && os.Getenv("BENCH_SCRATCH_NETNS") == "" {
 		// kube-proxy's proxier creates nfacct counters (and may touch
 		// conntrack) in the namespace it runs in: run the whole bench in
@@ -333,50 +345,92 @@ func main() {
 		os.Exit(inScratchNetns())
 	}
 
-	fmt.Printf("| services | metric | outpost (compact) | kube-proxy v1.37.2 | ratio |\n|---|---|---|---|---|\n")
+	dur := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+	secs := func(x float64) string { return dur(time.Duration(x * float64(time.Second))) }
+	var figures []benchresult.Figure
+	var table strings.Builder
+	fmt.Fprintf(&table, "| services | metric | outpost (compact) | kube-proxy v1.37.2 | ratio |\n|---|---|---|---|---|\n")
 	for _, n := range sizes {
 		w := gen(n, *eps)
 		k := n / 2
-		ours, err := outpost(w, k, render.Compact, "OUTPOST")
-		if err != nil {
+		ours := &side{name: "outpost", prefix: "OUTPOST", tag: "o", fullNoflush: true,
+			run: func() (*result, error) { return outpost(w, k, render.Compact, "OUTPOST") }}
+		kube := &side{name: "kube-proxy", prefix: "KUBE", tag: "k", fullNoflush: n <= *kubeNoflushMax,
+			run: func() (*result, error) { return kubeProxy(w, k) }}
+		for round := range *rounds {
+			order := []*side{ours, kube}
+			if round%2 == 1 {
+				order = []*side{kube, ours}
+			}
+			for _, s := range order {
+				r, err := s.run()
+				if err != nil {
+					fatal(err)
+				}
+				if *real {
+					if err := realRestores(r, s.tag, s.fullNoflush); err != nil {
+						fatal(err)
+					}
+				}
+				s.results = append(s.results, r)
+			}
+			o, kp := ours.results[round], kube.results[round]
+			line := fmt.Sprintf("%d services, round %d/%d (%s first): full render %s vs %s, one-endpoint render %s vs %s",
+				n, round+1, *rounds, order[0].name, dur(o.renderFull), dur(kp.renderFull), dur(o.renderPartial), dur(kp.renderPartial))
+			if *real {
+				line += fmt.Sprintf(", restore full %s vs %s, one-endpoint %s vs %s", dur(o.restoreFull), dur(kp.restoreFull), dur(o.restorePartial), dur(kp.restorePartial))
+			}
+			fmt.Fprintln(os.Stderr, line)
+		}
+		// The rule sets are the same in every round; the last one is traced.
+		o, kp := ours.results[len(ours.results)-1], kube.results[len(kube.results)-1]
+		var err error
+		if o.firstPacket, o.natRules, err = firstPacket(o.full, ours.prefix, w); err != nil {
 			fatal(err)
 		}
-		kube, err := kubeProxy(w, k)
-		if err != nil {
-			fatal(err)
-		}
-		if ours.firstPacket, ours.natRules, err = firstPacket(ours.full, "OUTPOST", w); err != nil {
-			fatal(err)
-		}
-		if kube.firstPacket, kube.natRules, err = firstPacket(kube.full, "KUBE", w); err != nil {
+		if kp.firstPacket, kp.natRules, err = firstPacket(kp.full, kube.prefix, w); err != nil {
 			fatal(err)
 		}
 		if os.Getenv("BENCH_DUMP") != "" {
-			_ = os.WriteFile(fmt.Sprintf("%s/outpost-%d.txt", os.Getenv("BENCH_DUMP"), n), ours.full, 0o644)
-			_ = os.WriteFile(fmt.Sprintf("%s/kube-proxy-%d.txt", os.Getenv("BENCH_DUMP"), n), kube.full, 0o644)
+			_ = os.WriteFile(fmt.Sprintf("%s/outpost-%d.txt", os.Getenv("BENCH_DUMP"), n), o.full, 0o644)
+			_ = os.WriteFile(fmt.Sprintf("%s/kube-proxy-%d.txt", os.Getenv("BENCH_DUMP"), n), kp.full, 0o644)
 		}
+		median := fmt.Sprintf("median of %d", *rounds)
+		timed := func(metric, label, kubeNote string, of func(*result) time.Duration) {
+			a := benchresult.Rounds(metric, "", "seconds", n, ours.name, ours.timings(of))
+			b := benchresult.Rounds(metric, "", "seconds", n, kube.name, kube.timings(of))
+			figures = append(figures, a, b)
+			fmt.Fprintf(&table, "| %d | %s (%s) | %s | %s%s | %.3g |\n", n, label, median, secs(a.Value), secs(b.Value), kubeNote, a.Value/b.Value)
+		}
+		counted := func(metric, unit, label string, a, b float64, show func(float64) string) {
+			figures = append(figures,
+				benchresult.Figure{Metric: metric, Unit: unit, Size: n, Side: ours.name, Value: a},
+				benchresult.Figure{Metric: metric, Unit: unit, Size: n, Side: kube.name, Value: b})
+			fmt.Fprintf(&table, "| %d | %s | %s | %s | %.3g |\n", n, label, show(a), show(b), a/b)
+		}
+		bytesOf := func(x float64) string { return size(int(x)) }
+		timed("full-render", "full render (first sync)", "", func(r *result) time.Duration { return r.renderFull })
+		counted("full-restore-input", "bytes", "full restore input", float64(len(o.full)), float64(len(kp.full)), bytesOf)
+		timed("one-endpoint-render", "one-endpoint change: render", "", func(r *result) time.Duration { return r.renderPartial })
+		counted("one-endpoint-restore-input", "bytes", "one-endpoint change: restore input", float64(len(o.partial)), float64(len(kp.partial)), bytesOf)
+		counted("nat-rules", "rules", "nat rules", float64(o.natRules), float64(kp.natRules), func(x float64) string { return strconv.Itoa(int(x)) })
+		counted("first-packet-rules", "rules", "rules walked by a first packet (mean)", o.firstPacket, kp.firstPacket, func(x float64) string { return fmt.Sprintf("%.1f", x) })
 		if *real {
-			if err := realRestores(ours, "o", true); err != nil {
-				fatal(err)
+			kubeNote := ""
+			if !kube.fullNoflush {
+				kubeNote = " (flushing restore; --noflush is quadratic)"
 			}
-			if err := realRestores(kube, "k", n <= *kubeNoflushMax); err != nil {
-				fatal(err)
-			}
+			timed("real-restore-full", "real iptables-restore, full (outpost --noflush)", kubeNote, func(r *result) time.Duration { return r.restoreFull })
+			timed("real-restore-one-endpoint", "real iptables-restore --noflush, one-endpoint change", "", func(r *result) time.Duration { return r.restorePartial })
 		}
-		row := func(metric, a, b string, ratio float64) {
-			fmt.Printf("| %d | %s | %s | %s | %.3g |\n", n, metric, a, b, ratio)
+	}
+	fmt.Print(table.String())
+	if *out != "" {
+		f := benchresult.File{Bench: "bench-syncer", Written: time.Now().UTC(), Machine: fmt.Sprintf("%d CPUs, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH), Figures: figures}
+		if err := benchresult.Write(*out, f); err != nil {
+			fatal(err)
 		}
-		dur := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
-		row("full render (first sync, best of 3)", dur(ours.renderFull), dur(kube.renderFull), ours.renderFull.Seconds()/kube.renderFull.Seconds())
-		row("full restore input", size(len(ours.full)), size(len(kube.full)), float64(len(ours.full))/float64(len(kube.full)))
-		row("one-endpoint change: render", dur(ours.renderPartial), dur(kube.renderPartial), ours.renderPartial.Seconds()/kube.renderPartial.Seconds())
-		row("one-endpoint change: restore input", size(len(ours.partial)), size(len(kube.partial)), float64(len(ours.partial))/float64(len(kube.partial)))
-		row("nat rules", strconv.Itoa(ours.natRules), strconv.Itoa(kube.natRules), float64(ours.natRules)/float64(kube.natRules))
-		row("rules walked by a first packet (mean)", fmt.Sprintf("%.1f", ours.firstPacket), fmt.Sprintf("%.1f", kube.firstPacket), ours.firstPacket/kube.firstPacket)
-		if *real {
-			row("real iptables-restore, full", dur(ours.restoreFull)+" (--noflush)", dur(kube.restoreFull)+kube.restoreFullNote, ours.restoreFull.Seconds()/kube.restoreFull.Seconds())
-			row("real iptables-restore --noflush, one-endpoint change", dur(ours.restorePartial), dur(kube.restorePartial), ours.restorePartial.Seconds()/kube.restorePartial.Seconds())
-		}
+		fmt.Fprintln(os.Stderr, "wrote", *out)
 	}
 }
 
