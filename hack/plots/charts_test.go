@@ -74,4 +74,3 @@ func TestNoFiguresIsAnError(t *testing.T) {
 		t.Errorf("run with no figures: %v, want a 'no chart drawn' error", err)
 	}
 }
-
