@@ -65,7 +65,7 @@ func TestCustomCoreDNSBuildWithOutpostAnswersFromTheAPIServer(t *testing.T) {
 	}
 	coreDNS := downloadModule(t, root, coreDNSModule)
 	if clone := "--branch " + coreDNS.Version + " "; !strings.Contains(string(readme), clone) {
-		t.Fatalf("plugin/README.md does not clone CoreDNS %s, the version go.mod requires: update its %q", coreDNS.Version, "git clone --branch")
+		t.Fatalf("plugin/README.md's `git clone --branch` names another CoreDNS than %s, the version go.mod requires: update it", coreDNS.Version)
 	}
 
 	src := filepath.Join(t.TempDir(), "coredns")
@@ -173,8 +173,9 @@ func generatedDirectives(t *testing.T, path string) []string {
 	return names
 }
 
-// checkOutpostJustBeforeKubernetes: the position bin/coredns gives outpost
-// too (plugin/coredns), so both builds answer alike.
+// checkOutpostJustBeforeKubernetes wants outpost right before kubernetes in
+// the chain, where bin/coredns puts it too (plugin/coredns), so that both
+// builds answer alike.
 func checkOutpostJustBeforeKubernetes(t *testing.T, directives []string) {
 	t.Helper()
 	i := slices.Index(directives, "outpost")
