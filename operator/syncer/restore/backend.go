@@ -219,9 +219,9 @@ func (e *Exec) Select(ctx context.Context, requested Backend) (Selection, error)
 			lacking = strings.Join(names, " and ")
 		}
 		if requested != Auto && b != requested {
-			return Selection{}, fmt.Errorf("%s is not installed and %s is %s, not %s", lacking, Tools{}.Name(false, ""), version, requested)
+			return Selection{}, fmt.Errorf("%s is not installed and the plain %s is %s (%s)", lacking, Tools{}.Name(false, ""), b, version)
 		}
-		sel = Selection{Choice: Choice{b, fmt.Sprintf("%s not installed: the plain commands, %s", lacking, version)}}
+		sel = Selection{Choice: Choice{b, fmt.Sprintf("%s not installed: the plain commands (%s)", lacking, version)}}
 	}
 	e.Tools = sel.Tools
 	return sel, nil
