@@ -175,6 +175,7 @@ func (e *Exec) seen(ctx context.Context, b Backend, args ...string) Seen {
 			continue
 		}
 		_ = s.Scan(out)
+		_, _ = io.Copy(io.Discard, out) // what Scan left (a line too long), so the tool can exit
 		_ = cmd.Wait()
 	}
 	return s
@@ -211,9 +212,9 @@ func (e *Exec) Select(ctx context.Context, requested Backend) (Selection, error)
 		lacking := missing[requested]
 		if requested == Auto {
 			var names []string
-			for _, b := range []Backend{NFT, Legacy} {
-				if missing[b] != "" {
-					names = append(names, missing[b])
+			for _, suffixed := range []Backend{NFT, Legacy} {
+				if missing[suffixed] != "" {
+					names = append(names, missing[suffixed])
 				}
 			}
 			lacking = strings.Join(names, " and ")

@@ -52,11 +52,12 @@ func (e *Exec) command(ctx context.Context, name string, args ...string) *exec.C
 
 // Restore runs iptables-restore --noflush with input on stdin.
 func (e *Exec) Restore(ctx context.Context, ipv6 bool, input []byte) error {
-	cmd := e.command(ctx, e.Tools.Name(ipv6, "restore"), "-w", "5", "--noflush")
+	name := e.Tools.Name(ipv6, "restore")
+	cmd := e.command(ctx, name, "-w", "5", "--noflush")
 	cmd.Stdin = bytes.NewReader(input)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return &Error{Err: err, Output: strings.TrimSpace(string(out)), Input: input}
+		return &Error{Command: name, Err: err, Output: strings.TrimSpace(string(out)), Input: input}
 	}
 	return nil
 }
@@ -64,13 +65,15 @@ func (e *Exec) Restore(ctx context.Context, ipv6 bool, input []byte) error {
 // Error is a failed restore with the tool's message and the lines around
 // the one it complains about.
 type Error struct {
-	Err    error
-	Output string
-	Input  []byte
+	// Command is the restore command run, e.g. iptables-nft-restore.
+	Command string
+	Err     error
+	Output  string
+	Input   []byte
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("iptables-restore: %v: %s%s", e.Err, e.Output, e.context())
+	return fmt.Sprintf("%s: %v: %s%s", e.Command, e.Err, e.Output, e.context())
 }
 
 func (e *Error) Unwrap() error { return e.Err }
