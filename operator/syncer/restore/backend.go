@@ -191,9 +191,7 @@ type Selection struct {
 // Select sets the commands Exec runs for the requested backend (Auto:
 // Detect) and returns them with the reason. Hosts without the suffixed
 // commands (iptables-nft-restore, ...) get the plain ones when those run the
-// requested backend: `iptables --version` names it. A backend that cannot be
-// run is an error. Auto needs both suffixed sets to compare the backends;
-// without them the plain commands decide.
+// requested backend (PlainSelection).
 func (e *Exec) Select(ctx context.Context, requested Backend) (Selection, error) {
 	missing := map[Backend]string{NFT: missingTool(NFT), Legacy: missingTool(Legacy)}
 	var sel Selection
@@ -204,28 +202,40 @@ func (e *Exec) Select(ctx context.Context, requested Backend) (Selection, error)
 	case requested != Auto && missing[requested] == "":
 		sel = Selection{Choice: Choice{requested, "as requested"}, Tools: Tools{requested}}
 	default:
-		out, err := e.command(ctx, Tools{}.Name(false, ""), "--version").Output()
+		plain := Tools{}.Name(false, "")
+		version, err := e.command(ctx, plain, "--version").Output()
 		if err != nil {
-			return Selection{}, fmt.Errorf("%s --version: %w", Tools{}.Name(false, ""), err)
+			return Selection{}, fmt.Errorf("%s --version: %w", plain, err)
 		}
-		b, version := PlainBackend(string(out))
-		lacking := missing[requested]
-		if requested == Auto {
-			var names []string
-			for _, suffixed := range []Backend{NFT, Legacy} {
-				if missing[suffixed] != "" {
-					names = append(names, missing[suffixed])
-				}
-			}
-			lacking = strings.Join(names, " and ")
+		if sel, err = PlainSelection(requested, missing, string(version)); err != nil {
+			return Selection{}, err
 		}
-		if requested != Auto && b != requested {
-			return Selection{}, fmt.Errorf("%s is not installed and the plain %s is %s (%s)", lacking, Tools{}.Name(false, ""), b, version)
-		}
-		sel = Selection{Choice: Choice{b, fmt.Sprintf("%s not installed: the plain commands (%s)", lacking, version)}}
 	}
 	e.Tools = sel.Tools
 	return sel, nil
+}
+
+// PlainSelection is the choice on a host lacking a backend's suffixed
+// commands: missing names the first missing command of each backend ("" when
+// all are installed), version is what `iptables --version` printed. The
+// plain commands are used when they run the requested backend; Auto takes
+// them whatever they run, as comparing the backends needs both suffixed
+// sets. A requested backend the plain commands do not run is an error.
+func PlainSelection(requested Backend, missing map[Backend]string, version string) (Selection, error) {
+	b, line := PlainBackend(version)
+	lacking := missing[requested]
+	if requested == Auto {
+		var names []string
+		for _, suffixed := range []Backend{NFT, Legacy} {
+			if missing[suffixed] != "" {
+				names = append(names, missing[suffixed])
+			}
+		}
+		lacking = strings.Join(names, " and ")
+	} else if b != requested {
+		return Selection{}, fmt.Errorf("%s is not installed and the plain %s is %s (%s)", lacking, Tools{}.Name(false, ""), b, line)
+	}
+	return Selection{Choice: Choice{b, fmt.Sprintf("%s not installed: the plain commands (%s)", lacking, line)}}, nil
 }
 
 // missingTool returns the first of a backend's commands not in $PATH, or

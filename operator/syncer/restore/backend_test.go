@@ -103,6 +103,43 @@ func TestPlainBackendFromVersion(t *testing.T) {
 	}
 }
 
+func TestPlainSelection(t *testing.T) {
+	const nftVersion, legacyVersion = "iptables v1.8.9 (nf_tables)\n", "iptables v1.8.9 (legacy)\n"
+	noNFT := map[restore.Backend]string{restore.NFT: "iptables-nft"}
+	neither := map[restore.Backend]string{restore.NFT: "iptables-nft", restore.Legacy: "iptables-legacy"}
+	for _, tc := range []struct {
+		name      string
+		requested restore.Backend
+		missing   map[restore.Backend]string
+		version   string
+		want      restore.Backend
+		fails     bool
+		reason    string // or the error
+	}{
+		{"auto, neither installed: what the plain commands run", restore.Auto, neither, legacyVersion, restore.Legacy, false,
+			"iptables-nft and iptables-legacy not installed: the plain commands (iptables v1.8.9 (legacy))"},
+		{"auto, one missing: cannot compare", restore.Auto, noNFT, nftVersion, restore.NFT, false,
+			"iptables-nft not installed: the plain commands (iptables v1.8.9 (nf_tables))"},
+		{"nft requested, the plain commands run it", restore.NFT, noNFT, nftVersion, restore.NFT, false,
+			"iptables-nft not installed: the plain commands (iptables v1.8.9 (nf_tables))"},
+		{"nft requested, the plain commands run legacy", restore.NFT, noNFT, legacyVersion, 0, true,
+			"iptables-nft is not installed and the plain iptables is legacy (iptables v1.8.9 (legacy))"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := restore.PlainSelection(tc.requested, tc.missing, tc.version)
+			if tc.fails {
+				if err == nil || err.Error() != tc.reason {
+					t.Errorf("PlainSelection = %+v, %v; want the error %q", sel, err, tc.reason)
+				}
+				return
+			}
+			if err != nil || sel.Backend != tc.want || sel.Reason != tc.reason || !sel.Tools.Plain() {
+				t.Errorf("PlainSelection = %+v, %v; want %s with the plain commands (%q)", sel, err, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
 func TestToolsName(t *testing.T) {
 	for _, tc := range []struct {
 		tools  restore.Tools
