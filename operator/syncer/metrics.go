@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outpost-dev/outpost/internal/version"
+	"github.com/outpost-dev/outpost/operator/syncer/restore"
 )
 
 // Registry holds the syncer's metrics; the binary serves it on
@@ -71,8 +72,20 @@ var (
 			prometheus.LinearBuckets(120, 30, 7),    // 2min ... 5min
 		),
 	}, []string{"family"})
+	iptablesBackend = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "outpost_syncer", Name: "iptables_backend",
+		Help: iptablesBackendHelp,
+	}, []string{"backend"})
 	registerOnce sync.Once
 )
+
+const iptablesBackendHelp = "The iptables backend the syncer programs, chosen at start (--iptables-backend): 1 for it, nft or legacy."
+
+// setIPTablesBackend exports the backend chosen; there is one at a time.
+func setIPTablesBackend(b restore.Backend) {
+	iptablesBackend.Reset()
+	iptablesBackend.WithLabelValues(b.String()).Set(1)
+}
 
 // observeProgrammed records the latency of each change now applied.
 func observeProgrammed(fam string, triggers []time.Time, applied time.Time) {
@@ -84,6 +97,6 @@ func observeProgrammed(fam string, triggers []time.Time, applied time.Time) {
 func registerMetrics() {
 	registerOnce.Do(func() {
 		Registry.MustRegister(syncDuration, restoreBytes, restoreFailures, consecutiveFailures, lastSuccess, servicesRefused,
-			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures, networkProgramming, version.Get().Collector())
+			rulesTotal, servicesSkipped, canaryResyncs, conntrackDeleted, conntrackFailures, networkProgramming, iptablesBackend, version.Get().Collector())
 	})
 }

@@ -58,6 +58,9 @@ type Config struct {
 	// Netns applies the rules inside this named network namespace
 	// (--netns), through "ip netns exec".
 	Netns string
+	// IPTablesBackend is the backend to program (--iptables-backend);
+	// restore.Auto detects the node's at start.
+	IPTablesBackend restore.Backend
 }
 
 // DefaultConfig returns the flag defaults.
@@ -68,6 +71,8 @@ func DefaultConfig() Config {
 		MinSyncPeriod: time.Second,
 		SyncPeriod:    time.Hour,
 		CanaryPeriod:  10 * time.Second,
+		// Detect, as kube-proxy's images do: the node's tools decide.
+		IPTablesBackend: restore.Auto,
 		// The syncer runs with the host network: on every address its metrics
 		// would be open to anyone who reaches the node (kube-proxy binds
 		// 127.0.0.1 too).
@@ -87,6 +92,7 @@ type Server struct {
 	client      kubernetes.Interface
 	changes     *ChangeTracker
 	syncer      *Syncer
+	runner      *restore.Exec
 	broadcaster record.EventBroadcaster // nil with --once or --dry-run
 	// dryRun receives the restore input with --dry-run.
 	dryRun io.Writer
@@ -116,10 +122,9 @@ func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun 
 	if _, err := labels.Parse(cfg.ServiceSelector); err != nil {
 		return nil, fmt.Errorf("--service-selector %q: %w", cfg.ServiceSelector, err)
 	}
-	s := &Server{cfg: cfg, log: log, client: client, changes: NewChangeTracker(), dryRun: dryRun}
-	runner := &restore.Exec{}
+	s := &Server{cfg: cfg, log: log, client: client, changes: NewChangeTracker(), dryRun: dryRun, runner: &restore.Exec{}}
 	if cfg.Netns != "" {
-		runner.Prefix = []string{"ip", "netns", "exec", cfg.Netns}
+		s.runner.Prefix = []string{"ip", "netns", "exec", cfg.Netns}
 	}
 	opts := Options{
 		Families: fams, MinSyncPeriod: cfg.MinSyncPeriod, SyncPeriod: cfg.SyncPeriod, CanaryPeriod: cfg.CanaryPeriod, Log: log,
@@ -155,7 +160,7 @@ func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun 
 			}
 		}
 	}
-	if s.syncer, err = New(s.changes, runner, opts); err != nil {
+	if s.syncer, err = New(s.changes, s.runner, opts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -211,6 +216,26 @@ func (s *Server) serve(what, addr, path string, h http.Handler) (stop func()) {
 	return func() { _ = srv.Close() }
 }
 
+// selectBackend picks the iptables backend once, at start, as the wrapper in
+// kube-proxy's images does: kubelet creates its hint chain when it starts,
+// and detecting again later would count our own rules, while switching would
+// strand everything already written in the other backend, which packets
+// still traverse.
+func (s *Server) selectBackend(ctx context.Context) error {
+	requested := s.cfg.IPTablesBackend
+	sel, err := s.runner.Select(ctx, requested)
+	switch {
+	case err != nil && requested == restore.Auto:
+		return fmt.Errorf("--iptables-backend auto: %w", err)
+	case err != nil:
+		return fmt.Errorf("--iptables-backend %s: %w; install iptables' %[1]s commands, or use --iptables-backend auto", requested, err)
+	}
+	s.log.Info("iptables backend", "backend", sel.Backend.String(), "reason", sel.Reason,
+		"restore", sel.Tools.Name(false, "restore"))
+	setIPTablesBackend(sel.Backend)
+	return nil
+}
+
 // Run watches the API server and syncs until ctx ends; with Once it syncs
 // once and returns.
 func (s *Server) Run(ctx context.Context) error {
@@ -219,6 +244,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.health != nil {
 		defer s.health.Close()
+	}
+	// A dry run prints rules without running any iptables command.
+	if !s.cfg.DryRun {
+		if err := s.selectBackend(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.changes.Watch(ctx, s.client, s.cfg.ServiceSelector); err != nil {
 		return err

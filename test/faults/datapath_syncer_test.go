@@ -60,15 +60,19 @@ func TestSyncerRestartUnderLoad(t *testing.T) {
 // holds a positive count (decrementing it), or while the input contains
 // the string in markerFile, and otherwise runs the real one. It logs the
 // time of every call to callsFile. It returns the PATH entry to put first.
+// The wrapper takes the name of each backend's command too
+// (iptables-nft-restore, iptables-legacy-restore), whichever the syncer's
+// --iptables-backend auto runs.
 func restoreWrapper(t *testing.T) (dir, failFile, markerFile, callsFile string) {
 	t.Helper()
-	real, err := exec.LookPath("iptables-restore")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir = t.TempDir()
 	failFile, markerFile, callsFile = filepath.Join(dir, "fail"), filepath.Join(dir, "marker"), filepath.Join(dir, "calls")
-	script := fmt.Sprintf(`#!/bin/sh
+	for _, name := range []string{"iptables-restore", "iptables-nft-restore", "iptables-legacy-restore"} {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			continue // not installed: the syncer does not run it either
+		}
+		script := fmt.Sprintf(`#!/bin/sh
 in=$(mktemp)
 trap 'rm -f "$in"' EXIT
 cat > "$in"
@@ -85,8 +89,9 @@ if [ -s %[4]q ] && grep -qF -f %[4]q "$in"; then
 fi
 %[1]q "$@" < "$in"
 `, real, callsFile, failFile, markerFile)
-	if err := os.WriteFile(filepath.Join(dir, "iptables-restore"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir, failFile, markerFile, callsFile
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost-dev/outpost/operator/syncer"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/restore"
 )
 
 func newFlagSet(t *testing.T) (*flag.FlagSet, *syncer.Config, *string) {
@@ -35,6 +36,7 @@ func TestFlagsFillConfig(t *testing.T) {
 		"--chain-prefix", "KUBE", "--layout", "kube-proxy", "--service-selector", "a=b",
 		"--min-sync-period", "100ms", "--sync-period", "1m", "--canary-period", "500ms",
 		"--metrics-bind-address", "0", "--healthz-bind-address", "127.0.0.1:1", "--once", "--dry-run", "--netns", "node",
+		"--iptables-backend", "legacy",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,7 @@ func TestFlagsFillConfig(t *testing.T) {
 		MasqueradeAll: true, ChainPrefix: "KUBE", Layout: render.KubeProxy, ServiceSelector: "a=b",
 		MinSyncPeriod: 100 * time.Millisecond, SyncPeriod: time.Minute, CanaryPeriod: 500 * time.Millisecond,
 		MetricsBindAddress: "0", HealthzBindAddress: "127.0.0.1:1", Once: true, DryRun: true, Netns: "node",
+		IPTablesBackend: restore.Legacy,
 	}
 	if !reflect.DeepEqual(*cfg, want) || *kubeconfig != "/k" {
 		t.Errorf("config = %+v (kubeconfig %q)\nwant %+v", *cfg, *kubeconfig, want)
@@ -57,6 +60,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{"--layout=flat", `invalid value "flat" for flag -layout: layout "flat": must be compact or kube-proxy`},
 		{"--node-ip=192.168.0.2,node1", `invalid value "192.168.0.2,node1" for flag -node-ip: "node1" is not an IP address`},
 		{"--cluster-cidr=10.244.0.0", `invalid value "10.244.0.0" for flag -cluster-cidr: "10.244.0.0" is not a CIDR`},
+		{"--iptables-backend=iptables", `invalid value "iptables" for flag -iptables-backend: iptables backend "iptables": must be auto, nft or legacy`},
 	} {
 		fs, _, _ := newFlagSet(t)
 		if err := fs.Parse([]string{tc.arg}); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -3,7 +3,9 @@
 // few questions the syncer asks the kernel: which chains exist (to delete
 // stale ones), whether the canary chain is still there, and it ensures the
 // jumps from the built-in chains. Every command may be run through a
-// prefix such as "ip netns exec NAME" to program another network namespace.
+// prefix such as "ip netns exec NAME" to program another network namespace,
+// and with the commands of one iptables backend, nft or legacy, chosen as
+// kube-proxy's images choose it (Select).
 package restore
 
 import (
@@ -38,6 +40,9 @@ type Runner interface {
 type Exec struct {
 	// Prefix is prepended to every command, e.g. ["ip", "netns", "exec", "node"].
 	Prefix []string
+	// Tools names the commands of the backend to program (Select sets it);
+	// the zero value runs the plain iptables-restore, iptables-save, ...
+	Tools Tools
 }
 
 func (e *Exec) command(ctx context.Context, name string, args ...string) *exec.Cmd {
@@ -45,20 +50,14 @@ func (e *Exec) command(ctx context.Context, name string, args ...string) *exec.C
 	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
 
-func tool(ipv6 bool, base string) string {
-	if ipv6 {
-		return "ip6" + base
-	}
-	return "ip" + base
-}
-
 // Restore runs iptables-restore --noflush with input on stdin.
 func (e *Exec) Restore(ctx context.Context, ipv6 bool, input []byte) error {
-	cmd := e.command(ctx, tool(ipv6, "tables-restore"), "-w", "5", "--noflush")
+	name := e.Tools.Name(ipv6, "restore")
+	cmd := e.command(ctx, name, "-w", "5", "--noflush")
 	cmd.Stdin = bytes.NewReader(input)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return &Error{Err: err, Output: strings.TrimSpace(string(out)), Input: input}
+		return &Error{Command: name, Err: err, Output: strings.TrimSpace(string(out)), Input: input}
 	}
 	return nil
 }
@@ -66,13 +65,15 @@ func (e *Exec) Restore(ctx context.Context, ipv6 bool, input []byte) error {
 // Error is a failed restore with the tool's message and the lines around
 // the one it complains about.
 type Error struct {
-	Err    error
-	Output string
-	Input  []byte
+	// Command is the restore command run, e.g. iptables-nft-restore.
+	Command string
+	Err     error
+	Output  string
+	Input   []byte
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("iptables-restore: %v: %s%s", e.Err, e.Output, e.context())
+	return fmt.Sprintf("%s: %v: %s%s", e.Command, e.Err, e.Output, e.context())
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -95,9 +96,9 @@ func (e *Error) context() string {
 
 // Chains lists a table's chains from iptables-save.
 func (e *Exec) Chains(ctx context.Context, ipv6 bool, table rules.Table) ([]string, error) {
-	out, err := e.command(ctx, tool(ipv6, "tables-save"), "-t", string(table)).Output()
+	out, err := e.command(ctx, e.Tools.Name(ipv6, "save"), "-t", string(table)).Output()
 	if err != nil {
-		return nil, fmt.Errorf("%s -t %s: %w", tool(ipv6, "tables-save"), table, err)
+		return nil, fmt.Errorf("%s -t %s: %w", e.Tools.Name(ipv6, "save"), table, err)
 	}
 	return ChainsFromSave(out), nil
 }
@@ -119,7 +120,7 @@ func ChainsFromSave(save []byte) []string {
 
 // ChainExists runs iptables -n -L CHAIN (exit status 1: no such chain).
 func (e *Exec) ChainExists(ctx context.Context, ipv6 bool, table rules.Table, chain string) (bool, error) {
-	err := e.command(ctx, tool(ipv6, "tables"), "-w", "5", "-t", string(table), "-n", "-L", chain).Run()
+	err := e.command(ctx, e.Tools.Name(ipv6, ""), "-w", "5", "-t", string(table), "-n", "-L", chain).Run()
 	if err == nil {
 		return true, nil
 	}
@@ -133,7 +134,7 @@ func (e *Exec) ChainExists(ctx context.Context, ipv6 bool, table rules.Table, ch
 // HasJump runs iptables -C (exit status 1: no such rule).
 func (e *Exec) HasJump(ctx context.Context, ipv6 bool, j rules.Jump) (bool, error) {
 	check := append([]string{"-w", "5", "-t", string(j.Table), "-C", j.From}, j.Args...)
-	err := e.command(ctx, tool(ipv6, "tables"), check...).Run()
+	err := e.command(ctx, e.Tools.Name(ipv6, ""), check...).Run()
 	if err == nil {
 		return true, nil
 	}
@@ -150,7 +151,7 @@ func (e *Exec) EnsureJump(ctx context.Context, ipv6 bool, j rules.Jump) error {
 		return nil
 	}
 	insert := append([]string{"-w", "5", "-t", string(j.Table), "-I", j.From, "1"}, j.Args...)
-	if out, err := e.command(ctx, tool(ipv6, "tables"), insert...).CombinedOutput(); err != nil {
+	if out, err := e.command(ctx, e.Tools.Name(ipv6, ""), insert...).CombinedOutput(); err != nil {
 		return fmt.Errorf("insert jump %s %s -> %v: %w: %s", j.Table, j.From, j.Args, err, strings.TrimSpace(string(out)))
 	}
 	return nil
