@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -667,4 +668,60 @@ func mixCase(rng *rand.Rand, s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestCompareSeesWholeMessages checks that compare, the differential test's
+// judge, tells apart what a client would see differently and nothing else.
+func TestCompareSeesWholeMessages(t *testing.T) {
+	q := corpusQuery{name: "ext.a.svc.cluster.local.", qtype: dns.TypeA}
+	base := func() *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		m.SetEdns0(1232, true)
+		r := new(dns.Msg)
+		r.SetReply(m)
+		r.Authoritative = true
+		r.Answer = []dns.RR{
+			test.CNAME("ext.a.svc.cluster.local. 5 IN CNAME web.a.svc.cluster.local."),
+			test.A("web.a.svc.cluster.local. 5 IN A 192.0.2.1"),
+			test.A("web.a.svc.cluster.local. 5 IN A 192.0.2.2"),
+		}
+		r.Extra = []dns.RR{test.A("x.a.svc.cluster.local. 5 IN A 192.0.2.3"), test.A("y.a.svc.cluster.local. 5 IN A 192.0.2.4"), m.IsEdns0()}
+		return r
+	}
+	noWholeAnswer := func() (*dns.Msg, *dns.Msg, error) { return nil, nil, fmt.Errorf("not truncated") }
+	for _, c := range []struct {
+		name   string
+		change func(m *dns.Msg)
+		slack  uint32
+		differ bool
+	}{
+		{"same", func(*dns.Msg) {}, 0, false},
+		{"RRset shuffled", func(m *dns.Msg) { m.Answer[1], m.Answer[2] = m.Answer[2], m.Answer[1] }, 0, false},
+		{"glue reordered", func(m *dns.Msg) { m.Extra[0], m.Extra[1] = m.Extra[1], m.Extra[0] }, 0, false},
+		{"CNAME after its target", func(m *dns.Msg) { m.Answer = append(m.Answer[1:], m.Answer[0]) }, 0, true},
+		{"TTL", func(m *dns.Msg) { m.Answer[2].Header().Ttl = 4 }, 0, true},
+		{"TTL within the cache's slack", func(m *dns.Msg) { m.Answer[2].Header().Ttl = 4 }, 1, false},
+		{"AA", func(m *dns.Msg) { m.Authoritative = false }, 0, true},
+		{"RA", func(m *dns.Msg) { m.RecursionAvailable = true }, 0, true},
+		{"AD", func(m *dns.Msg) { m.AuthenticatedData = true }, 0, true},
+		{"OPT size", func(m *dns.Msg) { m.IsEdns0().SetUDPSize(512) }, 0, true},
+		{"DO", func(m *dns.Msg) { m.IsEdns0().SetDo(false) }, 0, true},
+		{"OPT option", func(m *dns.Msg) {
+			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: "6f7574706f7374"}}
+		}, 0, true},
+		{"no OPT", func(m *dns.Msg) { m.Extra = m.Extra[:2] }, 0, true},
+		{"extended rcode", func(m *dns.Msg) { m.Rcode = dns.RcodeBadCookie }, 0, true},
+		{"authority", func(m *dns.Msg) { m.Ns = []dns.RR{soa("cluster.local.")} }, 0, true},
+		{"truncated", func(m *dns.Msg) { m.Truncated, m.Answer = true, m.Answer[:2] }, 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := base()
+			c.change(o)
+			_, difference := compare(q, variants[4], base(), o, c.slack, noWholeAnswer)
+			if (difference != "") != c.differ {
+				t.Errorf("difference reported: %v, want %v\n%s", difference != "", c.differ, difference)
+			}
+		})
+	}
 }
