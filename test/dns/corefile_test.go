@@ -18,31 +18,13 @@ import (
 )
 
 // TestCorefileExample starts bin/coredns with the repository's
-// Corefile.example, changed only where a test must: the kubeconfig, loopback
-// ports, and a loopback upstream for forward.
+// Corefile.example, changed only where a test must (exampleCorefile).
 func TestCorefileExample(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Corefile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ns := namespace(t, "example", nil)
 	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
 
-	dnsPort, healthPort, readyPort, metricsPort := loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t)
-	corefile := string(data)
-	for _, r := range []struct{ old, new string }{
-		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", dnsPort)},
-		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", healthPort)},
-		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", readyPort)},
-		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", metricsPort)},
-		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", startUpstream(t))},
-		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + testenv.AdminKubeconfigFile(t, env, "coredns-test", "")},
-	} {
-		if strings.Count(corefile, r.old) != 1 {
-			t.Fatalf("Corefile.example no longer has exactly one %q; update this test", r.old)
-		}
-		corefile = strings.Replace(corefile, r.old, r.new, 1)
-	}
+	corefile, ports := exampleCorefile(t, "outpost", startUpstream(t), testenv.AdminKubeconfigFile(t, env, "coredns-test", ""))
+	dnsPort, healthPort, readyPort, metricsPort := ports.dns, ports.health, ports.ready, ports.metrics
 	startCoreDNS(t, corefile, dnsPort)
 
 	checkCase(t, "udp", dnsPort, test.Case{Qname: "web.example.svc.cluster.local.", Qtype: dns.TypeA,
@@ -75,6 +57,38 @@ func TestCorefileExample(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// examplePorts are the loopback ports of one Corefile.example server block.
+type examplePorts struct{ dns, health, ready, metrics int }
+
+// exampleCorefile is the repository's Corefile.example changed only where a
+// test must: plugin in place of outpost (the differential test runs the
+// kubernetes plugin in the same shape), the kubeconfig, free loopback ports,
+// and the test upstream for forward.
+func exampleCorefile(t testing.TB, plugin string, upstream int, kubeconfig string) (string, examplePorts) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Corefile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := examplePorts{loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t)}
+	corefile := string(data)
+	for _, r := range []struct{ old, new string }{
+		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", p.dns)},
+		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", p.health)},
+		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", p.ready)},
+		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", p.metrics)},
+		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", upstream)},
+		{"outpost cluster.local", plugin + " cluster.local"},
+		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + kubeconfig},
+	} {
+		if strings.Count(corefile, r.old) != 1 {
+			t.Fatalf("Corefile.example no longer has exactly one %q; update exampleCorefile", r.old)
+		}
+		corefile = strings.Replace(corefile, r.old, r.new, 1)
+	}
+	return corefile, p
 }
 
 func get(t testing.TB, url string) (int, string) {

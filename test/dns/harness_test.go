@@ -115,17 +115,27 @@ func query(t testing.TB, proto string, port int, name string, qtype uint16) *dns
 
 func exchange(t testing.TB, proto string, port int, m *dns.Msg) *dns.Msg {
 	t.Helper()
+	r, err := tryExchange(proto, port, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryExchange sends m over proto to 127.0.0.1:port, three times at most: on
+// a loaded CI machine a UDP answer can be late. Safe to call from any
+// goroutine.
+func tryExchange(proto string, port int, m *dns.Msg) (*dns.Msg, error) {
 	c := &dns.Client{Net: proto, Timeout: 5 * time.Second}
 	var lastErr error
 	for range 3 {
 		r, _, err := c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
-			return r
+			return r, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("%s %s over %s: %v", m.Question[0].Name, dns.TypeToString[m.Question[0].Qtype], proto, lastErr)
-	return nil
+	return nil, fmt.Errorf("%s %s over %s: %w", m.Question[0].Name, dns.TypeToString[m.Question[0].Qtype], proto, lastErr)
 }
 
 // checkCase queries tc over proto and compares with it (sections sorted,
