@@ -18,6 +18,7 @@ package render
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -74,8 +75,17 @@ type Config struct {
 	// NodeName decides which endpoints are local (EndpointSlice nodeName).
 	NodeName string
 	// NodeIPs restricts node ports to these destination addresses; empty
-	// means every local address except loopback.
+	// means every local address except loopback (see LocalhostNodePorts).
 	NodeIPs []netip.Addr
+	// LocalhostNodePorts answers node ports on 127.0.0.0/8 too, as
+	// kube-proxy does by default (--iptables-localhost-nodeports): IPv4
+	// only, and with NodeIPs only if one of them is a loopback address
+	// (without it a loopback node IP is left out, as kube-proxy does). The
+	// node must have route_localnet=1,
+	// or the kernel drops a DNATed packet from loopback; the filter table
+	// then drops what arrives for 127.0.0.0/8 from elsewhere (kube-proxy's
+	// KUBE-FIREWALL rule, the mitigation of kubernetes#90259).
+	LocalhostNodePorts bool
 	// ClusterCIDRs is the pod range: traffic to a ClusterIP from outside
 	// it is masqueraded. Empty disables that rule (as kube-proxy does
 	// without a local-traffic detector).
@@ -114,6 +124,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// localhostNodePorts is LocalhostNodePorts where kube-proxy honours it.
+func (c *Config) localhostNodePorts() bool {
+	if !c.LocalhostNodePorts || c.IPv6 {
+		return false
+	}
+	return len(c.NodeIPs) == 0 || slices.ContainsFunc(c.NodeIPs, netip.Addr.IsLoopback)
 }
 
 // primaryNodeIP is PrimaryNodeIP, defaulted to the first node IP.
