@@ -11,8 +11,9 @@
 //     node-port range), so a first packet walks a few dozen rules instead of
 //     half the services, and a one-endpoint change rewrites only that
 //     service's own chain. Endpoints are DNATed straight from the service
-//     chain (one rule per endpoint instead of three); the hairpin masquerade
-//     rule is only written for endpoints that can hairpin on this node.
+//     chain (one rule per endpoint instead of three); only an endpoint that
+//     can call itself through this node gets kube-proxy's endpoint chain,
+//     whose hairpin rule masquerades it when it lands on itself.
 package render
 
 import (
