@@ -8,6 +8,7 @@ import (
 
 	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/rules"
 )
 
 func wantEndpoints(t *testing.T, res iptablestest.Result, want ...string) {
@@ -308,6 +309,18 @@ func TestLocalhostNodePorts(t *testing.T) {
 		drop := "-A " + cfg.Prefix + "-FIREWALL -m comment --comment \"block incoming localnet connections\" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
 		if !slices.Contains(rulesOf(text, "filter"), drop) {
 			t.Errorf("no localnet firewall rule %q in\n%s", drop, text)
+		}
+		r, err := render.NewRenderer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, from := range []string{"INPUT", "OUTPUT"} {
+			want := rules.Jump{Table: rules.Filter, From: from, Args: []string{"-j", cfg.Prefix + "-FIREWALL"}}
+			if !slices.ContainsFunc(r.Jumps(), func(j rules.Jump) bool {
+				return j.Table == want.Table && j.From == want.From && slices.Equal(j.Args, want.Args)
+			}) {
+				t.Errorf("no jump from %s to the localnet firewall in %v", from, r.Jumps())
+			}
 		}
 
 		cfg.NodeIPs = []netip.Addr{nodeIP}
