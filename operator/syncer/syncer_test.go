@@ -44,7 +44,10 @@ func slice(svc, name string, port string, portNum int32, addrs ...string) *disco
 		Ports:       []discovery.EndpointPort{{Name: ptr.To(port), Port: ptr.To(portNum), Protocol: ptr.To(v1.ProtocolTCP)}},
 	}
 	for _, a := range addrs {
-		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}})
+		// Pods of another node: a chain per Service port, none per
+		// endpoint (the compact layout gives one only to an endpoint that
+		// can call itself through this node, see TestHairpin in render).
+		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}, NodeName: ptr.To("node2")})
 	}
 	return s
 }

@@ -41,11 +41,13 @@ import (
 )
 
 const (
-	nodeName   = "node1"
-	nodeIP     = "203.0.113.1"
-	clientIP   = "203.0.113.2"
-	bridgeIP   = "198.51.100.1"
-	clusterCID = "10.244.0.0/16"
+	nodeName = "node1"
+	nodeIP   = "203.0.113.1"
+	clientIP = "203.0.113.2"
+	bridgeIP = "198.51.100.1"
+	// The backends are the node's pods: their bridge is the cluster CIDR,
+	// so their own calls to a ClusterIP are not masqueraded (hairpin).
+	clusterCID = "198.51.100.0/24"
 )
 
 var syncerBin string
@@ -436,6 +438,7 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 
+	t.Run("a pod calling its own Service is masqueraded only when it lands on itself", w.testHairpin)
 	t.Run("loadBalancerSourceRanges admit the range, drop the others", w.testLoadBalancerSourceRanges)
 	t.Run("health check node port answers by local endpoints", w.testHealthCheckNodePort)
 

@@ -115,7 +115,8 @@ type Tracer struct {
 	Tables Tables
 	// Prefix names the entry chains (<Prefix>-SERVICES, ...).
 	Prefix string
-	// LocalAddrs are the node's addresses (for -m addrtype LOCAL).
+	// LocalAddrs are the node's addresses (for -m addrtype LOCAL);
+	// loopback addresses are local without being listed, as in the kernel.
 	LocalAddrs []netip.Addr
 	// Recent holds session-affinity state: "name|srcIP" entries that a
 	// "-m recent --rcheck" finds. Filled by Remember.
@@ -389,6 +390,9 @@ func lastName(words []string) string {
 }
 
 func (w *walker) local(a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
 	for _, l := range w.tr.LocalAddrs {
 		if l == a {
 			return true

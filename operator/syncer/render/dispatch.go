@@ -247,26 +247,46 @@ func (r *Renderer) Assemble(services []*ServiceRules) *rules.Ruleset {
 	fwd.Write("-A", n.Forward(), "-m conntrack --ctstate INVALID -j DROP")
 	fwd.Write("-A", n.Forward(), comment("kubernetes forwarding rules"), "-m mark --mark", mark+"/"+mark, "-j ACCEPT")
 	fwd.Write("-A", n.Forward(), comment("kubernetes forwarding conntrack rule"), "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+	r.writeLocalnetFirewall(rs)
 	rs.Chain(rules.Filter, n.Canary())
 	return rs
 }
 
 // writeNodePortsJump ends <P>-SERVICES with the jump to the node ports:
-// to every local address but loopback (no route_localnet here), or to the
-// configured node IPs only.
+// to every local address (but loopback unless LocalhostNodePorts), or to
+// the configured node IPs only.
 func (r *Renderer) writeNodePortsJump(c *rules.Chain) {
 	const note = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
+	localhost := r.cfg.localhostNodePorts()
 	if len(r.cfg.NodeIPs) == 0 {
-		loop := "127.0.0.0/8"
-		if r.cfg.IPv6 {
-			loop = "::1/128"
+		switch {
+		case r.cfg.IPv6:
+			c.Rules.Write("-A", c.Name, comment(note), "-m addrtype --dst-type LOCAL ! -d ::1/128 -j", r.names.NodePorts())
+		case localhost:
+			c.Rules.Write("-A", c.Name, comment(note), "-m addrtype --dst-type LOCAL -j", r.names.NodePorts())
+		default:
+			c.Rules.Write("-A", c.Name, comment(note), "-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j", r.names.NodePorts())
 		}
-		c.Rules.Write("-A", c.Name, comment(note), "-m addrtype --dst-type LOCAL ! -d", loop, "-j", r.names.NodePorts())
 		return
 	}
 	for _, ip := range r.cfg.NodeIPs {
+		if ip.IsLoopback() && !localhost {
+			continue // without route_localnet the kernel drops it anyway
+		}
 		c.Rules.Write("-A", c.Name, comment(note), "-d", ip.String(), "-j", r.names.NodePorts())
 	}
+}
+
+// writeLocalnetFirewall drops what arrives for 127.0.0.0/8 from another
+// address: route_localnet, which localhost node ports need, would let a
+// neighbour reach services bound to the node's loopback (kubernetes#90259).
+func (r *Renderer) writeLocalnetFirewall(rs *rules.Ruleset) {
+	if !r.cfg.localhostNodePorts() {
+		return
+	}
+	name := r.names.LocalnetFirewall()
+	rs.Chain(rules.Filter, name).Rules.Write("-A", name, comment("block incoming localnet connections"),
+		"-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -301,7 +321,7 @@ func (r *Renderer) Jumps() []rules.Jump {
 		args := append(append([]string{}, extra...), "-m", "comment", "--comment", comment, "-j", to)
 		return rules.Jump{Table: t, From: from, Args: args}
 	}
-	return []rules.Jump{
+	jumps := []rules.Jump{
 		j(rules.Filter, "INPUT", "kubernetes externally-visible service portals", n.ExternalServices(), newConn),
 		j(rules.Filter, "FORWARD", "kubernetes externally-visible service portals", n.ExternalServices(), newConn),
 		j(rules.Filter, "INPUT", "kubernetes health check service ports", n.NodePorts(), nil),
@@ -315,4 +335,11 @@ func (r *Renderer) Jumps() []rules.Jump {
 		j(rules.NAT, "PREROUTING", "kubernetes service portals", n.Services(), nil),
 		j(rules.NAT, "POSTROUTING", "kubernetes postrouting rules", n.Postrouting(), nil),
 	}
+	if r.cfg.localhostNodePorts() {
+		// As kube-proxy installs kubelet's chain: no comment.
+		for _, from := range []string{"INPUT", "OUTPUT"} {
+			jumps = append(jumps, rules.Jump{Table: rules.Filter, From: from, Args: []string{"-j", n.LocalnetFirewall()}})
+		}
+	}
+	return jumps
 }

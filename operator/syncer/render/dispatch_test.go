@@ -9,13 +9,19 @@ import (
 	"github.com/outpost-dev/outpost/operator/syncer/rules"
 )
 
-// bigWorld has n services with a node port each and two endpoints.
+// bigWorld has n services with a node port each and two endpoints on
+// other nodes.
 func bigWorld(n int) *world {
 	w := &world{}
+	remote := func(addr string) render.Endpoint {
+		e := ep(addr, 8080)
+		e.NodeName = "node-b"
+		return e
+	}
 	for i := 0; i < n; i++ {
 		sp := tcp("ns", fmt.Sprintf("svc%d", i), "p", fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), 80)
 		sp.NodePort, sp.ExternallyAccessible = 30000+i, true
-		w.add(sp, ep(fmt.Sprintf("10.244.%d.%d", i/250, i%250+1), 8080), ep(fmt.Sprintf("10.245.%d.%d", i/250, i%250+1), 8080))
+		w.add(sp, remote(fmt.Sprintf("10.244.%d.%d", i/250, i%250+1)), remote(fmt.Sprintf("10.245.%d.%d", i/250, i%250+1)))
 	}
 	return w
 }

@@ -42,6 +42,11 @@ func (n Names) Forward() string          { return n.Prefix + "-FORWARD" }
 // service's firewall chain did not accept (KUBE-PROXY-FIREWALL).
 func (n Names) Firewall() string { return n.Prefix + "-PROXY-FIREWALL" }
 
+// LocalnetFirewall is the filter chain dropping packets for 127.0.0.0/8
+// from elsewhere, which route_localnet would otherwise let in
+// (KUBE-FIREWALL, a copy of kubelet's).
+func (n Names) LocalnetFirewall() string { return n.Prefix + "-FIREWALL" }
+
 // Canary is an empty chain whose disappearance means someone flushed the
 // table; its name matches kube-proxy's KUBE-PROXY-CANARY for prefix KUBE.
 func (n Names) Canary() string { return n.Prefix + "-PROXY-CANARY" }

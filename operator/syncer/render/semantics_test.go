@@ -8,6 +8,7 @@ import (
 
 	"github.com/outpost-dev/outpost/operator/syncer/iptablestest"
 	"github.com/outpost-dev/outpost/operator/syncer/render"
+	"github.com/outpost-dev/outpost/operator/syncer/rules"
 )
 
 func wantEndpoints(t *testing.T, res iptablestest.Result, want ...string) {
@@ -221,13 +222,109 @@ func TestHairpin(t *testing.T) {
 	both(t, func(t *testing.T, cfg render.Config) {
 		self := ep("10.244.1.1", 80)
 		self.NodeName = testNode
+		other := ep("10.244.2.1", 80)
+		other.NodeName = "node2"
 		w := &world{}
-		w.add(tcp("default", "hp", "", "10.96.0.90", 80), self)
-		res := tracer(t, cfg, w).Trace(pkt(ip("10.244.1.1"), ip("10.96.0.90"), "tcp", 80))
-		wantEndpoints(t, res, "10.244.1.1:80")
+		w.add(tcp("default", "hp", "", "10.96.0.90", 80), self, other)
+		res := tracer(t, cfg, w).Trace(pkt(self.IP, ip("10.96.0.90"), "tcp", 80))
+		wantEndpoints(t, res, "10.244.1.1:80", "10.244.2.1:80")
 		if !res.Masquerade("10.244.1.1:80") {
 			t.Error("an endpoint reaching itself through its service must be masqueraded")
 		}
+		if res.Masquerade("10.244.2.1:80") {
+			t.Error("an endpoint reaching another endpoint must keep its address")
+		}
+	})
+}
+
+// A pod of another node calling an externalTrafficPolicy: Local node port
+// is sent to every endpoint, itself included: only that path is
+// masqueraded.
+func TestHairpinFromAnotherNodeThroughLocalPolicyNodePort(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		sp := tcp("default", "hp", "", "10.96.0.91", 80)
+		sp.NodePort, sp.ExternallyAccessible, sp.ExternalPolicyLocal = 30091, true, true
+		local := ep("10.244.1.1", 80)
+		local.NodeName = testNode
+		remote := ep("10.244.2.1", 80)
+		remote.NodeName = "node2"
+		w := &world{}
+		w.add(sp, local, remote)
+		res := tracer(t, cfg, w).Trace(pkt(remote.IP, nodeIP, "tcp", 30091))
+		wantEndpoints(t, res, "10.244.1.1:80", "10.244.2.1:80")
+		if !res.Masquerade("10.244.2.1:80") || res.Masquerade("10.244.1.1:80") {
+			t.Errorf("masquerade to itself %t, to the other endpoint %t; want true, false",
+				res.Masquerade("10.244.2.1:80"), res.Masquerade("10.244.1.1:80"))
+		}
+	})
+}
+
+// The compact layout spends a chain only on endpoints that can call
+// themselves through this node's rules.
+func TestCompactHairpinChainsOnlyForEndpointsThatCanHairpin(t *testing.T) {
+	cfg := baseConfig("OUTPOST", render.Compact)
+	local := ep("10.244.1.1", 80)
+	local.NodeName = testNode
+	remote := ep("10.244.2.1", 80)
+	remote.NodeName = "node2"
+	external := ep("192.168.1.2", 80) // outside the cluster CIDR, no node
+	w := &world{}
+	w.add(tcp("default", "hp", "", "10.96.0.92", 80), local, remote, external)
+	text, _ := renderText(t, cfg, w)
+	var hairpins []string
+	for _, l := range rulesOf(text, "nat") {
+		if strings.Contains(l, "-SEP-") && strings.Contains(l, " -s ") {
+			hairpins = append(hairpins, l)
+		}
+	}
+	want := []string{"-A " + render.Names{Prefix: "OUTPOST"}.EndpointChain("default/hp", "tcp", "10.244.1.1:80") + " -s 10.244.1.1 -j MARK --or-mark 0x4000"}
+	if !slices.Equal(hairpins, want) {
+		t.Errorf("hairpin rules:\n%s\nwant:\n%s", strings.Join(hairpins, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Node ports on 127.0.0.1 (kube-proxy's default, with route_localnet):
+// the node reaches them, with Local policy even without a local endpoint
+// (node traffic goes to every endpoint), and IPv6 never has them.
+func TestLocalhostNodePorts(t *testing.T) {
+	both(t, func(t *testing.T, cfg render.Config) {
+		sp := tcp("default", "lo", "", "10.96.0.93", 80)
+		sp.NodePort, sp.ExternallyAccessible, sp.ExternalPolicyLocal = 30093, true, true
+		remote := ep("10.244.2.1", 80)
+		remote.NodeName = "node2"
+		w := &world{}
+		w.add(sp, remote)
+		loopback := ip("127.0.0.1")
+		wantVerdict(t, tracer(t, cfg, w).Trace(pkt(loopback, loopback, "tcp", 30093)), "DROP")
+
+		cfg.LocalhostNodePorts = true
+		tr := tracer(t, cfg, w)
+		res := tr.Trace(pkt(loopback, loopback, "tcp", 30093))
+		wantEndpoints(t, res, "10.244.2.1:80")
+		if !res.Masquerade("") {
+			t.Error("node traffic to a node port must be masqueraded (127.0.0.1 cannot leave the node)")
+		}
+		wantVerdict(t, tr.Trace(pkt(outsideSrc, nodeIP, "tcp", 30093)), "DROP")
+		text, _ := renderText(t, cfg, w)
+		drop := "-A " + cfg.Prefix + "-FIREWALL -m comment --comment \"block incoming localnet connections\" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+		if !slices.Contains(rulesOf(text, "filter"), drop) {
+			t.Errorf("no localnet firewall rule %q in\n%s", drop, text)
+		}
+		r, err := render.NewRenderer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, from := range []string{"INPUT", "OUTPUT"} {
+			want := rules.Jump{Table: rules.Filter, From: from, Args: []string{"-j", cfg.Prefix + "-FIREWALL"}}
+			if !slices.ContainsFunc(r.Jumps(), func(j rules.Jump) bool {
+				return j.Table == want.Table && j.From == want.From && slices.Equal(j.Args, want.Args)
+			}) {
+				t.Errorf("no jump from %s to the localnet firewall in %v", from, r.Jumps())
+			}
+		}
+
+		cfg.NodeIPs = []netip.Addr{nodeIP}
+		wantVerdict(t, tracer(t, cfg, w).Trace(pkt(loopback, loopback, "tcp", 30093)), "DROP")
 	})
 }
 

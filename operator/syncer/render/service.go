@@ -281,11 +281,14 @@ func (r *Renderer) Service(sp *ServicePort, eps []Endpoint) *ServiceRules {
 		r.writeFirewall(&chain(fwChain).Rules, sp, key, extChain)
 	}
 
+	// Pod traffic to a Local-policy external destination goes to the
+	// cluster chain from any node (kube-proxy's "pod traffic" rule).
+	remotePods := usesExtChain && sp.ExternalPolicyLocal && r.localCIDR != ""
 	if usesClusterChain {
-		r.writeEndpointDispatch(chain(svcChain), sp, key, cluster)
+		r.writeEndpointDispatch(chain(svcChain), sp, key, cluster, remotePods, chain)
 	}
 	if usesLocalChain {
-		r.writeEndpointDispatch(chain(svlChain), sp, key, local)
+		r.writeEndpointDispatch(chain(svlChain), sp, key, local, false, chain)
 	}
 	if r.cfg.Layout == KubeProxy {
 		for i := range reachable {
@@ -333,40 +336,46 @@ func (r *Renderer) writeFirewall(b *rules.LineBuffer, sp *ServicePort, key, extC
 // writeEndpointDispatch writes the rules choosing one of eps, uniformly at
 // random (each rule takes 1/k of what the rules before it left), after the
 // session-affinity rules that send a known client back to its endpoint.
-func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key string, eps []Endpoint) {
+// remotePods tells whether pods of other nodes reach the chain too (pod
+// traffic to an externalTrafficPolicy: Local node port or external IP).
+func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key string, eps []Endpoint, remotePods bool, hairpin func(name string) *rules.Chain) {
 	name, proto := c.Name, sp.Protocol
 	b := &c.Rules
 	kube := r.cfg.Layout == KubeProxy
-	if !kube {
-		// Hairpin: an endpoint reaching itself through the service must be
-		// masqueraded, or it would answer itself directly. Only endpoints
-		// that can be such a source here need the rule: ones on this node,
-		// or pod-range ones of unknown node. kube-proxy spends a rule on
-		// every endpoint; sources outside the pod range are masqueraded
-		// by the cluster IP rule anyway.
-		for i := range eps {
-			if r.mayHairpin(&eps[i]) {
-				b.Write("-A", name, "-s", eps[i].IP.String(), r.masqTarget())
-			}
-		}
-	}
 	affinity := strconv.Itoa(sp.AffinitySeconds)
 	sticky := sp.AffinitySeconds > 0
 	// Endpoint chain names are sha256 hashes: only compute them when the
-	// layout or session affinity needs them.
-	sepName := func(ep *Endpoint) string {
-		if !kube && !sticky {
-			return ""
+	// layout, session affinity or a hairpin chain needs them.
+	sepNames := make([]string, len(eps))
+	// viaChain: the endpoint is reached through its own chain, which
+	// masquerades the endpoint calling itself (hairpin: it would otherwise
+	// answer itself directly, from the wrong address). kube-proxy has one
+	// for every endpoint; the compact layout only for endpoints that can
+	// send such a packet here unmasqueraded, so the others keep one rule
+	// and every other source walks no hairpin rule.
+	viaChain := make([]bool, len(eps))
+	for i := range eps {
+		viaChain[i] = kube || r.mayHairpin(&eps[i], remotePods)
+		if kube || sticky || viaChain[i] {
+			sepNames[i] = r.names.EndpointChain(key, proto, eps[i].String())
 		}
-		return r.names.EndpointChain(key, proto, ep.String())
+	}
+	if !kube {
+		for i := range eps {
+			if viaChain[i] {
+				r.writeHairpinChain(hairpin(sepNames[i]), sp, &eps[i])
+			}
+		}
 	}
 	if sticky {
 		for i := range eps {
-			epStr := eps[i].String()
-			sep := sepName(&eps[i])
-			if kube {
+			epStr, sep := eps[i].String(), sepNames[i]
+			switch {
+			case kube:
 				b.Write("-A", name, comment(key+" -> "+epStr), "-m recent --name", sep, "--rcheck --seconds", affinity, "--reap -j", sep)
-			} else {
+			case viaChain[i]:
+				b.Write("-A", name, "-m recent --name", sep, "--rcheck --seconds", affinity, "--reap -j", sep)
+			default:
 				b.Write("-A", name, "-m recent --name", sep, "--rcheck --seconds", affinity, "--reap -m recent --name", sep, "--set -p", proto, "-j DNAT --to-destination", epStr)
 			}
 		}
@@ -374,7 +383,6 @@ func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key st
 	b.Grow(len(eps) * (len(name) + 96))
 	for i := range eps {
 		ep := &eps[i]
-		sep := sepName(ep)
 		b.Start("-A", name)
 		if kube {
 			b.Word(comment(key + " -> " + ep.String()))
@@ -382,30 +390,49 @@ func (r *Renderer) writeEndpointDispatch(c *rules.Chain, sp *ServicePort, key st
 		if i < len(eps)-1 {
 			b.Word("-m statistic --mode random --probability", r.probability(len(eps)-i))
 		}
-		if kube {
-			b.Word("-j", sep).End()
+		if viaChain[i] {
+			b.Word("-j", sepNames[i]).End()
 			continue
 		}
 		if sticky {
-			b.Word("-m recent --name", sep, "--set")
+			b.Word("-m recent --name", sepNames[i], "--set")
 		}
 		b.Word("-p", proto, "-j DNAT --to-destination").AddrPort(netip.AddrPortFrom(ep.IP, uint16(ep.Port))).End()
 	}
 }
 
-func (r *Renderer) mayHairpin(ep *Endpoint) bool {
-	if ep.NodeName != "" {
-		return ep.NodeName == r.cfg.NodeName
+// writeHairpinChain writes the compact layout's chain of one endpoint
+// that may call itself: kube-proxy's KUBE-SEP chain with the mark set
+// inline.
+func (r *Renderer) writeHairpinChain(c *rules.Chain, sp *ServicePort, ep *Endpoint) {
+	if c.Rules.Lines() > 0 {
+		return // the endpoint is in both the cluster and the local chain
 	}
-	if len(r.cfg.ClusterCIDRs) == 0 {
+	c.Rules.Write("-A", c.Name, "-s", ep.IP.String(), r.masqTarget())
+	c.Rules.Start("-A", c.Name)
+	if sp.AffinitySeconds > 0 {
+		c.Rules.Word("-m recent --name", c.Name, "--set")
+	}
+	c.Rules.Word("-p", sp.Protocol, "-j DNAT --to-destination").AddrPort(netip.AddrPortFrom(ep.IP, uint16(ep.Port))).End()
+}
+
+// mayHairpin reports whether a first packet from ep itself can reach a
+// chain of this node unmasqueraded, so that landing on ep must masquerade
+// it: pods of this node (and of unknown node in the pod range, or
+// anywhere without a pod range) through the cluster IP; pods of other
+// nodes only through external destinations when remotePods. Sources
+// outside the pod range are masqueraded by the cluster IP rule, the
+// external chain masquerades the node itself and, with Cluster policy,
+// everyone.
+func (r *Renderer) mayHairpin(ep *Endpoint, remotePods bool) bool {
+	if ep.NodeName != "" && ep.NodeName == r.cfg.NodeName {
 		return true
 	}
-	for _, p := range r.cfg.ClusterCIDRs {
-		if p.Contains(ep.IP) {
-			return true
-		}
+	inPodRange := len(r.cfg.ClusterCIDRs) == 0 || slices.ContainsFunc(r.cfg.ClusterCIDRs, func(p netip.Prefix) bool { return p.Contains(ep.IP) })
+	if ep.NodeName == "" {
+		return inPodRange
 	}
-	return false
+	return remotePods && len(r.cfg.ClusterCIDRs) > 0 && inPodRange
 }
 
 func usesClusterEndpoints(sp *ServicePort) bool {

@@ -11,13 +11,15 @@
 //     node-port range), so a first packet walks a few dozen rules instead of
 //     half the services, and a one-endpoint change rewrites only that
 //     service's own chain. Endpoints are DNATed straight from the service
-//     chain (one rule per endpoint instead of three); the hairpin masquerade
-//     rule is only written for endpoints that can hairpin on this node.
+//     chain (one rule per endpoint instead of three); only an endpoint that
+//     can call itself through this node gets kube-proxy's endpoint chain,
+//     whose hairpin rule masquerades it when it lands on itself.
 package render
 
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -74,8 +76,17 @@ type Config struct {
 	// NodeName decides which endpoints are local (EndpointSlice nodeName).
 	NodeName string
 	// NodeIPs restricts node ports to these destination addresses; empty
-	// means every local address except loopback.
+	// means every local address except loopback (see LocalhostNodePorts).
 	NodeIPs []netip.Addr
+	// LocalhostNodePorts answers node ports on 127.0.0.0/8 too, as
+	// kube-proxy does by default (--iptables-localhost-nodeports): IPv4
+	// only, and with NodeIPs only if one of them is a loopback address
+	// (without it a loopback node IP is left out, as kube-proxy does). The
+	// node must have route_localnet=1,
+	// or the kernel drops a DNATed packet from loopback; the filter table
+	// then drops what arrives for 127.0.0.0/8 from elsewhere (kube-proxy's
+	// KUBE-FIREWALL rule, the mitigation of kubernetes#90259).
+	LocalhostNodePorts bool
 	// ClusterCIDRs is the pod range: traffic to a ClusterIP from outside
 	// it is masqueraded. Empty disables that rule (as kube-proxy does
 	// without a local-traffic detector).
@@ -114,6 +125,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// localhostNodePorts is LocalhostNodePorts where kube-proxy honours it.
+func (c *Config) localhostNodePorts() bool {
+	if !c.LocalhostNodePorts || c.IPv6 {
+		return false
+	}
+	return len(c.NodeIPs) == 0 || slices.ContainsFunc(c.NodeIPs, netip.Addr.IsLoopback)
 }
 
 // primaryNodeIP is PrimaryNodeIP, defaulted to the first node IP.
