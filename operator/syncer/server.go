@@ -61,6 +61,11 @@ type Config struct {
 	// IPTablesBackend is the backend to program (--iptables-backend);
 	// restore.Auto detects the node's at start.
 	IPTablesBackend restore.Backend
+	// LocalhostNodePorts answers IPv4 node ports on 127.0.0.1 as
+	// kube-proxy does by default (--iptables-localhost-nodeports): it sets
+	// route_localnet=1 and drops what arrives for 127.0.0.0/8 from
+	// elsewhere (see render.Config.LocalhostNodePorts).
+	LocalhostNodePorts bool
 }
 
 // DefaultConfig returns the flag defaults.
@@ -73,6 +78,9 @@ func DefaultConfig() Config {
 		CanaryPeriod:  10 * time.Second,
 		// Detect, as kube-proxy's images do: the node's tools decide.
 		IPTablesBackend: restore.Auto,
+		// kube-proxy's default: a node's own processes reach node ports
+		// on localhost, and replacing kube-proxy does not break them.
+		LocalhostNodePorts: true,
 		// The syncer runs with the host network: on every address its metrics
 		// would be open to anyone who reaches the node (kube-proxy binds
 		// 127.0.0.1 too).
@@ -104,6 +112,20 @@ type Server struct {
 	health *HealthServer
 }
 
+// localhostNodePorts turns route_localnet on where the rules go and reports
+// whether node ports can answer on 127.0.0.1. Where it cannot be turned on
+// (a container whose /proc/sys is read-only), the rules leave 127.0.0.0/8
+// out rather than stop the datapath: the kernel would drop those packets
+// anyway.
+func localhostNodePorts(netnsName, sysctl string, log logr.Logger) bool {
+	if err := enableSysctl(netnsName, sysctl); err != nil {
+		log.Error(err, "Node ports do not answer on 127.0.0.1: cannot set net.ipv4.conf.all.route_localnet=1; run the syncer privileged, or pass --iptables-localhost-nodeports=false")
+		return false
+	}
+	log.Info("Node ports answer on 127.0.0.1 too (--iptables-localhost-nodeports): net.ipv4.conf.all.route_localnet=1")
+	return true
+}
+
 // NewServer checks cfg and builds a Server talking to the API server at
 // restConfig. Errors name the flag to fix.
 func NewServer(restConfig *rest.Config, cfg Config, log logr.Logger) (*Server, error) {
@@ -121,6 +143,9 @@ func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun 
 	}
 	if _, err := labels.Parse(cfg.ServiceSelector); err != nil {
 		return nil, fmt.Errorf("--service-selector %q: %w", cfg.ServiceSelector, err)
+	}
+	if fams[0].AnswersLocalhostNodePorts() && !cfg.DryRun {
+		fams[0].LocalhostNodePorts = localhostNodePorts(cfg.Netns, routeLocalnet, log)
 	}
 	s := &Server{cfg: cfg, log: log, client: client, changes: NewChangeTracker(), dryRun: dryRun, runner: &restore.Exec{}}
 	if cfg.Netns != "" {
@@ -169,9 +194,10 @@ func newServer(client kubernetes.Interface, cfg Config, log logr.Logger, dryRun 
 // families builds one render configuration per IP family in use: IPv4
 // always, IPv6 when a node IP or cluster CIDR is IPv6.
 func families(cfg Config) ([]render.Config, error) {
-	v4 := render.Config{Prefix: cfg.ChainPrefix, Layout: cfg.Layout, NodeName: cfg.NodeName, MasqueradeAll: cfg.MasqueradeAll}
+	v4 := render.Config{Prefix: cfg.ChainPrefix, Layout: cfg.Layout, NodeName: cfg.NodeName, MasqueradeAll: cfg.MasqueradeAll,
+		LocalhostNodePorts: cfg.LocalhostNodePorts}
 	v6 := v4
-	v6.IPv6 = true
+	v6.IPv6, v6.LocalhostNodePorts = true, false // IPv4 only, as in kube-proxy
 	useV6 := false
 	for _, a := range cfg.NodeIPs {
 		if a.Is6() {

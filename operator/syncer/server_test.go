@@ -32,9 +32,8 @@ func TestFamiliesFollowNodeIPsAndClusterCIDRs(t *testing.T) {
 		}
 		return out
 	}
-	v4 := render.Config{Prefix: "OUTPOST", NodeName: "node1"}
-	v6 := v4
-	v6.IPv6 = true
+	v4 := render.Config{Prefix: "OUTPOST", NodeName: "node1", LocalhostNodePorts: true}
+	v6 := render.Config{Prefix: "OUTPOST", NodeName: "node1", IPv6: true}
 	with := func(c render.Config, ips []netip.Addr, cidrs []netip.Prefix) render.Config {
 		c.NodeIPs, c.ClusterCIDRs = ips, cidrs
 		return c

@@ -39,6 +39,7 @@ func bindFlags(fs *flag.FlagSet, cfg *syncer.Config, kubeconfig *string) {
 	fs.BoolVar(&cfg.Once, "once", cfg.Once, "Sync once and exit.")
 	fs.BoolVar(&cfg.DryRun, "dry-run", cfg.DryRun, "Print the iptables-restore input instead of applying it.")
 	fs.StringVar(&cfg.Netns, "netns", cfg.Netns, "Apply rules inside this named network namespace (ip netns exec NAME ...).")
+	fs.BoolVar(&cfg.LocalhostNodePorts, "iptables-localhost-nodeports", cfg.LocalhostNodePorts, "Also answer IPv4 node ports on 127.0.0.1, as kube-proxy does (sets net.ipv4.conf.all.route_localnet=1 and drops packets for 127.0.0.0/8 from elsewhere); only with no --node-ip or a loopback one.")
 	fs.Var(&cfg.IPTablesBackend, "iptables-backend", "iptables backend to program: auto (the node's, found at start as kube-proxy's images find it), nft or legacy.")
 }
 

@@ -36,7 +36,7 @@ func TestFlagsFillConfig(t *testing.T) {
 		"--chain-prefix", "KUBE", "--layout", "kube-proxy", "--service-selector", "a=b",
 		"--min-sync-period", "100ms", "--sync-period", "1m", "--canary-period", "500ms",
 		"--metrics-bind-address", "0", "--healthz-bind-address", "127.0.0.1:1", "--once", "--dry-run", "--netns", "node",
-		"--iptables-backend", "legacy",
+		"--iptables-backend", "legacy", "--iptables-localhost-nodeports=false",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -257,7 +257,7 @@ func (r *Renderer) Assemble(services []*ServiceRules) *rules.Ruleset {
 // the configured node IPs only.
 func (r *Renderer) writeNodePortsJump(c *rules.Chain) {
 	const note = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
-	localhost := r.cfg.localhostNodePorts()
+	localhost := r.cfg.AnswersLocalhostNodePorts()
 	if len(r.cfg.NodeIPs) == 0 {
 		switch {
 		case r.cfg.IPv6:
@@ -281,7 +281,7 @@ func (r *Renderer) writeNodePortsJump(c *rules.Chain) {
 // address: route_localnet, which localhost node ports need, would let a
 // neighbour reach services bound to the node's loopback (kubernetes#90259).
 func (r *Renderer) writeLocalnetFirewall(rs *rules.Ruleset) {
-	if !r.cfg.localhostNodePorts() {
+	if !r.cfg.AnswersLocalhostNodePorts() {
 		return
 	}
 	name := r.names.LocalnetFirewall()
@@ -335,7 +335,7 @@ func (r *Renderer) Jumps() []rules.Jump {
 		j(rules.NAT, "PREROUTING", "kubernetes service portals", n.Services(), nil),
 		j(rules.NAT, "POSTROUTING", "kubernetes postrouting rules", n.Postrouting(), nil),
 	}
-	if r.cfg.localhostNodePorts() {
+	if r.cfg.AnswersLocalhostNodePorts() {
 		// As kube-proxy installs kubelet's chain: no comment.
 		for _, from := range []string{"INPUT", "OUTPUT"} {
 			jumps = append(jumps, rules.Jump{Table: rules.Filter, From: from, Args: []string{"-j", n.LocalnetFirewall()}})

@@ -127,8 +127,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// localhostNodePorts is LocalhostNodePorts where kube-proxy honours it.
-func (c *Config) localhostNodePorts() bool {
+// AnswersLocalhostNodePorts is LocalhostNodePorts where kube-proxy honours
+// it: then the node needs route_localnet=1.
+func (c *Config) AnswersLocalhostNodePorts() bool {
 	if !c.LocalhostNodePorts || c.IPv6 {
 		return false
 	}
