@@ -52,12 +52,20 @@ func BuildIndex(s Spec, platforms []Platform) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, fmt.Errorf("linux/%s: %w", p.Arch, err)
 		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+		adds = append(adds, mutate.IndexAddendum{Add: containerImage{img}, Descriptor: v1.Descriptor{
 			Platform: &v1.Platform{OS: "linux", Architecture: p.Arch},
 		}})
 	}
 	return mutate.AppendManifests(empty.Index, adds...), nil
 }
+
+// containerImage is an image listed in an index as a container image, not
+// as an artifact: go-containerregistry would otherwise give its descriptor an
+// artifactType (the config's media type), which the OCI image spec reserves
+// for artifacts, and which tools that list artifacts apart then misreport.
+type containerImage struct{ v1.Image }
+
+func (containerImage) ArtifactType() (string, error) { return "", nil }
 
 // Build assembles one platform's image on an empty base: a layer with the
 // few files a Go program expects from a root file system, one layer per

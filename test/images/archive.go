@@ -61,11 +61,12 @@ type Image struct {
 
 // descriptor is an OCI content descriptor.
 type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int               `json:"size"`
-	Annotations map[string]string `json:"annotations"`
-	Platform    *struct {
+	MediaType    string            `json:"mediaType"`
+	ArtifactType string            `json:"artifactType"`
+	Digest       string            `json:"digest"`
+	Size         int               `json:"size"`
+	Annotations  map[string]string `json:"annotations"`
+	Platform     *struct {
 		OS           string `json:"os"`
 		Architecture string `json:"architecture"`
 	} `json:"platform"`
@@ -139,6 +140,9 @@ func readLayout(files map[string][]byte) (*Archive, error) {
 	for _, d := range index.Manifests {
 		if d.MediaType != ociManifest || d.Platform == nil || d.Platform.OS != "linux" {
 			return nil, fmt.Errorf("image index entry %s: media type %s, platform %+v; want a linux image manifest", d.Digest, d.MediaType, d.Platform)
+		}
+		if d.ArtifactType != "" {
+			return nil, fmt.Errorf("image index entry linux/%s has artifactType %s: tools would list the image as an artifact", d.Platform.Architecture, d.ArtifactType)
 		}
 		if a.Images[d.Platform.Architecture] != nil {
 			return nil, fmt.Errorf("image index lists linux/%s twice", d.Platform.Architecture)
