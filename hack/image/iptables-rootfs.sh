@@ -53,15 +53,19 @@ if [[ -z $(find "$state/lists" -maxdepth 1 -name '*Packages*' -mmin -1440) ]]; t
   echo "iptables-rootfs: updating the $deb_arch package lists in $state"
   "${apt[@]}" -qq update
 fi
-# The packages an install of iptables into an empty system takes, as
-# "NAME VERSION ARCH": exactly these are unpacked (the cache may hold others).
-plan=$("${apt[@]}" -qq --simulate install iptables |
-  sed -n 's/^Inst \([^: ]*\)[^ ]* (\([^ ]*\) .*\[\([^]]*\)\]).*/\1 \2 \3/p')
-[[ $plan == *"iptables "* ]] || { echo "iptables-rootfs: apt plans no iptables for $deb_arch:"$'\n'"$plan" >&2; exit 1; }
-if ! "${apt[@]}" -qq --download-only install iptables; then
-  # The cached lists may name versions the mirror no longer has.
-  "${apt[@]}" -qq update
+# fetch sets plan to the packages an install of iptables into an empty system
+# takes, as "NAME VERSION ARCH" lines (exactly these are unpacked: the cache
+# may hold others), and downloads them.
+fetch() {
+  plan=$("${apt[@]}" -qq --simulate install iptables |
+    sed -n 's/^Inst \([^: ]*\)[^ ]* (\([^ ]*\) .*\[\([^]]*\)\]).*/\1 \2 \3/p')
+  [[ $plan == *"iptables "* ]] || { echo "iptables-rootfs: apt plans no iptables for $deb_arch:"$'\n'"$plan" >&2; return 1; }
   "${apt[@]}" -qq --download-only install iptables
+}
+if ! fetch; then
+  echo "iptables-rootfs: retrying with fresh package lists (the mirror may have dropped a cached version)"
+  "${apt[@]}" -qq update
+  fetch
 fi
 
 rm -rf "$out"
