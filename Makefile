@@ -112,7 +112,8 @@ IMAGE_TAG ?= dev
 IMAGE_DIR ?= $(BIN)/images
 IMAGE_VERSION ?= $(VERSION)
 IMAGE_REVISION ?= $(REVISION)
-IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+# Every image is one OCI index with an image for each of these GOARCHes.
+IMAGE_ARCHS ?= amd64 arm64
 # Image and file times: the commit's, so a rebuild of one commit gives the same digests.
 IMAGE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_BUILDER := $(BIN)/image-builder
@@ -120,29 +121,26 @@ IMAGE_BUILDER := $(BIN)/image-builder
 IMAGE_BUILD_FLAGS ?= -trimpath -ldflags="-s $(VERSION_LDFLAGS)"
 # CA bundle installed in the images (the operator's HTTPS health checks verify against it).
 CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
-# The syncer runs iptables-restore: by default its image gets this machine's nf_tables iptables
-# (hack/image/iptables-rootfs.sh). For nodes on legacy iptables build it on kube-proxy's base
-# instead (a registry reference or an image tarball):
-#   make image SYNCER_BASE=registry.k8s.io/build-image/distroless-iptables:v0.9.9
-SYNCER_BASE ?=
-
-# build-image,NAME,DESCRIPTION,ARGS: pack $(IMAGE_DIR)/linux-ARCH/NAME into $(IMAGE_DIR)/NAME.tar.
-define build-image
-	SOURCE_DATE_EPOCH=$(IMAGE_EPOCH) $(IMAGE_BUILDER) -binary $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/$(1) -arch $(IMAGE_ARCH) \
-		-tag $(IMAGE_REPO)/$(1):$(IMAGE_TAG) -out $(IMAGE_DIR)/$(1).tar \
-		-description "$(2)" -version "$(IMAGE_VERSION)" -revision "$(IMAGE_REVISION)" $(3)
-endef
 CA_ARGS := $(if $(CA_CERTS),-ca-certs $(CA_CERTS))
 
+# build-image,NAME,DESCRIPTION,ARGS: pack $(IMAGE_DIR)/linux-ARCH/NAME of every ARCH into $(IMAGE_DIR)/NAME.tar.
+define build-image
+	SOURCE_DATE_EPOCH=$(IMAGE_EPOCH) $(IMAGE_BUILDER) $(foreach arch,$(IMAGE_ARCHS),-binary $(arch)=$(IMAGE_DIR)/linux-$(arch)/$(1)) \
+		-tag $(IMAGE_REPO)/$(1):$(IMAGE_TAG) -out $(IMAGE_DIR)/$(1).tar \
+		-description "$(2)" -version "$(IMAGE_VERSION)" -revision "$(IMAGE_REVISION)" $(CA_ARGS) $(3)
+endef
+
 .PHONY: image
-image: ## Write OCI image tarballs of the three binaries to bin/images/ (no Docker daemon; `docker load -i`).
+image: ## Write a multi-arch (IMAGE_ARCHS) OCI archive of each binary to bin/images/ (no Docker daemon; README: Images).
 	$(GO) build -C hack/image -o $(IMAGE_BUILDER) .
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build $(IMAGE_BUILD_FLAGS) -o $(IMAGE_DIR)/linux-$(IMAGE_ARCH)/ \
-		./operator/cmd/outpost-operator ./operator/cmd/outpost-syncer ./plugin/coredns
-	$(if $(SYNCER_BASE),,./hack/image/iptables-rootfs.sh $(IMAGE_DIR)/iptables-rootfs)
-	$(call build-image,outpost-operator,Outpost operator: ExternalBackends to Services$(comma) EndpointSlices and Endpoints,$(CA_ARGS))
-	$(call build-image,outpost-syncer,Outpost syncer: kube-proxy-style iptables rules for Services,$(if $(SYNCER_BASE),-base $(SYNCER_BASE),$(CA_ARGS) -add-dir $(IMAGE_DIR)/iptables-rootfs))
-	$(call build-image,coredns,CoreDNS with the outpost plugin: cluster DNS for Services and ExternalBackends,$(CA_ARGS))
+	for arch in $(IMAGE_ARCHS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(IMAGE_BUILD_FLAGS) -o $(IMAGE_DIR)/linux-$$arch/ \
+			./operator/cmd/outpost-operator ./operator/cmd/outpost-syncer ./plugin/coredns; \
+		./hack/image/iptables-rootfs.sh $$arch $(IMAGE_DIR)/linux-$$arch/iptables-rootfs; \
+	done
+	$(call build-image,outpost-operator,Outpost operator: ExternalBackends to Services$(comma) EndpointSlices and Endpoints)
+	$(call build-image,outpost-syncer,Outpost syncer: kube-proxy-style iptables rules for Services (iptables nft and legacy),$(foreach arch,$(IMAGE_ARCHS),-add-dir $(arch)=$(IMAGE_DIR)/linux-$(arch)/iptables-rootfs))
+	$(call build-image,coredns,CoreDNS with the outpost plugin: cluster DNS for Services and ExternalBackends)
 
 ##@ Test
 

@@ -12,63 +12,82 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // NonRoot is the user and group the image runs as, distroless' "nonroot".
 const NonRoot = 65532
 
-// Spec describes one image: a single binary and its metadata.
+// Spec is what the images of every platform share.
 type Spec struct {
-	Binary      string // path of the statically linked binary to pack
 	Title       string // image title; the binary is installed as /<Title>
 	Description string
 	Version     string
 	Revision    string
 	Source      string
-	Arch        string   // GOARCH the binary was built for
-	Base        string   // "" (empty base), an image tarball path, or a registry reference
-	CACerts     string   // CA bundle for the empty base; "" for none
-	Dirs        []string // trees added as layers (each as if it were /), e.g. the syncer's iptables
+	CACerts     string // CA bundle to install; "" for none
 	Created     time.Time
 }
 
-// Build assembles the image: the base (empty unless Spec.Base), a layer with
-// the few files a Go program expects from a root file system (only on the
-// empty base), and a layer with the binary, run as 65532:65532.
-func Build(s Spec) (v1.Image, error) {
-	binary, err := os.ReadFile(s.Binary)
+// Platform is what differs between the architectures of one image.
+type Platform struct {
+	Arch   string   // GOARCH the binary was built for
+	Binary string   // statically linked binary to pack
+	Dirs   []string // trees added as layers (each as if it were /), e.g. the syncer's iptables
+}
+
+// BuildIndex builds one image per platform and lists each in an OCI image
+// index under its platform, so that a runtime pulls the one for its node.
+func BuildIndex(s Spec, platforms []Platform) (v1.ImageIndex, error) {
+	if len(platforms) == 0 {
+		return nil, fmt.Errorf("no platform to build")
+	}
+	var adds []mutate.IndexAddendum
+	for _, p := range platforms {
+		img, err := Build(s, p)
+		if err != nil {
+			return nil, fmt.Errorf("linux/%s: %w", p.Arch, err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: containerImage{img}, Descriptor: v1.Descriptor{
+			Platform: &v1.Platform{OS: "linux", Architecture: p.Arch},
+		}})
+	}
+	return mutate.AppendManifests(empty.Index, adds...), nil
+}
+
+// containerImage is an image listed in an index as a container image, not
+// as an artifact: go-containerregistry would otherwise give its descriptor an
+// artifactType (the config's media type), which the OCI image spec reserves
+// for artifacts, and which tools that list artifacts apart then misreport.
+type containerImage struct{ v1.Image }
+
+func (containerImage) ArtifactType() (string, error) { return "", nil }
+
+// Build assembles one platform's image on an empty base: a layer with the
+// few files a Go program expects from a root file system, one layer per
+// directory tree, and a layer with the binary, run as 65532:65532.
+func Build(s Spec, p Platform) (v1.Image, error) {
+	binary, err := os.ReadFile(p.Binary)
 	if err != nil {
 		return nil, fmt.Errorf("read binary: %w", err)
 	}
-	if err := checkBinary(s.Binary, s.Arch, s.Base == ""); err != nil {
+	if err := checkBinary(p.Binary, p.Arch); err != nil {
 		return nil, err
 	}
-	base, err := loadBase(s.Base, s.Arch)
+	files, err := rootFS(s.CACerts)
 	if err != nil {
 		return nil, err
 	}
-	var adds []mutate.Addendum
-	if s.Base == "" {
-		files, err := rootFS(s.CACerts)
-		if err != nil {
-			return nil, err
-		}
-		layer, err := tarLayer(files, s.Created)
-		if err != nil {
-			return nil, fmt.Errorf("root file system layer: %w", err)
-		}
-		adds = append(adds, addendum(layer, "outpost: /etc/passwd, /etc/group, /tmp, /home/nonroot, CA certificates", s.Created))
+	layer, err := tarLayer(files, s.Created)
+	if err != nil {
+		return nil, fmt.Errorf("root file system layer: %w", err)
 	}
-	for _, dir := range s.Dirs {
+	adds := []mutate.Addendum{addendum(layer, "outpost: /etc/passwd, /etc/group, /tmp, /home/nonroot, CA certificates", s.Created)}
+	for _, dir := range p.Dirs {
 		files, err := treeFiles(dir)
 		if err != nil {
 			return nil, err
@@ -80,12 +99,13 @@ func Build(s Spec) (v1.Image, error) {
 		adds = append(adds, addendum(layer, "outpost: files from "+filepath.Base(dir), s.Created))
 	}
 	entry := "/" + s.Title
-	layer, err := tarLayer([]file{{path: entry, mode: 0o755, data: binary}}, s.Created)
+	layer, err = tarLayer([]file{{path: entry, mode: 0o755, data: binary}}, s.Created)
 	if err != nil {
 		return nil, fmt.Errorf("binary layer: %w", err)
 	}
 	adds = append(adds, addendum(layer, "outpost: "+entry, s.Created))
 
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	img, err := mutate.Append(base, adds...)
 	if err != nil {
 		return nil, err
@@ -95,16 +115,13 @@ func Build(s Spec) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", s.Arch
+	cf.OS, cf.Architecture = "linux", p.Arch
 	cf.Created = v1.Time{Time: s.Created}
 	cf.Config.User = fmt.Sprintf("%d:%d", NonRoot, NonRoot)
 	cf.Config.Entrypoint = []string{entry}
-	cf.Config.Cmd = nil
 	cf.Config.WorkingDir = "/"
-	if len(cf.Config.Env) == 0 {
-		cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	}
-	labels := map[string]string{
+	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.title":       s.Title,
 		"org.opencontainers.image.description": s.Description,
 		"org.opencontainers.image.version":     s.Version,
@@ -113,87 +130,35 @@ func Build(s Spec) (v1.Image, error) {
 		"org.opencontainers.image.licenses":    "Apache-2.0",
 		"org.opencontainers.image.created":     s.Created.Format(time.RFC3339),
 	}
-	maps.DeleteFunc(labels, func(_, v string) bool { return v == "" })
-	if cf.Config.Labels == nil {
-		cf.Config.Labels = map[string]string{}
-	}
-	maps.Copy(cf.Config.Labels, labels) // ours win over the base's
+	maps.DeleteFunc(cf.Config.Labels, func(_, v string) bool { return v == "" })
 	return mutate.ConfigFile(img, cf)
 }
 
-// WriteTarball writes img as a `docker save`-style tarball tagged tag,
-// atomically, so an interrupted build never leaves a truncated image behind.
-func WriteTarball(path, tag string, img v1.Image) error {
-	ref, err := name.NewTag(tag)
-	if err != nil {
-		return fmt.Errorf("tag %q: %w", tag, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// Read the tarball back and check every digest, size and diff_id, as a
-	// registry or `docker load` would, before it takes the final name.
-	written, err := tarball.ImageFromPath(tmp, &ref)
-	if err == nil {
-		err = validate.Image(written)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("%s does not read back as a valid image: %w", path, err)
-	}
-	return os.Rename(tmp, path)
-}
+// elfMachines maps GOARCH to the ELF machine its binaries carry.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM,
+	"386": elf.EM_386, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV}
 
 // checkBinary refuses what could not run in the image: a binary for another
-// architecture, or, on the empty base, one that needs a dynamic loader.
-func checkBinary(path, arch string, static bool) error {
+// architecture, or one that needs a dynamic loader the empty base lacks.
+func checkBinary(path, arch string) error {
+	want, ok := elfMachines[arch]
+	if !ok {
+		return fmt.Errorf("architecture %q is not one of linux/amd64, arm64, arm, 386, ppc64le, s390x, riscv64", arch)
+	}
 	f, err := elf.Open(path)
 	if err != nil {
 		return fmt.Errorf("%s is not a Linux (ELF) binary: %w", path, err)
 	}
 	defer f.Close()
-	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM,
-		"386": elf.EM_386, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV}[arch]
-	if want != 0 && f.Machine != want {
-		return fmt.Errorf("%s is built for %s, not %s", path, f.Machine, arch)
+	if f.Machine != want {
+		return fmt.Errorf("%s is built for %s, not %s: build it with GOARCH=%s", path, f.Machine, arch, arch)
 	}
-	if static {
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_INTERP {
-				return fmt.Errorf("%s is dynamically linked and cannot run on an empty base: build it with CGO_ENABLED=0", path)
-			}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked and cannot run on an empty base: build it with CGO_ENABLED=0", path)
 		}
 	}
 	return nil
-}
-
-func loadBase(ref, arch string) (v1.Image, error) {
-	if ref == "" {
-		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-		return mutate.ConfigMediaType(img, types.OCIConfigJSON), nil
-	}
-	if _, err := os.Stat(ref); err == nil {
-		img, err := tarball.ImageFromPath(ref, nil)
-		if err != nil {
-			return nil, fmt.Errorf("base image tarball %s: %w", ref, err)
-		}
-		return img, nil
-	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return nil, fmt.Errorf("base image %q is neither a file nor a reference: %w", ref, err)
-	}
-	img, err := remote.Image(r, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain))
-	if err != nil {
-		return nil, fmt.Errorf("pull base image %s: %w", ref, err)
-	}
-	return img, nil
 }
 
 // file is one entry of a layer: a directory (mode.IsDir()), a symbolic link
@@ -275,10 +240,22 @@ func rootFS(caCerts string) ([]file, error) {
 // owners, so that equal inputs give equal digests.
 func tarLayer(files []file, mtime time.Time) (v1.Layer, error) {
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	if err := writeTar(&buf, files, mtime); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+}
+
+// writeTar writes files as a tar stream, paths relative to the root, every
+// entry with the time mtime: the same files give the same bytes.
+func writeTar(w io.Writer, files []file, mtime time.Time) error {
+	tw := tar.NewWriter(w)
 	for _, f := range files {
 		hdr := &tar.Header{
-			Name:    f.path[1:], // layer paths are relative to the root
+			Name:    f.path[1:],
 			Mode:    int64(f.mode.Perm()),
 			Uid:     f.uid,
 			Gid:     f.gid,
@@ -297,19 +274,13 @@ func tarLayer(files []file, mtime time.Time) (v1.Layer, error) {
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(f.data))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := tw.Write(f.data); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	return tw.Close()
 }
 
 func addendum(layer v1.Layer, createdBy string, created time.Time) mutate.Addendum {

@@ -1,67 +1,91 @@
 #!/usr/bin/env bash
-# Usage: iptables-rootfs.sh DIR
+# Usage: iptables-rootfs.sh ARCH DIR
 #
-# Collects this machine's nf_tables iptables (xtables-nft-multi, the shared
-# libraries and dynamic loader it needs, its dlopen'ed extensions) into DIR as
-# a root file system tree, for `make image` to add to the syncer's image: the
-# syncer runs iptables-restore, which an empty base lacks, and no registry is
-# needed this way. Files keep their host paths, so the host's ld.so.cache
-# (copied too) stays valid.
+# Writes Debian's iptables for ARCH (a GOARCH: amd64, arm64, ...) into DIR as a
+# root file system tree, for `make image` to add to the syncer's image: both
+# backends (xtables-nft-multi and xtables-legacy-multi, with the
+# iptables-nft*, iptables-legacy*, ip6tables-* names), their shared libraries,
+# dynamic loader and extensions. The syncer detects which backend the node
+# uses and runs that one's tools, the way kube-proxy's image does; the plain
+# iptables* names point at nf_tables, for people using `kubectl exec`.
 #
-# Only the nf_tables backend is included, the default of every current
-# distribution. Nodes still on legacy iptables need kube-proxy's base, which
-# picks the backend at run time: make image SYNCER_BASE=registry.k8s.io/build-image/distroless-iptables:v0.9.9
+# The packages come from this machine's apt sources through a private apt
+# configuration (its own lists, download cache and an empty dpkg status under
+# ${OUTPOST_CACHE:-~/.cache/outpost}/apt/ARCH): apt resolves iptables'
+# dependencies as if installing into an empty ARCH system, without touching
+# the host's apt state and without the host being ARCH, and dpkg-deb unpacks
+# them. Downloads are cached; the package lists are refreshed once a day, so
+# rebuilds in between pick the same packages.
 set -euo pipefail
 
-out=${1:?usage: iptables-rootfs.sh DIR}
-multi=
-for candidate in /usr/sbin/xtables-nft-multi /sbin/xtables-nft-multi; do
-  [[ -x $candidate ]] && { multi=$candidate; break; }
+arch=${1:?usage: iptables-rootfs.sh ARCH DIR}
+out=${2:?usage: iptables-rootfs.sh ARCH DIR}
+
+# GOARCH to Debian architecture.
+case $arch in
+  amd64 | arm64 | s390x | riscv64) deb_arch=$arch ;;
+  arm) deb_arch=armhf ;;
+  386) deb_arch=i386 ;;
+  ppc64le) deb_arch=ppc64el ;;
+  *) echo "iptables-rootfs: no Debian architecture for GOARCH $arch" >&2; exit 1 ;;
+esac
+for tool in apt-get dpkg-deb flock; do
+  command -v $tool >/dev/null || { echo "iptables-rootfs: $tool not found; this needs Debian's apt and dpkg (apt-get install apt dpkg util-linux)" >&2; exit 1; }
 done
-[[ -n $multi ]] || { echo "iptables-rootfs: xtables-nft-multi not found; install the iptables package (apt-get install iptables)" >&2; exit 1; }
+
+state="${OUTPOST_CACHE:-$HOME/.cache/outpost}/apt/$deb_arch"
+mkdir -p "$state/lists/partial" "$state/archives/partial"
+touch "$state/status"
+# Several checkouts may build at once: one apt at a time per architecture.
+exec 9>"$state/.lock"
+if ! flock -n 9; then
+  echo "iptables-rootfs: another build holds $state/.lock; waiting for it"
+  flock 9
+fi
+
+apt=(apt-get -q -o "APT::Sandbox::User=$(id -un)"
+  -o "APT::Architecture=$deb_arch" -o "APT::Architectures=$deb_arch"
+  -o "Dir::State=$state" -o "Dir::State::lists=$state/lists" -o "Dir::State::status=$state/status"
+  -o "Dir::Cache=$state" -o "Dir::Cache::archives=$state/archives"
+  -o "APT::Install-Recommends=false" -o "APT::Get::Assume-Yes=true")
+
+if [[ -z $(find "$state/lists" -maxdepth 1 -name '*Packages*' -mmin -1440) ]]; then
+  echo "iptables-rootfs: updating the $deb_arch package lists in $state"
+  "${apt[@]}" -qq update
+fi
+# fetch sets plan to the packages an install of iptables into an empty system
+# takes, as "NAME VERSION ARCH" lines (exactly these are unpacked: the cache
+# may hold others), and downloads them.
+fetch() {
+  plan=$("${apt[@]}" -qq --simulate install iptables |
+    sed -n 's/^Inst \([^: ]*\)[^ ]* (\([^ ]*\) .*\[\([^]]*\)\]).*/\1 \2 \3/p')
+  [[ $plan == *"iptables "* ]] || { echo "iptables-rootfs: apt plans no iptables for $deb_arch:"$'\n'"$plan" >&2; return 1; }
+  "${apt[@]}" -qq --download-only install iptables
+}
+if ! fetch; then
+  echo "iptables-rootfs: retrying with fresh package lists (the mirror may have dropped a cached version)"
+  "${apt[@]}" -qq update
+  fetch
+fi
 
 rm -rf "$out"
 mkdir -p "$out"
+while read -r name version pkg_arch; do
+  deb="$state/archives/${name}_${version//:/%3a}_${pkg_arch}.deb"
+  dpkg-deb -x "$deb" "$out"
+done <<<"$plan"
 
-copy() { # copy a host file, symlinks resolved, to the same path under $out
-  mkdir -p "$out$(dirname "$1")"
-  cp -L --preserve=mode "$1" "$out$1"
-}
-
-# libs FILE: the absolute paths of the shared objects FILE loads, loader included.
-libs() {
-  ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
-}
-
-copy "$multi"
-declare -A seen=()
-deps=$(libs "$multi")
-xtables=
-for lib in $deps; do
-  # Where libxtables was built to look (its real path, not a /lib alias).
-  [[ $lib == */libxtables.so* ]] && xtables=$(readlink -f "$(dirname "$lib")/xtables")
+# What a container never reads: documentation, and libc's character set
+# converters (iptables does no iconv).
+rm -rf "$out/usr/share/doc" "$out/usr/share/man" "$out/usr/share/lintian" "$out/usr/share/info" \
+  "$out"/usr/lib/*-linux-gnu*/gconv
+# The plain names are update-alternatives links on Debian, made by a script
+# that does not run here.
+for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  ln -sf xtables-nft-multi "$out/usr/sbin/$name"
 done
-# Extensions (libxt_*.so and friends) are dlopen'ed, so ldd does not list them.
-for dir in "$xtables" /usr/lib/x86_64-linux-gnu/xtables /usr/lib/aarch64-linux-gnu/xtables /usr/lib64/xtables /usr/lib/xtables; do
-  [[ -n $dir && -d $dir ]] || continue
-  for ext in "$dir"/*.so; do
-    copy "$ext"
-    deps+=$'\n'$(libs "$ext")
-  done
-  break
-done
-for lib in $deps; do
-  [[ -n ${seen[$lib]:-} ]] && continue
-  seen[$lib]=1
-  copy "$lib"
-done
-[[ -f /etc/ld.so.cache ]] && copy /etc/ld.so.cache
-# Protocol names for -p (iptables knows the common ones; the rest come from here).
-[[ -f /etc/protocols ]] && copy /etc/protocols
-
-sbin=$(dirname "$multi")
-for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore \
-  iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore; do
-  ln -sf xtables-nft-multi "$out$sbin/$name"
-done
-echo "iptables-rootfs: $("$multi" iptables --version) with $(find "$out" -type f | wc -l) files in $out"
+# iptables-legacy takes /run/xtables.lock (the DaemonSet mounts the node's
+# there); without /run it cannot even create one.
+mkdir -p "$out/run"
+echo "iptables-rootfs: $deb_arch iptables $(awk '$1 == "iptables" { print $2 }' <<<"$plan") (nft and legacy)," \
+  "$(wc -l <<<"$plan") packages, $(find "$out" -type f | wc -l) files in $out"

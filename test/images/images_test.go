@@ -6,9 +6,11 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -45,128 +47,108 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// The architectures every test image is built for: the host's, whose
+// binaries the tests run, and one that differs from it.
+var testArchs = func() []string {
+	if runtime.GOARCH == "arm64" {
+		return []string{"arm64", "amd64"}
+	}
+	return []string{runtime.GOARCH, "arm64"}
+}()
+
 // The builder on a tiny static binary: everything but the three real
 // binaries, so it is tested even where they do not build.
 func TestBuilderPacksAStaticBinary(t *testing.T) {
 	dir := t.TempDir()
-	hello := buildHello(t, dir)
-	tarball := filepath.Join(dir, "hello.tar")
-	pack(t, "-binary", hello, "-tag", "outpost-dev/hello:test", "-out", tarball,
-		"-description", "test image", "-version", "v1.2.3", "-revision", "abc123", "-ca-certs", writeFile(t, dir, "ca.crt", "PEM"))
+	args := []string{"-tag", "outpost-dev/hello:test", "-out", filepath.Join(dir, "hello.tar"),
+		"-description", "test image", "-version", "v1.2.3", "-revision", "abc123", "-ca-certs", writeFile(t, dir, "ca.crt", "PEM")}
+	for _, arch := range testArchs {
+		args = append(args, "-binary", arch+"="+buildHello(t, dir, arch))
+	}
+	pack(t, args...)
 
-	img, err := ReadTarball(tarball)
+	archive, err := ReadArchive(filepath.Join(dir, "hello.tar"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkConfig(t, img, "hello", "outpost-dev/hello:test")
-	for label, want := range map[string]string{
-		"org.opencontainers.image.title":       "hello",
-		"org.opencontainers.image.description": "test image",
-		"org.opencontainers.image.version":     "v1.2.3",
-		"org.opencontainers.image.revision":    "abc123",
-		"org.opencontainers.image.source":      "https://github.com/outpost-dev/outpost",
-	} {
-		if got := img.Config.Config.Labels[label]; got != want {
-			t.Errorf("label %s = %q, want %q", label, got, want)
+	checkArchive(t, archive, "outpost-dev/hello:test", testArchs)
+	for _, arch := range testArchs {
+		img := archive.Images[arch]
+		checkConfig(t, img, "hello", arch)
+		if n := checkELFMachines(t, img, arch); n != 1 {
+			t.Errorf("linux/%s image has %d ELF files, want the one binary", arch, n)
 		}
-	}
-	files, err := img.Files()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for path, want := range map[string]struct {
-		mode     os.FileMode
-		uid, gid int
-	}{
-		"/hello":                             {0o755, 0, 0},
-		"/etc/passwd":                        {0o644, 0, 0},
-		"/etc/ssl/certs/ca-certificates.crt": {0o644, 0, 0},
-		"/tmp/":                              {os.ModeDir | os.ModeSticky | 0o777, 0, 0},
-		"/home/nonroot/":                     {os.ModeDir | 0o700, 65532, 65532},
-	} {
-		hdr, ok := files[path]
-		if !ok {
-			t.Errorf("image lacks %s", path)
-			continue
+		for label, want := range map[string]string{
+			"org.opencontainers.image.title":       "hello",
+			"org.opencontainers.image.description": "test image",
+			"org.opencontainers.image.version":     "v1.2.3",
+			"org.opencontainers.image.revision":    "abc123",
+			"org.opencontainers.image.source":      "https://github.com/outpost-dev/outpost",
+		} {
+			if got := img.Config.Config.Labels[label]; got != want {
+				t.Errorf("linux/%s: label %s = %q, want %q", arch, label, got, want)
+			}
 		}
-		if got := hdr.FileInfo().Mode(); got != want.mode || hdr.Uid != want.uid || hdr.Gid != want.gid {
-			t.Errorf("%s: mode %v owner %d:%d, want %v %d:%d", path, got, hdr.Uid, hdr.Gid, want.mode, want.uid, want.gid)
+		files, err := img.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, want := range map[string]struct {
+			mode     os.FileMode
+			uid, gid int
+		}{
+			"/hello":                             {0o755, 0, 0},
+			"/etc/passwd":                        {0o644, 0, 0},
+			"/etc/ssl/certs/ca-certificates.crt": {0o644, 0, 0},
+			"/tmp/":                              {os.ModeDir | os.ModeSticky | 0o777, 0, 0},
+			"/home/nonroot/":                     {os.ModeDir | 0o700, 65532, 65532},
+		} {
+			hdr, ok := files[path]
+			if !ok {
+				t.Errorf("linux/%s image lacks %s", arch, path)
+				continue
+			}
+			if got := hdr.FileInfo().Mode(); got != want.mode || hdr.Uid != want.uid || hdr.Gid != want.gid {
+				t.Errorf("linux/%s: %s: mode %v owner %d:%d, want %v %d:%d", arch, path, got, hdr.Uid, hdr.Gid, want.mode, want.uid, want.gid)
+			}
 		}
 	}
 
 	// Inside the image the binary finds its user, its working directory and a
 	// writable /tmp, with nothing from the host.
-	out := runInImage(t, img, "a", "b")
+	out := runInImage(t, archive.Images[runtime.GOARCH], "a", "b")
 	if want := `uid=65532 gid=65532 user=nonroot cwd=/ tmp=writable args=["a" "b"]`; strings.TrimSpace(out) != want && !hostRun(t) {
 		t.Errorf("inside the image the binary reports\n%s\nwant\n%s", out, want)
 	}
 }
 
 // The same inputs give the same bytes, so a rebuild does not change the
-// image digest and registries dedupe the shared layers.
+// image digests and registries dedupe the shared layers.
 func TestBuilderIsReproducible(t *testing.T) {
 	dir := t.TempDir()
-	hello := buildHello(t, dir)
-	var tarballs [][]byte
+	var binaries []string
+	for _, arch := range testArchs {
+		binaries = append(binaries, "-binary", arch+"="+buildHello(t, dir, arch))
+	}
+	var archives [][]byte
 	for i := range 2 {
 		out := filepath.Join(dir, fmt.Sprintf("hello-%d.tar", i))
-		pack(t, "-binary", hello, "-tag", "outpost-dev/hello:test", "-out", out)
+		pack(t, append([]string{"-tag", "outpost-dev/hello:test", "-out", out}, binaries...)...)
 		b, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tarballs = append(tarballs, b)
+		archives = append(archives, b)
 	}
-	if !bytes.Equal(tarballs[0], tarballs[1]) {
-		t.Error("two builds of the same binary differ")
-	}
-}
-
-// With -base (here an image tarball; a registry reference goes through the
-// same code) the binary is added on top and the base's files stay.
-func TestBuilderOnABase(t *testing.T) {
-	dir := t.TempDir()
-	hello := buildHello(t, dir)
-	base := filepath.Join(dir, "base.tar")
-	pack(t, "-binary", hello, "-tag", "outpost-dev/base:test", "-out", base)
-	second := filepath.Join(dir, "hello2")
-	if err := os.Link(hello, second); err != nil {
-		t.Fatal(err)
-	}
-	tarball := filepath.Join(dir, "layered.tar")
-	pack(t, "-binary", second, "-tag", "outpost-dev/layered:test", "-out", tarball, "-base", base, "-description", "layered")
-
-	baseImg, err := ReadTarball(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := ReadTarball(tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkConfig(t, img, "hello2", "outpost-dev/layered:test")
-	if got, want := len(img.Layers), len(baseImg.Layers)+1; got != want {
-		t.Errorf("%d layers, want the base's %d plus one", got, len(baseImg.Layers))
-	}
-	files, err := img.Files()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range []string{"/hello", "/hello2", "/etc/passwd"} {
-		if _, ok := files[path]; !ok {
-			t.Errorf("layered image lacks %s", path)
-		}
-	}
-	if out := runInImage(t, img); !strings.Contains(out, "uid=65532") && !hostRun(t) {
-		t.Errorf("layered image's entrypoint reports %q", out)
+	if !bytes.Equal(archives[0], archives[1]) {
+		t.Error("two builds of the same binaries differ")
 	}
 }
 
-// -add-dir adds a tree as a layer: files keep their modes, symbolic links
-// stay links.
+// -add-dir ARCH=DIR adds a tree as a layer to that architecture's image only:
+// files keep their modes, symbolic links stay links.
 func TestBuilderAddsADirectoryTree(t *testing.T) {
 	dir := t.TempDir()
-	hello := buildHello(t, dir)
 	tree := filepath.Join(dir, "tree")
 	if err := os.MkdirAll(filepath.Join(tree, "usr", "sbin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -175,13 +157,16 @@ func TestBuilderAddsADirectoryTree(t *testing.T) {
 	if err := os.Symlink("tool", filepath.Join(tree, "usr", "sbin", "tool-alias")); err != nil {
 		t.Fatal(err)
 	}
-	tarball := filepath.Join(dir, "tree.tar")
-	pack(t, "-binary", hello, "-tag", "outpost-dev/tree:test", "-out", tarball, "-add-dir", tree)
-	img, err := ReadTarball(tarball)
+	withTree, without := testArchs[1], testArchs[0]
+	out := filepath.Join(dir, "tree.tar")
+	pack(t, "-tag", "outpost-dev/tree:test", "-out", out,
+		"-binary", without+"="+buildHello(t, dir, without), "-binary", withTree+"="+buildHello(t, dir, withTree),
+		"-add-dir", withTree+"="+tree)
+	archive, err := ReadArchive(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := img.Files()
+	files, err := archive.Images[withTree].Files()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,36 +179,56 @@ func TestBuilderAddsADirectoryTree(t *testing.T) {
 	if _, ok := files["/hello"]; !ok {
 		t.Error("the binary is missing next to the tree")
 	}
+	if files, err = archive.Images[without].Files(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := files["/usr/sbin/tool"]; ok {
+		t.Errorf("the linux/%s image has the tree given for %s only", without, withTree)
+	}
 }
 
-// A binary that cannot run on an empty base is refused with a message that
-// says how to fix it, instead of an image that fails at the first pull.
+// What could not run, or could not be packed as asked, is refused with a
+// message that says how to fix it, instead of an image that fails at the
+// first pull.
 func TestBuilderRefusesWhatCannotRun(t *testing.T) {
 	dir := t.TempDir()
 	dynamic := "/bin/true"
 	if f, err := elf.Open(dynamic); err != nil || !slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP }) {
 		t.Fatalf("need a dynamically linked %s on the host to test with (%v)", dynamic, err)
 	}
-	for _, tc := range []struct{ binary, want string }{
-		{dynamic, "dynamically linked and cannot run on an empty base: build it with CGO_ENABLED=0"},
-		{writeFile(t, dir, "script.sh", "#!/bin/sh\n"), "is not a Linux (ELF) binary"},
+	host, other := testArchs[0], testArchs[1]
+	hello := buildHello(t, dir, host)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-binary", host + "=" + dynamic}, "dynamically linked and cannot run on an empty base: build it with CGO_ENABLED=0"},
+		{[]string{"-binary", host + "=" + writeFile(t, dir, "script.sh", "#!/bin/sh\n")}, "is not a Linux (ELF) binary"},
+		{[]string{"-binary", other + "=" + hello}, "not " + other + ": build it with GOARCH=" + other},
+		{[]string{"-binary", hello}, "want ARCH=PATH"},
+		{[]string{"-binary", host + "=" + hello, "-add-dir", other + "=" + dir}, "no -binary " + other + "=... to add it to"},
 	} {
-		out, err := run(t.Context(), builder, "-binary", tc.binary, "-tag", "outpost-dev/x:test", "-out", filepath.Join(dir, "x.tar"))
+		args := append([]string{"-tag", "outpost-dev/x:test", "-out", filepath.Join(dir, "x.tar")}, tc.args...)
+		out, err := run(t.Context(), builder, args...)
 		if err == nil || !strings.Contains(out, tc.want) {
-			t.Errorf("packing %s: err %v, output %q; want an error saying %q", tc.binary, err, out, tc.want)
+			t.Errorf("image %s: err %v, output %q; want an error saying %q", strings.Join(tc.args, " "), err, out, tc.want)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "x.tar")); err == nil {
-			t.Errorf("packing %s left a tarball behind", tc.binary)
+			t.Errorf("image %s left an archive behind", strings.Join(tc.args, " "))
 		}
 	}
 }
 
-// buildHello builds testdata/hello as a static binary.
-func buildHello(t *testing.T, dir string) string {
+// buildHello builds testdata/hello as a static binary for arch, once per
+// dir and arch.
+func buildHello(t *testing.T, dir, arch string) string {
 	t.Helper()
-	out := filepath.Join(dir, "hello")
-	if b, err := goCmd(t.Context(), []string{"CGO_ENABLED=0"}, "build", "-o", out, "./testdata/hello"); err != nil {
-		t.Fatalf("build testdata/hello: %v\n%s", err, b)
+	out := filepath.Join(dir, arch, "hello")
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if b, err := goCmd(t.Context(), []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch}, "build", "-o", out, "./testdata/hello"); err != nil {
+		t.Fatalf("build testdata/hello for %s: %v\n%s", arch, err, b)
 	}
 	return out
 }
@@ -235,15 +240,68 @@ func pack(t *testing.T, args ...string) {
 	}
 }
 
-// checkConfig checks what every Outpost image must have.
-func checkConfig(t *testing.T, img *Image, binary, tag string) {
+// checkArchive checks the archive holds one image per architecture in archs,
+// named tag for containerd and tag-ARCH for docker load.
+func checkArchive(t *testing.T, a *Archive, tag string, archs []string) {
 	t.Helper()
-	c := img.Config
-	if !slices.Equal(img.RepoTags, []string{tag}) {
-		t.Errorf("tags %v, want [%s] (what docker load will name it)", img.RepoTags, tag)
+	if !slices.Equal(a.Archs, archs) {
+		t.Errorf("image index platforms %v, want linux/%v", a.Archs, archs)
 	}
-	if c.OS != "linux" || c.Architecture == "" {
-		t.Errorf("platform %s/%s", c.OS, c.Architecture)
+	if got, want := a.Annotations["io.containerd.image.name"], "docker.io/"+tag; got != want {
+		t.Errorf("io.containerd.image.name %q, want %q (what ctr import and kind name it)", got, want)
+	}
+	for arch, img := range a.Images {
+		if want := []string{tag + "-" + arch}; !slices.Equal(img.RepoTags, want) {
+			t.Errorf("linux/%s: manifest.json tags %v, want %v (what docker load names it)", arch, img.RepoTags, want)
+		}
+	}
+}
+
+// elfMachines are the ELF machines of the architectures the tests build for.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// checkELFMachines checks that every ELF file in img (binaries, shared
+// libraries, the loader) is built for arch, and returns how many there are.
+func checkELFMachines(t *testing.T, img *Image, arch string) int {
+	t.Helper()
+	want, ok := elfMachines[arch]
+	if !ok {
+		t.Fatalf("no ELF machine known for %s", arch)
+	}
+	n := 0
+	err := img.walk(func(hdr *tar.Header, r io.Reader) error {
+		if hdr.Typeflag != tar.TypeReg {
+			return nil
+		}
+		data, err := io.ReadAll(r)
+		if err != nil || !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+			return err
+		}
+		f, err := elf.NewFile(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		if f.Machine != want {
+			t.Errorf("linux/%s image: /%s is built for %s", arch, hdr.Name, f.Machine)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// checkConfig checks what every Outpost image must have.
+func checkConfig(t *testing.T, img *Image, binary, arch string) {
+	t.Helper()
+	if img == nil {
+		t.Fatalf("no linux/%s image", arch)
+	}
+	c := img.Config
+	if c.OS != "linux" || c.Architecture != arch {
+		t.Errorf("the linux/%s image's config says platform %s/%s", arch, c.OS, c.Architecture)
 	}
 	if c.Config.User != "65532:65532" {
 		t.Errorf("user %q, want the non-root 65532:65532", c.Config.User)

@@ -1,11 +1,13 @@
 package images
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -33,17 +35,25 @@ var outpostImages = []struct {
 		wantLines: []string{"outpost", "kubernetes", "forward", "cache"}},
 }
 
-// `make image` itself, end to end: it builds each binary once (statically),
-// packs it, and each tarball loads (docker load's checks), runs as non-root
-// from an empty root file system, and its binary answers.
+// imageArchs are the architectures `make image` builds for by default.
+var imageArchs = []string{"amd64", "arm64"}
+
+// `make image` itself, end to end: it builds each binary once per
+// architecture (statically) and packs them into one multi-architecture
+// archive per binary; each platform's image reads back as containerd and
+// docker load read it, holds only files of its architecture, and the host's
+// runs as non-root from an empty root file system, its binary answering.
 func TestMakeImage(t *testing.T) {
 	for _, img := range outpostImages {
 		if _, err := os.Stat(filepath.Join(root, img.pkg)); err != nil {
 			missing(t, img.pkg)
 		}
 	}
+	if !slices.Contains(imageArchs, runtime.GOARCH) {
+		t.Fatalf("make image builds for %v, not for this %s machine, whose binaries the test runs", imageArchs, runtime.GOARCH)
+	}
 	bin := t.TempDir()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()
 	start := time.Now()
 	// Without -trimpath the compiled packages are the ones any other
@@ -59,15 +69,24 @@ func TestMakeImage(t *testing.T) {
 
 	for _, want := range outpostImages {
 		t.Run(want.name, func(t *testing.T) {
-			tarball := filepath.Join(bin, "images", want.name+".tar")
-			img, err := ReadTarball(tarball)
+			archive, err := ReadArchive(filepath.Join(bin, "images", want.name+".tar"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkConfig(t, img, want.name, "outpost-dev/"+want.name+":dev")
-			if v := img.Config.Config.Labels["org.opencontainers.image.version"]; v != "v0.0.0-test" {
-				t.Errorf("version label %q, want the IMAGE_VERSION given to make", v)
+			checkArchive(t, archive, "outpost-dev/"+want.name+":dev", imageArchs)
+			for _, arch := range imageArchs {
+				img := archive.Images[arch]
+				checkConfig(t, img, want.name, arch)
+				if v := img.Config.Config.Labels["org.opencontainers.image.version"]; v != "v0.0.0-test" {
+					t.Errorf("linux/%s: version label %q, want the IMAGE_VERSION given to make", arch, v)
+				}
+				checkELFMachines(t, img, arch)
+				if want.name == "outpost-syncer" {
+					checkIptablesNames(t, img, arch)
+				}
 			}
+
+			img := archive.Images[runtime.GOARCH]
 			out := runInImage(t, img, want.args...)
 			if want.manifest != "" {
 				for _, flag := range manifestFlags(t, want.manifest) {
@@ -87,7 +106,10 @@ func TestMakeImage(t *testing.T) {
 			}
 			switch want.name {
 			case "outpost-syncer":
-				checkIptablesInImage(t, unpack(t, img))
+				rootfs := unpack(t, img)
+				for _, backend := range []string{"nft", "legacy"} {
+					t.Run(backend, func(t *testing.T) { checkIptablesBackend(t, rootfs, backend) })
+				}
 			case "coredns":
 				checkCoreDNSServes(t, img)
 			}
@@ -95,8 +117,40 @@ func TestMakeImage(t *testing.T) {
 	}
 }
 
-// A ruleset with the matches and targets the syncer writes; it only ever
-// exists inside the network namespace the test creates.
+// checkIptablesNames checks that the syncer image has both iptables backends
+// under the names the syncer runs, and the plain names on nf_tables.
+func checkIptablesNames(t *testing.T, img *Image, arch string) {
+	t.Helper()
+	files, err := img.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{}
+	for _, multi := range []string{"nft", "legacy"} {
+		for _, cmd := range []string{"iptables", "ip6tables"} {
+			for _, suffix := range []string{"", "-save", "-restore"} {
+				links[cmd+"-"+multi+suffix] = "xtables-" + multi + "-multi"
+			}
+		}
+	}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, suffix := range []string{"", "-save", "-restore"} {
+			links[cmd+suffix] = "xtables-nft-multi"
+		}
+	}
+	for name, target := range links {
+		hdr := files["/usr/sbin/"+name]
+		if hdr == nil || hdr.Typeflag != tar.TypeSymlink || hdr.Linkname != target {
+			t.Errorf("linux/%s syncer image: /usr/sbin/%s is %+v, want a link to %s", arch, name, hdr, target)
+		}
+		if hdr := files["/usr/sbin/"+target]; hdr == nil || hdr.Typeflag != tar.TypeReg || hdr.Mode&0o111 == 0 {
+			t.Errorf("linux/%s syncer image: /usr/sbin/%s is %+v, want an executable", arch, target, hdr)
+		}
+	}
+}
+
+// Rulesets with the matches and targets the syncer writes; they only ever
+// exist inside the network namespaces the test creates.
 const syncerLikeRules = `*nat
 :OUTPOST-SERVICES - [0:0]
 :OUTPOST-SVC-TEST - [0:0]
@@ -118,35 +172,54 @@ COMMIT
 COMMIT
 `
 
-// checkIptablesInImage runs the syncer image's own iptables-restore and
-// iptables-save (chrooted into rootfs) in a network namespace the test
-// creates: the image must carry a working iptables with every extension the
-// syncer's rules use, since the syncer execs it.
-func checkIptablesInImage(t *testing.T, rootfs string) {
+const syncerLikeRules6 = `*nat
+:OUTPOST-SERVICES - [0:0]
+-A OUTPOST-SERVICES -d 2001:db8::10/128 -p tcp -m tcp --dport 80 -j DNAT --to-destination [2001:db8::2]:8080
+COMMIT
+*filter
+:OUTPOST-FORWARD - [0:0]
+-A OUTPOST-FORWARD -d 2001:db8::11/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable
+COMMIT
+`
+
+// checkIptablesBackend runs the syncer image's own iptables-BACKEND-restore
+// and ip6tables-BACKEND-restore (chrooted into rootfs) in a network namespace
+// of its own, and reads the result with the host's iptables-BACKEND-save:
+// the rules must be there, with every extension the syncer uses, and only
+// there, not in the other backend, or the image would program a backend the
+// node's kube-proxy and CNI plugin do not read.
+func checkIptablesBackend(t *testing.T, rootfs, backend string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("checking the syncer image's iptables needs root (network namespace, chroot)")
 		}
-		t.Log("not root: the syncer image's iptables is not checked")
-		return
+		t.Skip("not root: the syncer image's iptables is not checked")
 	}
-	ns := fmt.Sprintf("outpost-image-%d", os.Getpid())
+	other := map[string]string{"nft": "legacy", "legacy": "nft"}[backend]
+	for _, tool := range []string{"iptables-" + backend + "-save", "iptables-" + other + "-save", "ip6tables-" + backend + "-save"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the host's %s reads what the image wrote: install Debian's iptables package (%v)", tool, err)
+		}
+	}
+	ns := fmt.Sprintf("outpost-image-%d-%s", os.Getpid(), backend)
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
-	inImage := func(stdin string, argv ...string) string {
-		cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", ns, "chroot", rootfs}, argv...)...)
+	inNetns := func(stdin string, argv ...string) string {
+		cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", ns}, argv...)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("%s in the syncer image: %v\n%s", strings.Join(argv, " "), err, out)
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 		}
 		return string(out)
 	}
-	inImage(syncerLikeRules, "/usr/sbin/iptables-restore", "--noflush")
-	saved := inImage("", "/usr/sbin/iptables-save")
+	inNetns(syncerLikeRules, "chroot", rootfs, "/usr/sbin/iptables-"+backend+"-restore", "--noflush")
+	inNetns(syncerLikeRules6, "chroot", rootfs, "/usr/sbin/ip6tables-"+backend+"-restore", "--noflush")
+
+	saved := inNetns("", "iptables-"+backend+"-save")
 	for _, want := range []string{
 		"-j DNAT --to-destination 203.0.113.2:31496",
 		"-m statistic --mode random --probability 0.50000000000",
@@ -155,8 +228,17 @@ func checkIptablesInImage(t *testing.T, rootfs string) {
 		"-j REJECT --reject-with icmp-port-unreachable",
 	} {
 		if !strings.Contains(saved, want) {
-			t.Errorf("iptables-save in the syncer image lacks %q:\n%s", want, saved)
+			t.Errorf("the host's iptables-%s-save lacks %q after the image's iptables-%s-restore:\n%s", backend, want, backend, saved)
 		}
+	}
+	saved6 := inNetns("", "ip6tables-"+backend+"-save")
+	for _, want := range []string{"-j DNAT --to-destination [2001:db8::2]:8080", "-j REJECT --reject-with icmp6-port-unreachable"} {
+		if !strings.Contains(saved6, want) {
+			t.Errorf("the host's ip6tables-%s-save lacks %q after the image's ip6tables-%s-restore:\n%s", backend, want, backend, saved6)
+		}
+	}
+	if saved := inNetns("", "iptables-"+other+"-save"); strings.Contains(saved, "OUTPOST-") {
+		t.Errorf("the image's iptables-%s-restore wrote into the %s backend:\n%s", backend, other, saved)
 	}
 }
 
