@@ -168,7 +168,7 @@ func TestWiringWithManager(t *testing.T) {
 	if err := c.Delete(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // a query in flight may still land
 	before := len(dns.Queries("db.example.test", 0))
 	time.Sleep(1500 * time.Millisecond)
 	if after := len(dns.Queries("db.example.test", 0)); after != before {
