@@ -18,32 +18,14 @@ import (
 )
 
 // TestCorefileExample starts bin/coredns with the repository's
-// Corefile.example, changed only where a test must: the kubeconfig, loopback
-// ports, and a loopback upstream for forward.
+// Corefile.example, changed only where a test must (exampleCorefile).
 func TestCorefileExample(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Corefile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ns := namespace(t, "example", nil)
 	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
 
-	dnsPort, healthPort, readyPort, metricsPort := loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t)
-	corefile := string(data)
-	for _, r := range []struct{ old, new string }{
-		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", dnsPort)},
-		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", healthPort)},
-		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", readyPort)},
-		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", metricsPort)},
-		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", startUpstream(t))},
-		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + testenv.AdminKubeconfigFile(t, env, "coredns-test", "")},
-	} {
-		if strings.Count(corefile, r.old) != 1 {
-			t.Fatalf("Corefile.example no longer has exactly one %q; update this test", r.old)
-		}
-		corefile = strings.Replace(corefile, r.old, r.new, 1)
-	}
-	startCoreDNS(t, corefile, dnsPort)
+	ex := exampleCorefile(t, "outpost", true)
+	dnsPort, healthPort, readyPort, metricsPort := ex.dns, ex.health, ex.ready, ex.metrics
+	startCoreDNS(t, ex.corefile, dnsPort)
 
 	checkCase(t, "udp", dnsPort, test.Case{Qname: "web.example.svc.cluster.local.", Qtype: dns.TypeA,
 		Answer: []dns.RR{test.A("web.example.svc.cluster.local. 30 IN A " + web.Spec.ClusterIP)}})
@@ -75,6 +57,47 @@ func TestCorefileExample(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// example is Corefile.example made runnable here, with the loopback ports it
+// serves on.
+type example struct {
+	corefile                    string
+	dns, health, ready, metrics int
+}
+
+// exampleCorefile returns the repository's Corefile.example changed only
+// where a test must: loopback ports, a loopback upstream for forward, the
+// kubeconfig; plugin ("outpost" or "kubernetes") on the plugin line, and
+// without its cache line unless cache. The benchmark runs both plugins in
+// this shape, the one users run.
+func exampleCorefile(t testing.TB, plugin string, cache bool) example {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Corefile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := example{dns: loopback.FreePort(t), health: loopback.FreePort(t), ready: loopback.FreePort(t), metrics: loopback.FreePort(t)}
+	replacements := []struct{ old, new string }{
+		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", ex.dns)},
+		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", ex.health)},
+		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", ex.ready)},
+		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", ex.metrics)},
+		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", startUpstream(t))},
+		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + testenv.AdminKubeconfigFile(t, env, "coredns-test", "")},
+		{"    outpost cluster.local", "    " + plugin + " cluster.local"},
+	}
+	if !cache {
+		replacements = append(replacements, struct{ old, new string }{"    cache 30\n", ""})
+	}
+	ex.corefile = string(data)
+	for _, r := range replacements {
+		if strings.Count(ex.corefile, r.old) != 1 {
+			t.Fatalf("Corefile.example no longer has exactly one %q; update exampleCorefile", r.old)
+		}
+		ex.corefile = strings.Replace(ex.corefile, r.old, r.new, 1)
+	}
+	return ex
 }
 
 func get(t testing.TB, url string) (int, string) {
