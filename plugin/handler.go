@@ -28,7 +28,7 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	}
 	state := request.Request{W: w, Req: r}
 	qname := state.QName()
-	zone := plugin.Zones(o.Zones).Matches(qname)
+	zone := zoneOf(o.Zones, qname)
 	if zone == "" || len(zone) > len(qname) { // the latter: a name without its final dot (never from the wire)
 		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
 	}
