@@ -27,7 +27,7 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
 	}
 	state := request.Request{W: w, Req: r}
-	qname := state.QName()
+	qname := presentationName(r.Question[0].Name) // state.QName(), cheaper
 	zone := zoneOf(o.Zones, qname)
 	if zone == "" || len(zone) > len(qname) { // the latter: a name without its final dot (never from the wire)
 		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
@@ -38,7 +38,7 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		resultUnsynced.Inc()
 		return o.negative(&state, zone, dns.RcodeServerFailure)
 	}
-	q := question{qname: qname, name: state.Name(), zone: zone, qtype: state.QType()}
+	q := question{qname: qname, name: strings.ToLower(qname), zone: zone, qtype: state.QType()} // name: state.Name()
 
 	var (
 		records, extra []dns.RR
@@ -102,10 +102,8 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	if !truncated && extra == nil && writeWire(w, r, dns.RcodeSuccess, records, nil) {
 		return dns.RcodeSuccess, nil
 	}
-	m := new(dns.Msg)
-	m.SetReply(r)
+	m := newReply(r, dns.RcodeSuccess)
 	m.Truncated = truncated
-	m.Authoritative = true
 	m.Answer = records
 	m.Extra = extra
 	w.WriteMsg(m)
@@ -118,12 +116,34 @@ func (o *Outpost) negative(req *request.Request, zone string, rcode int) (int, e
 	if writeWire(req.W, req.Req, rcode, nil, soa) {
 		return dns.RcodeSuccess, nil
 	}
-	m := new(dns.Msg)
-	m.SetRcode(req.Req, rcode)
-	m.Authoritative = true
+	m := newReply(req.Req, rcode)
 	m.Ns = []dns.RR{soa}
 	req.W.WriteMsg(m)
 	return dns.RcodeSuccess, nil
+}
+
+// reply is an answer with room for its question, so that the message a
+// wrapping plugin (cache, prometheus, loadbalance) is handed costs one
+// allocation where new(dns.Msg) and SetReply make two.
+type reply struct {
+	msg      dns.Msg
+	question [1]dns.Question
+}
+
+// newReply is new(dns.Msg).SetRcode(r, rcode), authoritative. It is out of
+// line: its request header copy would otherwise sit in ServeDNS's frame.
+//
+//go:noinline
+func newReply(r *dns.Msg, rcode int) *dns.Msg {
+	rep := new(reply)
+	m := &rep.msg
+	m.SetRcode(&dns.Msg{MsgHdr: r.MsgHdr}, rcode) // the header fields; no question to copy
+	m.Authoritative = true
+	if len(r.Question) > 0 {
+		rep.question[0] = r.Question[0]
+		m.Question = rep.question[:]
+	}
+	return m
 }
 
 // Name implements plugin.Handler.

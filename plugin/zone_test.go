@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/miekg/dns"
 )
 
 // zoneOf must pick the zone CoreDNS' own matcher picks, for every name.
@@ -38,6 +39,27 @@ func FuzzZoneOf(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		if got, want := zoneOf(zones, name), plugin.Zones(zones).Matches(name); got != want {
 			t.Errorf("zoneOf(%q) = %q, plugin.Zones.Matches says %q", name, got, want)
+		}
+	})
+}
+
+// presentationName must give what request.Request's QName gives.
+func TestPresentationNameIsNameString(t *testing.T) {
+	for _, name := range []string{".", "a.", "svc-1.ns.svc.cluster.local.", "_http._tcp.a.b.", "A.B", "a..b.", ".a.", "..",
+		"a b.", "a\\.b.", "a\\032b.", "a(b).", "a@b.", "a;b.", "a\"b.", "\x00.", "\xff.", "a*.b.", ""} {
+		if got, want := presentationName(name), dns.Name(name).String(); got != want {
+			t.Errorf("presentationName(%q) = %q, dns.Name.String() says %q", name, got, want)
+		}
+	}
+}
+
+func FuzzPresentationName(f *testing.F) {
+	for _, s := range []string{"a.cluster.local.", "a..b.", "a\\.b.", "."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := presentationName(name), dns.Name(name).String(); got != want {
+			t.Errorf("presentationName(%q) = %q, dns.Name.String() says %q", name, got, want)
 		}
 	})
 }

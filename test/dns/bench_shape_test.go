@@ -191,7 +191,7 @@ func abba(b *testing.B, label string, rounds int, servers []*benchServer, run fu
 		k, o := got["kubernetes"], got["outpost"]
 		fmt.Printf("%-36s round %d  kubernetes %s  outpost %s\n", label, round+1, k, o)
 		if !maps.Equal(k.rcodes, o.rcodes) || k.lost != 0 || o.lost != 0 {
-			b.Fatalf("%s round %d: the plugins' response codes differ on the same queries:\n  kubernetes %v, %d lost\n  outpost    %v, %d lost\n(lost: unanswered within dnsperf's 2 s timeout, three runs in a row)",
+			b.Fatalf("%s round %d: the plugins' response codes differ on the same queries:\n  kubernetes %v, %d lost\n  outpost    %v, %d lost\n(lost: unanswered within dnsperf's 5 s timeout, three runs in a row)",
 				label, round+1, k.rcodes, k.lost, o.rcodes, o.lost)
 		}
 	}
@@ -241,7 +241,7 @@ var (
 // and reads its statistics, the server's CPU time during the run, and with
 // -v in args every query's latency.
 func (s *benchServer) dnsperf(b *testing.B, pinned bool, args ...string) perfRun {
-	argv := append([]string{"dnsperf", "-s", "127.0.0.1", "-p", strconv.Itoa(s.port), "-c", "4", "-q", "200", "-t", "2"}, args...)
+	argv := append([]string{"dnsperf", "-s", "127.0.0.1", "-p", strconv.Itoa(s.port), "-c", "4", "-q", "100", "-t", "5"}, args...)
 	if pinned {
 		argv = append([]string{"taskset", "-c", "1"}, argv...)
 	}
