@@ -15,22 +15,47 @@ import (
 // The server runs every UDP query on a new goroutine, whose stack starts at
 // 2 KiB; decoding the question already doubles it once. Every further
 // doubling copies the whole stack, which cost more than the lookup itself
-// (a fifth of the CPU under dnsperf). So the lookup chain - ServeDNS,
+// (a fifth of the CPU under dnsperf). So the lookup chain - answer,
 // address, services, records, parseName/endpointRecords - keeps its frames
 // small: arguments by pointer, and answers built in sibling calls
 // (addressRRs, srvRRs, specialServices) that are not on the chain. The
 // chain fits the 4 KiB stack; TestCommonQueriesFitTheServersStack fails
 // when it stops fitting, and go build -gcflags=-S ./plugin (locals=) shows
 // which frame grew.
+//
+// ServeDNS itself only writes what answer built: under the plugins that
+// wrap the writer (prometheus, errors, loadbalance in Corefile.example) the
+// message goes down their WriteMsg chain and the server's packing and UDP
+// write, which with answer's frame still on the stack would outgrow it.
 func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) == 0 {
+	m, rcode, err := o.answer(ctx, w, r)
+	switch {
+	case rcode == nextPlugin:
 		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
+	case m != nil && !writeReply(w, r, m):
+		w.WriteMsg(m)
+	}
+	return rcode, err
+}
+
+// nextPlugin is answer's rcode for a query that is not this plugin's to
+// answer (outside its zones, or a name to fall through).
+const nextPlugin = -1
+
+// answer answers r: it returns the message for ServeDNS to write, or nil
+// when it has none (nextPlugin, a refusal, an error), with ServeDNS's rcode
+// and error.
+//
+//go:noinline
+func (o *Outpost) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (*dns.Msg, int, error) {
+	if len(r.Question) == 0 {
+		return nil, nextPlugin, nil
 	}
 	state := request.Request{W: w, Req: r}
 	qname := presentationName(r.Question[0].Name) // state.QName(), cheaper
 	zone := zoneOf(o.Zones, qname)
 	if zone == "" || len(zone) > len(qname) { // the latter: a name without its final dot (never from the wire)
-		return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
+		return nil, nextPlugin, nil
 	}
 	zone = qname[len(qname)-len(zone):] // keep the query's case
 	if o.snapshotExpired.Load() && !o.informersSynced.Load() {
@@ -48,50 +73,23 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	switch q.qtype {
 	case dns.TypeA, dns.TypeAAAA:
 		records, truncated, err = o.address(ctx, &state, &q, nil)
-	case dns.TypeTXT:
-		records, truncated, err = o.txt(ctx, &state, &q, nil)
-	case dns.TypeCNAME:
-		records, err = o.cname(&q)
 	case dns.TypePTR:
 		records, err = o.ptr(&q)
 	case dns.TypeSRV:
 		records, extra, err = o.srv(&q)
-	case dns.TypeMX:
-		_, err = o.services(&q) // never mail: NODATA or NXDOMAIN
-	case dns.TypeSOA:
-		if qname == zone {
-			records = []dns.RR{o.soa(zone)}
-		}
 	case dns.TypeAXFR, dns.TypeIXFR:
 		resultRefused.Inc()
-		return dns.RcodeRefused, nil
-	case dns.TypeNS:
-		if q.name == strings.ToLower(zone) { // case-insensitive, see README
-			records, extra = o.ns(q)
-			break
-		}
-		fallthrough
+		return nil, dns.RcodeRefused, nil
 	default:
-		// The name's existence decides NODATA vs NXDOMAIN: look it up as A.
-		q.qtype = dns.TypeA
-		_, _, err = o.address(ctx, &state, &q, nil)
+		records, extra, truncated, err = o.otherTypes(ctx, &state, &q)
 	}
 
 	if isNameError(err) {
-		if o.Fall.Through(q.name) {
-			resultFallthrough.Inc()
-			return plugin.NextOrFailure(o.Name(), o.Next, ctx, w, r)
-		}
-		if !o.synced() {
-			resultUnsynced.Inc()
-			return o.negative(&state, zone, dns.RcodeServerFailure)
-		}
-		resultNxdomain.Inc()
-		return o.negative(&state, zone, dns.RcodeNameError)
+		return o.nameError(&state, &q)
 	}
 	if err != nil {
 		resultError.Inc()
-		return dns.RcodeServerFailure, err
+		return nil, dns.RcodeServerFailure, err
 	}
 	if len(records) == 0 {
 		resultNodata.Inc()
@@ -99,28 +97,71 @@ func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	}
 
 	resultSuccess.Inc()
-	if !truncated && extra == nil && writeWire(w, r, dns.RcodeSuccess, records, nil) {
-		return dns.RcodeSuccess, nil
-	}
 	m := newReply(r, dns.RcodeSuccess)
 	m.Truncated = truncated
 	m.Answer = records
 	m.Extra = extra
-	w.WriteMsg(m)
-	return dns.RcodeSuccess, nil
+	return m, dns.RcodeSuccess, nil
 }
 
-// negative writes NXDOMAIN, NODATA or SERVFAIL with the zone's SOA.
-func (o *Outpost) negative(req *request.Request, zone string, rcode int) (int, error) {
-	soa := o.soa(zone)
-	if writeWire(req.W, req.Req, rcode, nil, soa) {
-		return dns.RcodeSuccess, nil
+// otherTypes looks up the query types other than A, AAAA, PTR and SRV for
+// answer. It is out of line so that its locals do not grow answer's
+// frame, which is on the stack of every query.
+//
+//go:noinline
+func (o *Outpost) otherTypes(ctx context.Context, state *request.Request, q *question) (records, extra []dns.RR, truncated bool, err error) {
+	switch q.qtype {
+	case dns.TypeTXT:
+		records, truncated, err = o.txt(ctx, state, q, nil)
+	case dns.TypeCNAME:
+		records, err = o.cname(q)
+	case dns.TypeMX:
+		_, err = o.services(q) // never mail: NODATA or NXDOMAIN
+	case dns.TypeSOA:
+		if q.qname == q.zone {
+			records = []dns.RR{o.soa(q.zone)}
+		}
+	case dns.TypeNS:
+		if q.name == strings.ToLower(q.zone) { // case-insensitive, see README
+			records, extra = o.ns(*q)
+			break
+		}
+		fallthrough
+	default:
+		// The name's existence decides NODATA vs NXDOMAIN: look it up as A.
+		q.qtype = dns.TypeA
+		_, _, err = o.address(ctx, state, q, nil)
 	}
-	m := newReply(req.Req, rcode)
-	m.Ns = []dns.RR{soa}
-	req.W.WriteMsg(m)
-	return dns.RcodeSuccess, nil
+	return records, extra, truncated, err
 }
+
+// nameError is answer's reply for a name that does not exist: passed on
+// when it falls through, SERVFAIL before the first sync, else NXDOMAIN. Out
+// of line, like otherTypes.
+//
+//go:noinline
+func (o *Outpost) nameError(state *request.Request, q *question) (*dns.Msg, int, error) {
+	if o.Fall.Through(q.name) {
+		resultFallthrough.Inc()
+		return nil, nextPlugin, nil
+	}
+	if !o.synced() {
+		resultUnsynced.Inc()
+		return o.negative(state, q.zone, dns.RcodeServerFailure)
+	}
+	resultNxdomain.Inc()
+	return o.negative(state, q.zone, dns.RcodeNameError)
+}
+
+// negative is answer's NXDOMAIN, NODATA or SERVFAIL, with the zone's SOA.
+func (o *Outpost) negative(req *request.Request, zone string, rcode int) (*dns.Msg, int, error) {
+	m := newReply(req.Req, rcode)
+	m.Ns = []dns.RR{o.soa(zone)}
+	return m, dns.RcodeSuccess, nil
+}
+
+// Name implements plugin.Handler.
+func (o *Outpost) Name() string { return pluginName }
 
 // reply is an answer with room for its question, so that the message a
 // wrapping plugin (cache, prometheus, loadbalance) is handed costs one
@@ -145,6 +186,3 @@ func newReply(r *dns.Msg, rcode int) *dns.Msg {
 	}
 	return m
 }
-
-// Name implements plugin.Handler.
-func (o *Outpost) Name() string { return pluginName }
