@@ -23,10 +23,12 @@ import (
 // when it stops fitting, and go build -gcflags=-S ./plugin (locals=) shows
 // which frame grew.
 //
-// ServeDNS itself only writes what answer built: under the plugins that
-// wrap the writer (prometheus, errors, loadbalance in Corefile.example) the
-// message goes down their WriteMsg chain and the server's packing and UDP
-// write, which with answer's frame still on the stack would outgrow it.
+// ServeDNS itself is the I/O around answer, which builds the reply: it
+// writes the reply pre-packed when it can (writeReply), else through
+// WriteMsg, from its own small frame. Under plugins that wrap the writer
+// (errors, prometheus, cache in Corefile.example) their frames take most of
+// the 4 KiB before ServeDNS is called, and the stack grows once on the way
+// into answer, as it does for the kubernetes plugin; that is theirs.
 func (o *Outpost) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	m, rcode, err := o.answer(ctx, w, r)
 	switch {

@@ -196,7 +196,7 @@ func populate(b *testing.B, from, to, namespaces int) {
 	ctx := context.Background()
 	for i := range namespaces {
 		if from > 0 {
-			break
+			break // made with the first Services
 		}
 		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNamespace(i, namespaces)}}, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
