@@ -60,7 +60,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// A certificate directory of its own, so that BenchmarkDNS can restart
-	// kube-apiserver (testenv.RestartAPIServer) under running CoreDNS.
+	// kube-apiserver (testenv.StopAPIServer) under running CoreDNS.
 	certDir, err := os.MkdirTemp("", "outpost-dns-certs-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

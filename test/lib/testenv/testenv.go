@@ -139,14 +139,14 @@ func AdminKubeconfigFile(tb testing.TB, env *envtest.Environment, name, server s
 	return path
 }
 
-// RestartAPIServer stops kube-apiserver (etcd stays), waits until it no
-// longer accepts connections, keeps it away for away, and starts it again.
-// Its clients' watches then relist: the new API server's watch cache starts
+// StopAPIServer stops kube-apiserver (etcd stays) and waits until it no
+// longer accepts connections; GetAPIServer().Start() brings it back, and
+// its clients' watches then relist: the new API server's watch cache starts
 // past their resource versions. The environment must have been started with
 // a CertDir of its own (set before Start): envtest otherwise makes a new
-// serving certificate in a new directory, which the kubeconfigs handed out
-// before would not trust.
-func RestartAPIServer(env *envtest.Environment, away time.Duration) error {
+// serving certificate in a new directory on Start, which the kubeconfigs
+// handed out before would not trust.
+func StopAPIServer(env *envtest.Environment) error {
 	api := env.ControlPlane.GetAPIServer()
 	// kube-apiserver drains its watches for longer than that; it is then
 	// killed, as a crashed one would be (Stop then reports the timeout).
@@ -162,10 +162,6 @@ func RestartAPIServer(env *envtest.Environment, away time.Duration) error {
 		return nil
 	}); err != nil {
 		return errors.Join(err, stopErr)
-	}
-	time.Sleep(away) // the scenario: the API server is away this long
-	if err := api.Start(); err != nil {
-		return fmt.Errorf("start kube-apiserver again: %w", err)
 	}
 	return nil
 }
