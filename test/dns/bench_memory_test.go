@@ -25,7 +25,7 @@ import (
 //   - peak RSS during the relist after kube-apiserver restarts (VmHWM
 //     reset through /proc/PID/clear_refs just before).
 func measureMemory(b *testing.B, cfg *benchConfig, res *results, services, namespaces int) {
-	servers := startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, false)
+	servers := startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, false, false)
 	defer stopBenchServers(servers)
 	const mode = "shipped+cache/memory"
 	for _, s := range servers {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +59,13 @@ type benchServer struct {
 
 // startBenchServers starts one CoreDNS per plugin (kubernetes first) in
 // shape sh and waits until both answer for the last of services Services.
-func startBenchServers(b *testing.B, sh benchShape, services, namespaces int, withPprof bool) []*benchServer {
+// Pinned ones run on CPU 0 from the start, so that the Go runtime sizes
+// itself for one CPU (GOMAXPROCS 1), as in a pod limited to one CPU.
+func startBenchServers(b *testing.B, sh benchShape, services, namespaces int, pinned, withPprof bool) []*benchServer {
+	var wrapper []string
+	if pinned {
+		wrapper = []string{"taskset", "-c", "0"}
+	}
 	var servers []*benchServer
 	for _, plugin := range []string{"kubernetes", "outpost"} {
 		corefile, port := sh.corefile(b, plugin)
@@ -71,7 +76,7 @@ func startBenchServers(b *testing.B, sh benchShape, services, namespaces int, wi
 			s.pprof = loopback.FreePort(b)
 			corefile += fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    pprof 127.0.0.1:%d\n}\n", loopback.FreePort(b), s.pprof)
 		}
-		s.proc = startCoreDNSWith(b, corefile, port, nil)
+		s.proc = startCoreDNSWith(b, corefile, port, wrapper)
 		servers = append(servers, s)
 	}
 	errs := make([]error, len(servers))
@@ -91,22 +96,14 @@ func startBenchServers(b *testing.B, sh benchShape, services, namespaces int, wi
 	return servers
 }
 
+// stopBenchServers stops the servers together: each waits out its health
+// plugin's lameduck first.
 func stopBenchServers(servers []*benchServer) {
+	var wg sync.WaitGroup
 	for _, s := range servers {
-		s.proc.Stop()
+		wg.Go(s.proc.Stop)
 	}
-}
-
-// pin moves every thread of the server to CPU 0, or back to all CPUs; new
-// threads inherit the affinity of the thread that makes them.
-func (s *benchServer) pin(b *testing.B, pinned bool) {
-	cpus := fmt.Sprintf("0-%d", runtime.NumCPU()-1)
-	if pinned {
-		cpus = "0"
-	}
-	if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(s.proc.Pid())).CombinedOutput(); err != nil {
-		b.Fatalf("taskset -a -p -c %s %d (%s): %v\n%s", cpus, s.proc.Pid(), s.plugin, err, out)
-	}
+	wg.Wait()
 }
 
 func pinning(pinned bool) string {
@@ -120,37 +117,39 @@ func pinning(pinned bool) string {
 // shipped shapes also CPU per query and p99 latency at an equal offered
 // load, and (without cache, which would hold old answers) propagation.
 func measureShape(b *testing.B, cfg *benchConfig, res *results, services, namespaces int, sh benchShape, queries string) {
-	servers := startBenchServers(b, sh, services, namespaces, cfg.profileDir != "")
-	defer stopBenchServers(servers)
 	onePass := []string{"-d", queries, "-n", "1"}
 	for _, pinned := range []bool{true, false} {
 		mode := sh.name + "/" + pinning(pinned)
+		servers := startBenchServers(b, sh, services, namespaces, pinned, pinned && cfg.profileDir != "")
+		// Warm-up: the first queries fault in pages, grow the goroutine and
+		// buffer pools and fill the cache.
 		for _, s := range servers {
-			s.pin(b, pinned)
+			s.dnsperf(b, pinned, onePass...)
 		}
-		if pinned {
-			// Warm-up: the first queries fault in pages, grow the
-			// goroutine and buffer pools and fill the cache.
+		if pinned && cfg.profileDir != "" {
 			for _, s := range servers {
-				s.dnsperf(b, pinned, onePass...)
-			}
-			if cfg.profileDir != "" {
-				for _, s := range servers {
-					s.profile(b, filepath.Join(cfg.profileDir, fmt.Sprintf("%d-%s-%s.pprof", services, sh.name, s.plugin)), queries)
-				}
+				s.profile(b, filepath.Join(cfg.profileDir, fmt.Sprintf("%d-%s-%s.pprof", services, sh.name, s.plugin)), queries)
 			}
 		}
 		runs := abba(b, mode, cfg.rounds, servers, func(s *benchServer) perfRun { return s.dnsperf(b, pinned, onePass...) })
 		res.addRuns(services, mode, "qps", runs, func(r perfRun) float64 { return r.qps })
+		if pinned && sh.shipped {
+			measureAtLoad(b, cfg, res, services, mode, servers, onePass)
+			if !sh.cache {
+				k, o := propagation(b, servers[0].port, servers[1].port, 200, namespaces)
+				res.add(services, mode, "kubernetes", "propagation_p50_ms", k[0])
+				res.add(services, mode, "outpost", "propagation_p50_ms", o[0])
+				res.add(services, mode, "kubernetes", "propagation_p99_ms", k[1])
+				res.add(services, mode, "outpost", "propagation_p99_ms", o[1])
+			}
+		}
+		stopBenchServers(servers)
 	}
-	if !sh.shipped {
-		return
-	}
+}
 
-	mode := sh.name + "/pinned"
-	for _, s := range servers {
-		s.pin(b, true)
-	}
+// measureAtLoad records CoreDNS CPU seconds per 100k queries and the p99
+// latency of both (pinned) servers at the same offered load.
+func measureAtLoad(b *testing.B, cfg *benchConfig, res *results, services int, mode string, servers []*benchServer, onePass []string) {
 	load := cfg.cpuLoad
 	if load == 0 {
 		// Half of what the kubernetes plugin sustains without cache: neither
@@ -162,14 +161,6 @@ func measureShape(b *testing.B, cfg *benchConfig, res *results, services, namesp
 	res.add(services, mode, "", "offered_qps", float64(load))
 	res.addRuns(services, mode, "cpu_s_per_100k", runs, func(r perfRun) float64 { return r.cpuPer100k() })
 	res.addRuns(services, mode, "p99_ms", runs, func(r perfRun) float64 { return r.p99 * 1000 })
-
-	if !sh.cache {
-		k, o := propagation(b, servers[0].port, servers[1].port, 200, namespaces)
-		res.add(services, mode, "kubernetes", "propagation_p50_ms", k[0])
-		res.add(services, mode, "outpost", "propagation_p50_ms", o[0])
-		res.add(services, mode, "kubernetes", "propagation_p99_ms", k[1])
-		res.add(services, mode, "outpost", "propagation_p99_ms", o[1])
-	}
 }
 
 // abba runs each server once per round, kubernetes first in odd rounds and
