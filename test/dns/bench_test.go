@@ -63,10 +63,10 @@ func BenchmarkDNS(b *testing.B) {
 		queries: envInt("BENCH_DNS_QUERIES", 100000),
 		cpuLoad: envInt("BENCH_DNS_CPU_QPS", 0),
 		rssAt:   envDurations(b, "BENCH_DNS_RSS_AT", []time.Duration{5 * time.Second, 60 * time.Second, 300 * time.Second}),
-		// BENCH_DNS_PROFILE=DIR writes a CPU profile of CoreDNS under each
-		// plugin's first pinned round in each shape to
-		// DIR/<services>-<shape>-<plugin>.pprof, to see where the time goes
-		// (go tool pprof -top bin/coredns DIR/10000-shipped-outpost.pprof).
+		// BENCH_DNS_PROFILE=DIR writes a CPU profile of each pinned
+		// CoreDNS under 5 s of dnsperf after its warm-up, per size and
+		// shape, to DIR/<services>-<shape>-<plugin>.pprof, to see where the
+		// time goes (go tool pprof -top bin/coredns DIR/10000-shipped-outpost.pprof).
 		profileDir: os.Getenv("BENCH_DNS_PROFILE"),
 	}
 	if cfg.rounds < 5 {
@@ -89,11 +89,12 @@ func BenchmarkDNS(b *testing.B) {
 			measureShape(b, &cfg, res, size, namespaces, sh, queries)
 		}
 		measureMemory(b, &cfg, res, size, namespaces)
+		// After each size, so that a run stopped later keeps its figures.
+		if err := res.writeTSV(out); err != nil {
+			b.Fatal(err)
+		}
 	}
 	res.print()
-	if err := res.writeTSV(out); err != nil {
-		b.Fatal(err)
-	}
 	fmt.Printf("\nfigures written to %s\n", out)
 	b.ReportMetric(res.median(cfg.sizes[0], "shipped/pinned", "outpost", "qps")/res.median(cfg.sizes[0], "shipped/pinned", "kubernetes", "qps"), "qps-ratio")
 }
@@ -151,6 +152,7 @@ func envInts(b *testing.B, name string, def []int) []int {
 		}
 		out = append(out, n)
 	}
+	slices.Sort(out) // populate adds the Services of each size to the last's
 	return out
 }
 
