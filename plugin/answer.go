@@ -51,6 +51,12 @@ func (o *Outpost) addressRRs(ctx context.Context, req *request.Request, q *quest
 	if long {
 		recs = uniqueIPs(recs)
 	}
+	// The records in one allocation rather than one each: a headless
+	// Service's answer has as many as it has endpoints.
+	var (
+		as    []dns.A
+		aaaas []dns.AAAA
+	)
 	for i, r := range recs {
 		if r.ip == nil {
 			chased, tc := o.chase(ctx, req, q, r.target, previous)
@@ -68,10 +74,20 @@ func (o *Outpost) addressRRs(ctx context.Context, req *request.Request, q *quest
 		if rrs == nil {
 			rrs = make([]dns.RR, 0, len(recs))
 		}
+		// The blocks never grow (capacity: every record), so the pointers
+		// into them stay valid.
 		if isV4 {
-			rrs = append(rrs, &dns.A{Hdr: o.hdr(q.qname, dns.TypeA), A: r.ip})
+			if as == nil {
+				as = make([]dns.A, 0, len(recs)-i)
+			}
+			as = append(as, dns.A{Hdr: o.hdr(q.qname, dns.TypeA), A: r.ip})
+			rrs = append(rrs, &as[len(as)-1])
 		} else {
-			rrs = append(rrs, &dns.AAAA{Hdr: o.hdr(q.qname, dns.TypeAAAA), AAAA: r.ip})
+			if aaaas == nil {
+				aaaas = make([]dns.AAAA, 0, len(recs)-i)
+			}
+			aaaas = append(aaaas, dns.AAAA{Hdr: o.hdr(q.qname, dns.TypeAAAA), AAAA: r.ip})
+			rrs = append(rrs, &aaaas[len(aaaas)-1])
 		}
 	}
 	return rrs, truncated

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"sort"
 	"testing"
 
@@ -344,4 +345,24 @@ func sortAndCheck(resp *dns.Msg, tc test.Case) error {
 		sort.Sort(test.RRSet(rrs))
 	}
 	return test.SortAndCheck(resp, tc)
+}
+
+// newReply must build the message new(dns.Msg).SetRcode does, made
+// authoritative, whatever the request's header.
+func TestNewReplyIsSetRcode(t *testing.T) {
+	for _, opcode := range []int{dns.OpcodeQuery, dns.OpcodeNotify} {
+		for _, flags := range []struct{ rd, cd bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			r := new(dns.Msg)
+			r.SetQuestion("svc1.testns.svc.cluster.local.", dns.TypeA)
+			r.Opcode, r.RecursionDesired, r.CheckingDisabled = opcode, flags.rd, flags.cd
+			r.AuthenticatedData = true
+			for _, rcode := range []int{dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeServerFailure} {
+				want := new(dns.Msg).SetRcode(r, rcode)
+				want.Authoritative = true
+				if got := newReply(r, rcode); !reflect.DeepEqual(got, want) {
+					t.Errorf("opcode %d rd=%v cd=%v rcode %d:\ngot  %v\nwant %v", opcode, flags.rd, flags.cd, rcode, got, want)
+				}
+			}
+		}
+	}
 }

@@ -24,6 +24,23 @@ import (
 // stack array would escape to the heap on every query.
 var wireBuffers = sync.Pool{New: func() any { return new([512]byte) }}
 
+// writeReply is writeWire for a reply built by newReply: A/AAAA records
+// only, or a negative answer with the zone's SOA alone in the authority
+// section.
+func writeReply(w dns.ResponseWriter, r, m *dns.Msg) bool {
+	if m.Truncated || !m.Authoritative || m.Extra != nil || len(m.Ns) > 1 {
+		return false
+	}
+	var soa *dns.SOA
+	if len(m.Ns) == 1 {
+		var ok bool
+		if soa, ok = m.Ns[0].(*dns.SOA); !ok {
+			return false
+		}
+	}
+	return writeWire(w, r, m.Rcode, m.Answer, soa)
+}
+
 func writeWire(w dns.ResponseWriter, r *dns.Msg, rcode int, answer []dns.RR, soa *dns.SOA) bool {
 	if _, ok := w.(*request.ScrubWriter); !ok {
 		return false

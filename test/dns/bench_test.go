@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,117 +23,90 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/outpost-dev/outpost/test/lib/loopback"
 	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
-// BenchmarkDNS compares outpost with the kubernetes plugin in the same
-// bin/coredns over the same API data: 10,000 Services (10% headless), each
-// with an EndpointSlice of 5 endpoints. It reports, side by side:
-//   - throughput (dnsperf, equal durations, alternating plugins),
-//   - p99 latency at an equal offered load (dnsperf -Q with -v),
-//   - RSS of two separate CoreDNS processes (one per plugin) after sync,
-//   - propagation: EndpointSlice update to changed answer, 200 updates.
+// BenchmarkDNS compares outpost with the kubernetes plugin, the same
+// bin/coredns over the same API data: at each size of BENCH_DNS_SERVICES
+// (default 10000,50000) that many Services in 10 namespaces (every 10th
+// headless), each with an EndpointSlice of 5 endpoints. For each size it
+// measures, side by side:
+//   - throughput (dnsperf) in three shapes: a bare server block, and the
+//     shipped Corefile.example with its cache and without it (only the
+//     plugin line differs between the plugins), each with CoreDNS pinned to
+//     CPU 0 and dnsperf to CPU 1 and unpinned;
+//   - CoreDNS CPU seconds per 100k queries and p99 latency at an equal
+//     offered load, in the shipped shapes;
+//   - propagation: EndpointSlice update to changed answer, 200 updates;
+//   - memory of two fresh processes in the shipped shape: peak RSS during
+//     the initial sync and during a relist after kube-apiserver restarts,
+//     and RSS at BENCH_DNS_RSS_AT (default 5s,60s,300s) after sync.
 //
-// Run it with `make bench-dns` (dnsperf must be installed).
+// Every figure is the median of BENCH_DNS_ROUNDS (default 5) interleaved
+// rounds (ABBA: kubernetes, outpost, outpost, kubernetes, ...), all rounds
+// printed; a round runs dnsperf once through a file of BENCH_DNS_QUERIES
+// queries (default 100000), so both plugins answer the same queries and
+// their response-code counts must be equal. The figures also go to
+// BENCH_OUT (default bin/bench/dns.tsv), one row per figure and round.
+//
+// Run it with `make bench-dns` (dnsperf must be installed; as root, for
+// the peak-RSS reset through /proc/PID/clear_refs).
 func BenchmarkDNS(b *testing.B) {
 	if _, err := exec.LookPath("dnsperf"); err != nil {
 		b.Fatal("dnsperf not installed (apt-get install dnsperf)")
 	}
-	const (
-		services   = 10000
-		namespaces = 10
-	)
+	const namespaces = 10
+	cfg := benchConfig{
+		sizes:   envInts(b, "BENCH_DNS_SERVICES", []int{10000, 50000}),
+		rounds:  envInt("BENCH_DNS_ROUNDS", 5),
+		queries: envInt("BENCH_DNS_QUERIES", 100000),
+		cpuLoad: envInt("BENCH_DNS_CPU_QPS", 0),
+		rssAt:   envDurations(b, "BENCH_DNS_RSS_AT", []time.Duration{5 * time.Second, 60 * time.Second, 300 * time.Second}),
+		// BENCH_DNS_PROFILE=DIR writes a CPU profile of each pinned
+		// CoreDNS under 5 s of dnsperf after its warm-up, per size and
+		// shape, to DIR/<services>-<shape>-<plugin>.pprof, to see where the
+		// time goes (go tool pprof -top bin/coredns DIR/10000-shipped-outpost.pprof).
+		profileDir: os.Getenv("BENCH_DNS_PROFILE"),
+	}
+	if cfg.rounds < 5 {
+		fmt.Printf("BENCH_DNS_ROUNDS=%d: fewer than 5 rounds, a trial run; its medians are not results\n", cfg.rounds)
+	}
+	out := os.Getenv("BENCH_OUT")
+	if out == "" {
+		out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "dns.tsv")
+	}
 	fastClient(b)
-	start := time.Now()
-	populate(b, services, namespaces)
-	fmt.Printf("populated %d Services + %d EndpointSlices in %s\n", services, services, time.Since(start).Round(time.Second))
-
-	kc := testenv.AdminKubeconfigFile(b, env, "coredns-test", "")
-	block := func(plugin string, port int) string {
-		return fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    %s cluster.local in-addr.arpa ip6.arpa {\n        kubeconfig %s\n        startup_timeout 120s\n    }\n}\n", port, plugin, kc)
-	}
-	// CoreDNS on CPU 0 and dnsperf on CPU 1, so that the server, not the
-	// load generator, is what saturates.
-	kPort, oPort := loopback.FreePort(b), loopback.FreePort(b)
-	// BENCH_DNS_PROFILE=DIR writes a CPU profile of CoreDNS under each
-	// plugin's first throughput run to DIR/<plugin>.pprof, to see where the
-	// time goes (go tool pprof -top bin/coredns DIR/outpost.pprof).
-	profileDir, pprofPort := os.Getenv("BENCH_DNS_PROFILE"), 0
-	pprofBlock := ""
-	if profileDir != "" {
-		pprofPort = loopback.FreePort(b)
-		pprofBlock = fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    pprof 127.0.0.1:%d\n}\n", loopback.FreePort(b), pprofPort)
-	}
-	startCoreDNSWith(b, block("kubernetes", kPort)+block("outpost", oPort)+pprofBlock, oPort, []string{"taskset", "-c", "0"})
-	waitSynced(b, kPort, oPort, services, namespaces)
-
-	queries := writeQueryFile(b, services, namespaces)
-	// Throughput: short runs in ABBA order (kubernetes, outpost, outpost,
-	// kubernetes, ...), equal total time for both. The machine is shared, so
-	// load from elsewhere drifts; each adjacent pair gives a ratio, and the
-	// median of those ratios is what is reported next to the mean QPS.
-	seconds := envInt("BENCH_DNS_SECONDS", 4)
-	rounds := envInt("BENCH_DNS_ROUNDS", 12)
-	qps := map[string]float64{}
-	var ratios []float64
-	for round := range rounds {
-		order := []struct {
-			name string
-			port int
-		}{{"kubernetes", kPort}, {"outpost", oPort}}
-		if round%2 == 1 {
-			order[0], order[1] = order[1], order[0]
+	res := &results{}
+	populated := 0
+	for _, size := range cfg.sizes {
+		start := time.Now()
+		populate(b, populated, size, namespaces)
+		populated = max(populated, size)
+		fmt.Printf("\n=== %d Services + %d EndpointSlices (populated in %s)\n", size, size, time.Since(start).Round(time.Second))
+		queries := writeQueryFile(b, size, namespaces, cfg.queries)
+		for _, sh := range benchShapes {
+			measureShape(b, &cfg, res, size, namespaces, sh, queries)
 		}
-		got := map[string]float64{}
-		for _, side := range order {
-			var profiled sync.WaitGroup
-			if round == 0 && profileDir != "" {
-				profiled.Go(func() { cpuProfile(b, pprofPort, seconds-1, filepath.Join(profileDir, side.name+".pprof")) })
-			}
-			got[side.name] = dnsperf(b, side.port, queries, seconds, 0, false).qps
-			profiled.Wait()
-			qps[side.name] += got[side.name] / float64(rounds)
+		measureMemory(b, &cfg, res, size, namespaces)
+		// After each size, so that a run stopped later keeps its figures.
+		if err := res.writeTSV(out); err != nil {
+			b.Fatal(err)
 		}
-		ratios = append(ratios, got["outpost"]/got["kubernetes"])
-		fmt.Printf("round %2d  kubernetes %8.0f QPS  outpost %8.0f QPS  ratio %.2f\n", round+1, got["kubernetes"], got["outpost"], ratios[len(ratios)-1])
 	}
-	slices.Sort(ratios)
-	medianRatio := ratios[len(ratios)/2]
-	// Latency at the same offered load for both: half of what the
-	// kubernetes plugin sustains, so neither is saturated.
-	load := envInt("BENCH_DNS_P99_QPS", int(qps["kubernetes"]/2))
-	kLat := dnsperf(b, kPort, queries, 10, load, true)
-	oLat := dnsperf(b, oPort, queries, 10, load, true)
+	res.print()
+	fmt.Printf("\nfigures written to %s\n", out)
+	b.ReportMetric(res.median(cfg.sizes[0], "shipped/pinned", "outpost", "qps")/res.median(cfg.sizes[0], "shipped/pinned", "kubernetes", "qps"), "qps-ratio")
+}
 
-	kProp, oProp := propagation(b, kPort, oPort, 200, namespaces)
-
-	// RSS: one process per plugin, measured after sync and a settle time.
-	rss, anon, file := map[string]float64{}, map[string]float64{}, map[string]float64{}
-	for _, plugin := range []string{"kubernetes", "outpost"} {
-		p := loopback.FreePort(b)
-		srv := startCoreDNSWith(b, block(plugin, p), p, []string{"taskset", "-c", "0"})
-		waitSynced1(b, p, services, namespaces)
-		time.Sleep(5 * time.Second)
-		rss[plugin], anon[plugin], file[plugin] = rssMiB(b, srv.Pid())
-		srv.Stop()
-	}
-
-	fmt.Printf("\n%-34s %12s %12s %8s\n", "", "kubernetes", "outpost", "ratio")
-	row := func(name, unit string, k, o float64) {
-		fmt.Printf("%-34s %10.1f%-2s %10.1f%-2s %7.2fx\n", name, k, unit, o, unit, o/k)
-	}
-	row("throughput, mean (QPS)", "", qps["kubernetes"], qps["outpost"])
-	fmt.Printf("%-34s %38.2fx\n", "throughput, median of pair ratios", medianRatio)
-	row(fmt.Sprintf("p99 latency at %d QPS (ms)", load), "", kLat.p99*1000, oLat.p99*1000)
-	row("RSS after sync (MiB)", "", rss["kubernetes"], rss["outpost"])
-	row("  of it anonymous (MiB)", "", anon["kubernetes"], anon["outpost"])
-	row("  of it the binary's pages (MiB)", "", file["kubernetes"], file["outpost"])
-	row("propagation p50 (ms)", "", kProp[0], oProp[0])
-	row("propagation p99 (ms)", "", kProp[1], oProp[1])
-	b.ReportMetric(medianRatio, "qps-ratio")
-	b.ReportMetric(rss["outpost"]/rss["kubernetes"], "rss-ratio")
+// benchConfig is what the BENCH_DNS_* knobs chose.
+type benchConfig struct {
+	sizes      []int
+	rounds     int
+	queries    int
+	cpuLoad    int // QPS offered in the CPU rounds; 0: half the kubernetes plugin's pinned QPS, shipped shape without cache
+	rssAt      []time.Duration
+	profileDir string
 }
 
 // cpuProfile saves a CPU profile of the CoreDNS whose pprof plugin listens
@@ -166,6 +137,44 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// envInts reads a comma-separated list of integers, such as
+// BENCH_DNS_SERVICES=10000,50000.
+func envInts(b *testing.B, name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want positive integers separated by commas, such as 10000,50000", name, v)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out) // populate adds the Services of each size to the last's
+	return out
+}
+
+// envDurations reads a comma-separated list of Go durations, such as
+// BENCH_DNS_RSS_AT=5s,60s.
+func envDurations(b *testing.B, name string, def []time.Duration) []time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []time.Duration
+	for f := range strings.SplitSeq(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d < 0 {
+			b.Fatalf("%s=%q: want Go durations separated by commas, such as 5s,60s,300s", name, v)
+		}
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // fastClient lifts client-side rate limits for populating the API.
 func fastClient(b *testing.B) {
 	cfg := *env.Config
@@ -183,9 +192,14 @@ func benchService(i int) string               { return fmt.Sprintf("svc-%05d", i
 // endpointIP numbers endpoint addresses through 192.168.0.0/16.
 func endpointIP(k int) string { return fmt.Sprintf("192.168.%d.%d", (k>>8)&255, k&255) }
 
-func populate(b *testing.B, services, namespaces int) {
+// populate creates Services from..to-1 with their EndpointSlices, and the
+// namespaces when from is 0.
+func populate(b *testing.B, from, to, namespaces int) {
 	ctx := context.Background()
 	for i := range namespaces {
+		if from > 0 {
+			break // made with the first Services
+		}
 		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNamespace(i, namespaces)}}, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
@@ -223,7 +237,7 @@ func populate(b *testing.B, services, namespaces int) {
 			}
 		})
 	}
-	for i := range services {
+	for i := from; i < to; i++ {
 		work <- i
 	}
 	close(work)
@@ -235,27 +249,31 @@ func populate(b *testing.B, services, namespaces int) {
 	}
 }
 
-// waitSynced waits until both ports answer for the last Service created.
-func waitSynced(b *testing.B, kPort, oPort, services, namespaces int) {
-	waitSynced1(b, kPort, services, namespaces)
-	waitSynced1(b, oPort, services, namespaces)
-}
-
-func waitSynced1(b *testing.B, port, services, namespaces int) {
+// synced reports whether CoreDNS on port answers for the last of services
+// Services (populate creates them in order).
+func synced(port, services, namespaces int) error {
 	last := services - 1
-	name := benchService(last) + "." + benchNamespace(last, namespaces) + ".svc.cluster.local."
-	poll.Eventually(b, 120*time.Second, fmt.Sprintf("CoreDNS on port %d answers for the last of %d Services", port, services), func() error {
-		r := query(b, "udp", port, name, dns.TypeA)
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-			return fmt.Errorf("port %d not synced: %s", port, dns.RcodeToString[r.Rcode])
-		}
-		return nil
-	})
+	return answersA(port, benchService(last)+"."+benchNamespace(last, namespaces)+".svc.cluster.local.")
 }
 
-// writeQueryFile writes a dnsperf query file: ClusterIP A 60%, headless A
-// 10%, SRV 10%, AAAA (NODATA) 10%, missing names (NXDOMAIN) 10%.
-func writeQueryFile(b *testing.B, services, namespaces int) string {
+// answersA reports whether CoreDNS on port answers name with an address.
+func answersA(port int, name string) error {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	r, _, err := (&dns.Client{Net: "udp", Timeout: time.Second}).Exchange(m, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return err
+	}
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+		return fmt.Errorf("port %d answers %s %s with %d records", port, name, dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	return nil
+}
+
+// writeQueryFile writes a dnsperf query file of n queries: ClusterIP A
+// 70%, headless A 10%, SRV 5%, AAAA (NODATA) 5%, missing names (NXDOMAIN)
+// 10%.
+func writeQueryFile(b *testing.B, services, namespaces, n int) string {
 	path := filepath.Join(b.TempDir(), "queries.txt")
 	f, err := os.Create(path)
 	if err != nil {
@@ -263,23 +281,23 @@ func writeQueryFile(b *testing.B, services, namespaces int) string {
 	}
 	w := bufio.NewWriter(f)
 	rng := rand.New(rand.NewPCG(7, 7))
-	for range 100000 {
+	fqdn := func(i int) string {
+		return benchService(i) + "." + benchNamespace(i, namespaces) + ".svc.cluster.local"
+	}
+	for range n {
 		i := rng.IntN(services)
-		name := benchService(i) + "." + benchNamespace(i, namespaces) + ".svc.cluster.local"
-		switch r := rng.IntN(10); {
-		case r < 6:
+		switch r := rng.IntN(20); {
+		case r < 14:
 			if i%10 == 0 {
-				i++ // keep headless at its own share
-				name = benchService(i) + "." + benchNamespace(i, namespaces) + ".svc.cluster.local"
+				i = (i + 1) % services // keep headless at its own share
 			}
-			fmt.Fprintf(w, "%s A\n", name)
-		case r == 6:
-			i -= i % 10
-			fmt.Fprintf(w, "%s.%s.svc.cluster.local A\n", benchService(i), benchNamespace(i, namespaces))
-		case r == 7:
-			fmt.Fprintf(w, "_http._tcp.%s SRV\n", name)
-		case r == 8:
-			fmt.Fprintf(w, "%s AAAA\n", name)
+			fmt.Fprintf(w, "%s A\n", fqdn(i))
+		case r < 16:
+			fmt.Fprintf(w, "%s A\n", fqdn(i-i%10))
+		case r == 16:
+			fmt.Fprintf(w, "_http._tcp.%s SRV\n", fqdn(i))
+		case r == 17:
+			fmt.Fprintf(w, "%s AAAA\n", fqdn(i))
 		default:
 			fmt.Fprintf(w, "nosuch-%d.%s.svc.cluster.local A\n", i, benchNamespace(i, namespaces))
 		}
@@ -287,56 +305,10 @@ func writeQueryFile(b *testing.B, services, namespaces int) string {
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
 	return path
-}
-
-type perfResult struct {
-	qps float64
-	p99 float64 // seconds
-}
-
-var qpsLine = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
-
-// dnsperf runs dnsperf against 127.0.0.1:port. With verbose it also reads
-// every query's latency (dnsperf -v) to compute the 99th percentile.
-func dnsperf(b *testing.B, port int, queries string, seconds, maxQPS int, verbose bool) perfResult {
-	args := []string{"-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", queries, "-l", strconv.Itoa(seconds), "-c", "4", "-q", "200", "-t", "2"}
-	if maxQPS > 0 {
-		args = append(args, "-Q", strconv.Itoa(maxQPS))
-	}
-	if verbose {
-		args = append(args, "-v")
-	}
-	out, err := exec.Command("taskset", append([]string{"-c", "1", "dnsperf"}, args...)...).CombinedOutput()
-	if err != nil {
-		b.Fatalf("dnsperf: %v\n%s", err, out)
-	}
-	m := qpsLine.FindSubmatch(out)
-	if m == nil {
-		b.Fatalf("dnsperf output without QPS:\n%s", out)
-	}
-	res := perfResult{}
-	res.qps, _ = strconv.ParseFloat(string(m[1]), 64)
-	if verbose {
-		var lat []float64
-		for line := range strings.Lines(string(out)) {
-			// "> NOERROR svc-00001.bench-1.svc.cluster.local A 0.000123"
-			if !strings.HasPrefix(line, "> ") {
-				continue
-			}
-			fields := strings.Fields(line)
-			if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
-				lat = append(lat, v)
-			}
-		}
-		if len(lat) == 0 {
-			b.Fatalf("dnsperf -v printed no latencies:\n%.2000s", out)
-		}
-		slices.Sort(lat)
-		res.p99 = lat[len(lat)*99/100]
-	}
-	return res
 }
 
 // propagation updates an endpoint of a headless Service n times and times,
@@ -399,28 +371,4 @@ func waitForAddress(b *testing.B, port int, name, ip string, begin time.Time) ti
 		b.Fatal(err)
 	}
 	return time.Since(begin)
-}
-
-// rssMiB reads a process's resident memory from /proc: VmRSS, and of it
-// RssAnon (heap, stacks: what the plugin's data costs) and RssFile (pages of
-// the binary, the same for both plugins but varying with the page cache:
-// large folios map text in 2 MiB pieces).
-func rssMiB(b *testing.B, pid int) (total, anon, file float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	fields := map[string]*float64{"VmRSS:": &total, "RssAnon:": &anon, "RssFile:": &file}
-	for line := range strings.Lines(string(data)) {
-		f := strings.Fields(line)
-		if len(f) >= 2 && fields[f[0]] != nil {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			*fields[f[0]] = kb / 1024
-			delete(fields, f[0])
-		}
-	}
-	if len(fields) > 0 {
-		b.Fatalf("/proc/%d/status without %v", pid, slices.Collect(maps.Keys(fields)))
-	}
-	return total, anon, file
 }

@@ -23,9 +23,9 @@ func TestCorefileExample(t *testing.T) {
 	ns := namespace(t, "example", nil)
 	web := createService(t, clusterIPService(ns, "web", false, port("http", 80)))
 
-	corefile, ports := exampleCorefile(t, "outpost", startUpstream(t), testenv.AdminKubeconfigFile(t, env, "coredns-test", ""))
-	dnsPort, healthPort, readyPort, metricsPort := ports.dns, ports.health, ports.ready, ports.metrics
-	startCoreDNS(t, corefile, dnsPort)
+	ex := exampleCorefile(t, "outpost", true)
+	dnsPort, healthPort, readyPort, metricsPort := ex.dns, ex.health, ex.ready, ex.metrics
+	startCoreDNS(t, ex.corefile, dnsPort)
 
 	checkCase(t, "udp", dnsPort, test.Case{Qname: "web.example.svc.cluster.local.", Qtype: dns.TypeA,
 		Answer: []dns.RR{test.A("web.example.svc.cluster.local. 30 IN A " + web.Spec.ClusterIP)}})
@@ -59,36 +59,45 @@ func TestCorefileExample(t *testing.T) {
 	}
 }
 
-// examplePorts are the loopback ports of one Corefile.example server block.
-type examplePorts struct{ dns, health, ready, metrics int }
+// example is Corefile.example made runnable here, with the loopback ports it
+// serves on.
+type example struct {
+	corefile                    string
+	dns, health, ready, metrics int
+}
 
-// exampleCorefile is the repository's Corefile.example changed only where a
-// test must: plugin in place of outpost (the differential test runs the
-// kubernetes plugin in the same shape), the kubeconfig, free loopback ports,
-// and the test upstream for forward.
-func exampleCorefile(t testing.TB, plugin string, upstream int, kubeconfig string) (string, examplePorts) {
+// exampleCorefile returns the repository's Corefile.example changed only
+// where a test must: loopback ports, a loopback upstream for forward, the
+// kubeconfig; plugin ("outpost" or "kubernetes") on the plugin line, and
+// without its cache line unless cache. The benchmark runs both plugins in
+// this shape, the one users run.
+func exampleCorefile(t testing.TB, plugin string, cache bool) example {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Corefile.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := examplePorts{loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t), loopback.FreePort(t)}
-	corefile := string(data)
-	for _, r := range []struct{ old, new string }{
-		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", p.dns)},
-		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", p.health)},
-		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", p.ready)},
-		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", p.metrics)},
-		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", upstream)},
-		{"outpost cluster.local", plugin + " cluster.local"},
-		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + kubeconfig},
-	} {
-		if strings.Count(corefile, r.old) != 1 {
+	ex := example{dns: loopback.FreePort(t), health: loopback.FreePort(t), ready: loopback.FreePort(t), metrics: loopback.FreePort(t)}
+	replacements := []struct{ old, new string }{
+		{".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", ex.dns)},
+		{"health :8080", fmt.Sprintf("health 127.0.0.1:%d", ex.health)},
+		{"ready :8181", fmt.Sprintf("ready 127.0.0.1:%d", ex.ready)},
+		{"prometheus :9153", fmt.Sprintf("prometheus 127.0.0.1:%d", ex.metrics)},
+		{"forward . /etc/resolv.conf", fmt.Sprintf("forward . 127.0.0.1:%d", startUpstream(t))},
+		{"fallthrough in-addr.arpa ip6.arpa", "fallthrough in-addr.arpa ip6.arpa\n        kubeconfig " + testenv.AdminKubeconfigFile(t, env, "coredns-test", "")},
+		{"    outpost cluster.local", "    " + plugin + " cluster.local"},
+	}
+	if !cache {
+		replacements = append(replacements, struct{ old, new string }{"    cache 30\n", ""})
+	}
+	ex.corefile = string(data)
+	for _, r := range replacements {
+		if strings.Count(ex.corefile, r.old) != 1 {
 			t.Fatalf("Corefile.example no longer has exactly one %q; update exampleCorefile", r.old)
 		}
-		corefile = strings.Replace(corefile, r.old, r.new, 1)
+		ex.corefile = strings.Replace(ex.corefile, r.old, r.new, 1)
 	}
-	return corefile, p
+	return ex
 }
 
 func get(t testing.TB, url string) (int, string) {

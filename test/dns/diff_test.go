@@ -67,10 +67,9 @@ func TestDifferential(t *testing.T) {
 `, side.port, side.plugin, kc, c.block, upstream)
 		}
 	}
-	k8sExample, k8sPorts := exampleCorefile(t, "kubernetes", upstream, kc)
-	outpostExample, outpostPorts := exampleCorefile(t, "outpost", upstream, kc)
-	corefile.WriteString(k8sExample + "\n" + outpostExample)
-	pairs = append(pairs, pair{name: "Corefile.example", k8s: k8sPorts.dns, outpost: outpostPorts.dns, ttlSlack: 1})
+	k8sExample, outpostExample := exampleCorefile(t, "kubernetes", true), exampleCorefile(t, "outpost", true)
+	corefile.WriteString(k8sExample.corefile + "\n" + outpostExample.corefile)
+	pairs = append(pairs, pair{name: "Corefile.example", k8s: k8sExample.dns, outpost: outpostExample.dns, ttlSlack: 1})
 	startCoreDNS(t, corefile.String(), pairs[0].outpost)
 	for _, pr := range pairs[1:] {
 		waitForAnswers(t, pr.k8s)

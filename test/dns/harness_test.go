@@ -59,6 +59,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// A certificate directory of its own, so that BenchmarkDNS can restart
+	// kube-apiserver (testenv.StopAPIServer) under running CoreDNS.
+	certDir, err := os.MkdirTemp("", "outpost-dns-certs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(certDir)
+	env.ControlPlane.GetAPIServer().CertDir = certDir
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/test/lib/dnsserver"
 	"github.com/outpost-dev/outpost/test/lib/poll"
+	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 const (
@@ -120,18 +120,10 @@ func TestOperatorAPIServerOutage(t *testing.T) {
 	c.startOperator(t, "--dns-server", dns.Addr)
 	resolvedFleet(t, c, dns, ns)
 
-	api := c.env.ControlPlane.GetAPIServer()
-	api.StopTimeout = 5 * time.Second
-	if err := api.Stop(); err != nil {
-		t.Logf("stop kube-apiserver: %v", err)
+	if err := testenv.StopAPIServer(c.env); err != nil {
+		t.Fatal(err)
 	}
-	poll.Eventually(t, 30*time.Second, "kube-apiserver gone", func() error {
-		if conn, err := net.Dial("tcp", api.SecureServing.ListenAddr.HostPort()); err == nil {
-			conn.Close()
-			return errors.New("kube-apiserver still accepts connections")
-		}
-		return nil
-	})
+	api := c.env.ControlPlane.GetAPIServer()
 	time.Sleep(apiOutage) // the scenario: the API server is away this long
 	if err := api.Start(); err != nil {
 		t.Fatalf("start kube-apiserver again: %v", err)

@@ -87,19 +87,9 @@ func TestAPIServerOutage(t *testing.T) {
 		return nil
 	})
 
-	// kube-apiserver drains its watches for longer than that; it is then
-	// killed, as a crashed one would be. Either way it must be gone.
-	api.StopTimeout = 5 * time.Second
-	if err := api.Stop(); err != nil {
-		t.Logf("stop kube-apiserver: %v", err)
+	if err := testenv.StopAPIServer(env); err != nil {
+		t.Fatal(err)
 	}
-	poll.Eventually(t, 30*time.Second, "kube-apiserver gone", func() error {
-		if c, err := net.Dial("tcp", api.SecureServing.ListenAddr.HostPort()); err == nil {
-			c.Close()
-			return errors.New("kube-apiserver still accepts connections")
-		}
-		return nil
-	})
 	time.Sleep(outage) // the scenario: the API server is away this long
 	for _, srv := range []*coreDNS{outpost, kubernetesPlugin} {
 		srv.resetPeakRSS(t)

@@ -5,14 +5,19 @@
 package testenv
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/outpost-dev/outpost/test/lib/poll"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -132,4 +137,31 @@ func AdminKubeconfigFile(tb testing.TB, env *envtest.Environment, name, server s
 		tb.Fatal(err)
 	}
 	return path
+}
+
+// StopAPIServer stops kube-apiserver (etcd stays) and waits until it no
+// longer accepts connections; GetAPIServer().Start() brings it back, and
+// its clients' watches then relist: the new API server's watch cache starts
+// past their resource versions. The environment must have been started with
+// a CertDir of its own (set before Start): envtest otherwise makes a new
+// serving certificate in a new directory on Start, which the kubeconfigs
+// handed out before would not trust.
+func StopAPIServer(env *envtest.Environment) error {
+	api := env.ControlPlane.GetAPIServer()
+	// kube-apiserver drains its watches for longer than that; it is then
+	// killed, as a crashed one would be (Stop then reports the timeout).
+	// Either way it must be gone, which is what is checked.
+	api.StopTimeout = 5 * time.Second
+	stopErr := api.Stop()
+	addr := api.SecureServing.ListenAddr.HostPort()
+	if err := poll.Until(context.Background(), 100*time.Millisecond, 30*time.Second, "kube-apiserver gone", func() error {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return errors.New("kube-apiserver still accepts connections on " + addr)
+		}
+		return nil
+	}); err != nil {
+		return errors.Join(err, stopErr)
+	}
+	return nil
 }
