@@ -149,7 +149,7 @@ test: envtest verify-generated verify-fmt vet test-kube-proxy-equivalence test-m
 	$(GO) test ./... -count=1 -timeout 30m
 
 .PHONY: bench-dns
-bench-dns: envtest ## Benchmark outpost against the kubernetes plugin: bare and shipped Corefile, 10k/50k Services (BENCH_DNS_SERVICES), QPS, CPU, memory; figures in bin/bench/dns.tsv.
+bench-dns: envtest ## Benchmark outpost against the kubernetes plugin: bare and shipped Corefile, 10k/50k Services (BENCH_DNS_SERVICES), QPS, CPU, memory; figures in bin/bench/dns.json (make plots).
 	$(GO) test ./test/dns/ -run '^$$' -bench BenchmarkDNS -benchtime 1x -timeout 90m
 
 .PHONY: bench

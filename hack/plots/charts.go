@@ -35,14 +35,14 @@ type chart struct {
 }
 
 var dnsCharts = []chart{
-	{file: "qps.svg", title: "DNS throughput (median of interleaved rounds)", ylabel: "queries per second", bars: true, series: []series{
-		{"qps", "bare, pinned", "bare block"},
-		{"qps", "shipped, cache off, pinned", "Corefile.example,\ncache off"},
-		{"qps", "shipped, cache on, pinned", "Corefile.example,\ncache on"},
+	{file: "qps.svg", title: "DNS throughput, CoreDNS on one CPU", ylabel: "queries per second (median of rounds)", bars: true, series: []series{
+		{"qps", "bare/pinned", "bare block"},
+		{"qps", "shipped/pinned", "Corefile.example,\ncache off"},
+		{"qps", "shipped+cache/pinned", "Corefile.example,\ncache on"},
 	}},
-	{file: "memory.svg", title: "CoreDNS memory against Services", ylabel: "MiB", series: []series{
-		{"peak-rss-sync", "pinned", "peak during initial sync"},
-		{"rss-60s", "pinned", "60 s after sync"},
+	{file: "memory.svg", title: "CoreDNS memory (Corefile.example, one CPU)", ylabel: "MiB", series: []series{
+		{"peak_sync_mib", "shipped+cache/pinned", "peak during initial sync"},
+		{"rss_60s_mib", "shipped+cache/pinned", "60 s after sync"},
 	}},
 }
 

@@ -20,10 +20,10 @@ func sample() benchresult.File {
 			benchresult.Figure{Metric: "full-restore-input", Size: n, Side: "kube-proxy", Value: 3100 * x},
 			benchresult.Figure{Metric: "one-endpoint-restore-input", Size: n, Side: "outpost", Value: 1400},
 			benchresult.Figure{Metric: "one-endpoint-restore-input", Size: n, Side: "kube-proxy", Value: 140 * x},
-			benchresult.Rounds("qps", "bare, pinned", "QPS", n, "outpost", []float64{60000, 61000, 59000}),
-			benchresult.Rounds("qps", "bare, pinned", "QPS", n, "kubernetes", []float64{36000, 37000, 35000}),
-			benchresult.Rounds("qps", "shipped, cache off, pinned", "QPS", n, "outpost", []float64{40000}),
-			benchresult.Rounds("qps", "shipped, cache off, pinned", "QPS", n, "kubernetes", []float64{28000}),
+			benchresult.Rounds("qps", "bare/pinned", "QPS", n, "outpost", []float64{60000, 61000, 59000}),
+			benchresult.Rounds("qps", "bare/pinned", "QPS", n, "kubernetes", []float64{36000, 37000, 35000}),
+			benchresult.Rounds("qps", "shipped/pinned", "QPS", n, "outpost", []float64{40000}),
+			benchresult.Rounds("qps", "shipped/pinned", "QPS", n, "kubernetes", []float64{28000}),
 		)
 	}
 	return f

@@ -25,12 +25,17 @@ import (
 //   - peak RSS during the relist after kube-apiserver restarts (VmHWM
 //     reset through /proc/PID/clear_refs just before).
 func measureMemory(b *testing.B, cfg *benchConfig, res *results, services, namespaces int) {
-	servers := startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, false, false)
-	defer stopBenchServers(servers)
-	const mode = "shipped+cache/memory"
-	for _, s := range servers {
-		res.add(services, mode, s.plugin, "peak_sync_mib", s.status(b, "VmHWM:"))
+	// Pinned (GOMAXPROCS 1, as under a one-CPU limit) and unpinned, each
+	// plugin in its own process; the four wait out their RSS times together.
+	var servers []*benchServer
+	for _, pinned := range []bool{true, false} {
+		for _, s := range startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, pinned, false) {
+			s.mode = "shipped+cache/" + pinning(pinned)
+			servers = append(servers, s)
+			res.add(services, s.mode, s.plugin, "peak_sync_mib", s.status(b, "VmHWM:"))
+		}
 	}
+	defer stopBenchServers(servers)
 	// The waits overlap: both processes are read at their own times after
 	// their own sync.
 	var mu sync.Mutex
@@ -41,7 +46,7 @@ func measureMemory(b *testing.B, cfg *benchConfig, res *results, services, names
 				time.Sleep(time.Until(s.syncedAt.Add(at)))
 				rss := s.status(b, "VmRSS:")
 				mu.Lock()
-				res.add(services, mode, s.plugin, fmt.Sprintf("rss_%ds_mib", int(at.Seconds())), rss)
+				res.add(services, s.mode, s.plugin, fmt.Sprintf("rss_%ds_mib", int(at.Seconds())), rss)
 				mu.Unlock()
 			}
 		})
@@ -76,10 +81,12 @@ func measureMemory(b *testing.B, cfg *benchConfig, res *results, services, names
 		})
 	}
 	for _, s := range servers {
-		res.add(services, mode, s.plugin, "peak_relist_mib", s.status(b, "VmHWM:"))
+		res.add(services, s.mode, s.plugin, "peak_relist_mib", s.status(b, "VmHWM:"))
 	}
-	fmt.Printf("%-36s kubernetes %s  outpost %s\n", fmt.Sprintf("%s (%d Services)", mode, services),
-		res.memoryLine(services, mode, "kubernetes"), res.memoryLine(services, mode, "outpost"))
+	for _, mode := range []string{"shipped+cache/pinned", "shipped+cache/unpinned"} {
+		fmt.Printf("%-36s kubernetes %s  outpost %s\n", fmt.Sprintf("%s memory (%d Services)", mode, services),
+			res.memoryLine(services, mode, "kubernetes"), res.memoryLine(services, mode, "outpost"))
+	}
 	// Leave the data as populate made it for the next size.
 	if err := kube.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		b.Fatal(err)

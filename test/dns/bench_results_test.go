@@ -1,57 +1,55 @@
 package dns
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
+	"runtime"
 	"slices"
-	"strconv"
 	"strings"
+	"time"
+
+	"github.com/outpost-dev/outpost/internal/benchresult"
 )
 
-// figure is one measured value: a round's, or the median of the rounds.
-type figure struct {
-	services int
-	mode     string // shape/pinning, such as "shipped/pinned"
-	plugin   string // "kubernetes", "outpost", or "" for a setting of the run
-	metric   string // such as "qps", "cpu_s_per_100k", "rss_1m0s_mib"
-	round    string // "1", "2", ..., or "median"
-	value    float64
+// results collects the figures for the table and for the record make
+// plots reads (internal/benchresult).
+type results struct{ figures []benchresult.Figure }
+
+// unitOf reads a metric's unit from its name ("qps", "..._mib", "..._ms",
+// "cpu_s_per_100k").
+func unitOf(metric string) string {
+	switch {
+	case strings.HasSuffix(metric, "qps"):
+		return "QPS"
+	case strings.HasSuffix(metric, "_mib"):
+		return "MiB"
+	case strings.HasSuffix(metric, "_ms"):
+		return "ms"
+	case strings.HasPrefix(metric, "cpu_s_"):
+		return "CPU seconds"
+	}
+	return ""
 }
 
-// results collects the figures for the table and the TSV file.
-type results struct{ figures []figure }
-
-// add records one value as its own median.
+// add records one value measured once.
 func (r *results) add(services int, mode, plugin, metric string, value float64) {
-	r.figures = append(r.figures, figure{services, mode, plugin, metric, "median", value})
+	r.figures = append(r.figures, benchresult.Figure{Metric: metric, Mode: mode, Unit: unitOf(metric), Size: services, Side: plugin, Value: value})
 }
 
-// addRuns records each plugin's value of every round and their median.
+// addRuns records each plugin's value of every round, with their median.
 func (r *results) addRuns(services int, mode, metric string, runs map[string][]perfRun, value func(perfRun) float64) {
 	for _, plugin := range []string{"kubernetes", "outpost"} {
 		var values []float64
-		for i, run := range runs[plugin] {
+		for _, run := range runs[plugin] {
 			values = append(values, value(run))
-			r.figures = append(r.figures, figure{services, mode, plugin, metric, strconv.Itoa(i + 1), values[i]})
 		}
-		r.add(services, mode, plugin, metric, median(values))
+		r.figures = append(r.figures, benchresult.Rounds(metric, mode, unitOf(metric), services, plugin, values))
 	}
-}
-
-func median(v []float64) float64 {
-	s := slices.Sorted(slices.Values(v))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func (r *results) median(services int, mode, plugin, metric string) float64 {
 	for _, f := range r.figures {
-		if f.services == services && f.mode == mode && f.plugin == plugin && f.metric == metric && f.round == "median" {
-			return f.value
+		if f.Size == services && f.Mode == mode && f.Side == plugin && f.Metric == metric {
+			return f.Value
 		}
 	}
 	return 0
@@ -60,8 +58,8 @@ func (r *results) median(services int, mode, plugin, metric string) float64 {
 func (r *results) memoryLine(services int, mode, plugin string) string {
 	var parts []string
 	for _, f := range r.figures {
-		if f.services == services && f.mode == mode && f.plugin == plugin {
-			parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimSuffix(f.metric, "_mib"), f.value))
+		if f.Size == services && f.Mode == mode && f.Side == plugin && f.Unit == "MiB" {
+			parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimSuffix(f.Metric, "_mib"), f.Value))
 		}
 	}
 	return strings.Join(parts, " ") + " MiB"
@@ -75,7 +73,7 @@ func (r *results) print() {
 	}
 	var keys []key
 	for _, f := range r.figures {
-		if k := (key{f.services, f.mode, f.metric}); f.plugin != "" && !slices.Contains(keys, k) {
+		if k := (key{f.Size, f.Mode, f.Metric}); f.Side != "" && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -86,24 +84,11 @@ func (r *results) print() {
 	}
 }
 
-// writeTSV writes every figure, one a line, for plotting: services, mode,
-// plugin, metric, round, value.
-func (r *results) writeTSV(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// write records every figure with its rounds at path (BENCH_OUT).
+func (r *results) write(path string) error {
+	f := benchresult.File{Bench: "bench-dns", Written: time.Now().UTC(), Machine: fmt.Sprintf("%d CPUs, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH), Figures: r.figures}
+	if err := benchresult.Write(path, f); err != nil {
 		return fmt.Errorf("BENCH_OUT=%s: %w", path, err)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("BENCH_OUT=%s: %w", path, err)
-	}
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "services\tmode\tplugin\tmetric\tround\tvalue")
-	for _, fig := range r.figures {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%g\n", fig.services, fig.mode, fig.plugin, fig.metric, fig.round, fig.value)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("BENCH_OUT=%s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }

@@ -55,6 +55,7 @@ type benchServer struct {
 	proc     *process.Process
 	pprof    int       // port of its pprof endpoint; 0 without one
 	syncedAt time.Time // when it first answered for the last Service
+	mode     string    // what its memory figures are recorded under
 }
 
 // startBenchServers starts one CoreDNS per plugin (kubernetes first) in

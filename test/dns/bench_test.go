@@ -48,7 +48,7 @@ import (
 // printed; a round runs dnsperf once through a file of BENCH_DNS_QUERIES
 // queries (default 100000), so both plugins answer the same queries and
 // their response-code counts must be equal. The figures also go to
-// BENCH_OUT (default bin/bench/dns.tsv), one row per figure and round.
+// BENCH_OUT (default bin/bench/dns.json) with every round, for make plots.
 //
 // Run it with `make bench-dns` (dnsperf must be installed; as root, for
 // the peak-RSS reset through /proc/PID/clear_refs).
@@ -74,7 +74,7 @@ func BenchmarkDNS(b *testing.B) {
 	}
 	out := os.Getenv("BENCH_OUT")
 	if out == "" {
-		out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "dns.tsv")
+		out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "dns.json")
 	}
 	fastClient(b)
 	res := &results{}
@@ -90,7 +90,7 @@ func BenchmarkDNS(b *testing.B) {
 		}
 		measureMemory(b, &cfg, res, size, namespaces)
 		// After each size, so that a run stopped later keeps its figures.
-		if err := res.writeTSV(out); err != nil {
+		if err := res.write(out); err != nil {
 			b.Fatal(err)
 		}
 	}
