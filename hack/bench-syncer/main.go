@@ -333,6 +333,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "Interleaved rounds per size (odd rounds run kube-proxy first); timings are their medians.")
 	out := flag.String("out", "", "Also write every figure with its rounds to this JSON file (what make plots reads).")
 	real := flag.Bool("real", os.Geteuid() == 0, "Also time the real iptables-restore in a network namespace (root).")
+	realMax := flag.Int("real-max", 10000, "Largest size at which real restores are timed (kube-proxy's take minutes per round at 30k).")
 	kubeNoflushMax := flag.Int("kube-full-noflush-max", 1000, "Largest size at which kube-proxy's full restore runs with --noflush (it grows quadratically: unfinished after 10 min at 10k).")
 	flag.Parse()
 	if *rounds < 1 {
@@ -367,7 +368,7 @@ func main() {
 				if err != nil {
 					fatal(err)
 				}
-				if *real {
+				if *real && n <= *realMax {
 					if err := realRestores(r, s.tag, s.fullNoflush); err != nil {
 						fatal(err)
 					}
@@ -377,7 +378,7 @@ func main() {
 			o, kp := ours.results[round], kube.results[round]
 			line := fmt.Sprintf("%d services, round %d/%d (%s first): full render %s vs %s, one-endpoint render %s vs %s",
 				n, round+1, *rounds, order[0].name, dur(o.renderFull), dur(kp.renderFull), dur(o.renderPartial), dur(kp.renderPartial))
-			if *real {
+			if *real && n <= *realMax {
 				line += fmt.Sprintf(", restore full %s vs %s, one-endpoint %s vs %s", dur(o.restoreFull), dur(kp.restoreFull), dur(o.restorePartial), dur(kp.restorePartial))
 			}
 			fmt.Fprintln(os.Stderr, line)
@@ -415,7 +416,7 @@ func main() {
 		counted("one-endpoint-restore-input", "bytes", "one-endpoint change: restore input", float64(len(o.partial)), float64(len(kp.partial)), bytesOf)
 		counted("nat-rules", "rules", "nat rules", float64(o.natRules), float64(kp.natRules), func(x float64) string { return strconv.Itoa(int(x)) })
 		counted("first-packet-rules", "rules", "rules walked by a first packet (mean)", o.firstPacket, kp.firstPacket, func(x float64) string { return fmt.Sprintf("%.1f", x) })
-		if *real {
+		if *real && n <= *realMax {
 			kubeNote := ""
 			if !kube.fullNoflush {
 				kubeNote = " (flushing restore; --noflush is quadratic)"
