@@ -40,9 +40,11 @@ var dnsCharts = []chart{
 		{"qps", "shipped/pinned", "Corefile.example,\ncache off"},
 		{"qps", "shipped+cache/pinned", "Corefile.example,\ncache on"},
 	}},
-	{file: "memory.svg", title: "CoreDNS memory (Corefile.example, one CPU)", ylabel: "MiB", series: []series{
-		{"peak_sync_mib", "shipped+cache/pinned", "peak during initial sync"},
-		{"rss_60s_mib", "shipped+cache/pinned", "60 s after sync"},
+	{file: "memory.svg", title: "CoreDNS memory, Corefile.example, one CPU", ylabel: "MiB", bars: true, series: []series{
+		{"peak_sync_mib", "shipped+cache/pinned", "peak,\ninitial sync"},
+		{"rss_60s_mib", "shipped+cache/pinned", "60 s\nafter sync"},
+		{"rss_300s_mib", "shipped+cache/pinned", "300 s\nafter sync"},
+		{"peak_relist_mib", "shipped+cache/pinned", "peak, relist after\nAPI server restart"},
 	}},
 }
 
