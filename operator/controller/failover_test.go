@@ -57,8 +57,13 @@ var _ = Describe("Failover between address groups", func() {
 			primary.String(): {"zone-a", "zone-a"}, replica.String(): {"zone-b", "zone-b"},
 		}), "each endpoint has its group's zone, and a hint for it since the Service prefers close endpoints")
 		Expect(*service(ns, "pg").Spec.TrafficDistribution).To(Equal("PreferClose"))
-		got := fresh(xb)
-		Expect(got.Status.Endpoints[1].Reason).To(Equal(v1alpha1.EndpointStandby))
+		// The slices are written before the status.
+		Eventually(func() string {
+			if rows := fresh(xb).Status.Endpoints; len(rows) == 2 {
+				return rows[1].Reason
+			}
+			return "status not written yet"
+		}, timeout, poll).Should(Equal(v1alpha1.EndpointStandby))
 
 		By("stopping the primary's listener")
 		srv.Stop()
