@@ -46,29 +46,13 @@ func runOnceIn(t *testing.T, n *netns.NodeNetwork, requested restore.Backend) er
 	return s.Run(ctx)
 }
 
-// newBackendTestNode is a node with one backend listening on :8080.
+// newBackendTestNode is a node with one backend listening on port 8080.
 func newBackendTestNode(t *testing.T) *netns.NodeNetwork {
 	t.Helper()
 	n := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{
 		Prefix: "ob", ClientIP: backendTestClientIP, NodeIP: backendTestNodeIP, BridgeIP: backendTestBridgeIP, Backends: 1,
 	})
-	var ln net.Listener
-	if err := n.Backends[0].NS.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", ":8080")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	n.Backends[0].NS.StartTCP(t, netip.AddrPortFrom(netip.MustParseAddr(n.Backends[0].IP), 8080))
 	return n
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/outpost-dev/outpost/test/lib/netns/setns"
 )
 
 // Server is a listener inside a Host that the test can stop and
@@ -24,7 +26,7 @@ import (
 type Server struct {
 	Addr netip.AddrPort
 
-	ns      *Host
+	netns   string // the namespace it listens in
 	serve   func(net.Listener)
 	mu      sync.Mutex
 	ln      net.Listener
@@ -41,13 +43,13 @@ func (s *Server) Start() error {
 		return nil
 	}
 	var ln net.Listener
-	err := s.ns.Do(func() error {
+	err := setns.Do(s.netns, func() error {
 		var err error
 		ln, err = net.Listen("tcp", s.Addr.String())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("listen on %s in %s: %w", s.Addr, s.ns.Name, err)
+		return fmt.Errorf("listen on %s in %s: %w", s.Addr, s.netns, err)
 	}
 	s.ln = ln
 	go s.serve(ln)
@@ -70,9 +72,10 @@ func (s *Server) SetStatus(code int) { s.status.Store(int32(code)) }
 // Hits counts accepted connections (TCP) or requests (HTTP).
 func (s *Server) Hits() int64 { return s.hits.Load() }
 
-func (n *Host) start(tb testing.TB, s *Server) *Server {
+// start starts s in the named network namespace.
+func start(tb testing.TB, netns string, s *Server) *Server {
 	tb.Helper()
-	s.ns = n
+	s.netns = netns
 	s.status.Store(http.StatusOK)
 	if err := s.Start(); err != nil {
 		tb.Fatal(err)
@@ -83,6 +86,15 @@ func (n *Host) start(tb testing.TB, s *Server) *Server {
 
 // StartTCP starts a TCP server at addr that accepts and closes connections.
 func (n *Host) StartTCP(tb testing.TB, addr netip.AddrPort) *Server {
+	return startTCP(tb, n.Name, addr)
+}
+
+// StartTCP is Host.StartTCP in a namespace of a NodeNetwork.
+func (ns *NS) StartTCP(tb testing.TB, addr netip.AddrPort) *Server {
+	return startTCP(tb, ns.Name, addr)
+}
+
+func startTCP(tb testing.TB, netns string, addr netip.AddrPort) *Server {
 	s := &Server{Addr: addr}
 	s.serve = func(ln net.Listener) {
 		for {
@@ -94,7 +106,7 @@ func (n *Host) StartTCP(tb testing.TB, addr netip.AddrPort) *Server {
 			c.Close()
 		}
 	}
-	return n.start(tb, s)
+	return start(tb, netns, s)
 }
 
 // StartHTTP starts an HTTP server at addr answering every request with the
@@ -102,7 +114,7 @@ func (n *Host) StartTCP(tb testing.TB, addr netip.AddrPort) *Server {
 func (n *Host) StartHTTP(tb testing.TB, addr netip.AddrPort) *Server {
 	s := &Server{Addr: addr}
 	s.serve = func(ln net.Listener) { s.httpServer().Serve(ln) } //nolint:errcheck // ends on Stop
-	return n.start(tb, s)
+	return start(tb, n.Name, s)
 }
 
 // StartHTTPS is StartHTTP over TLS with a fresh self-signed certificate
@@ -113,7 +125,7 @@ func (n *Host) StartHTTPS(tb testing.TB, addr netip.AddrPort, names ...string) *
 	s := &Server{Addr: addr, TLSCert: leaf}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.serve = func(ln net.Listener) { s.httpServer().Serve(tls.NewListener(ln, cfg)) } //nolint:errcheck
-	return n.start(tb, s)
+	return start(tb, n.Name, s)
 }
 
 func (s *Server) httpServer() *http.Server {
