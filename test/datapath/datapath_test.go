@@ -74,15 +74,25 @@ type world struct {
 	node     *netns.NS
 	backends []*backend
 	kube     kubernetes.Interface
+	// kubeconfig is the syncer's, for the control plane setup started.
+	kubeconfig string
 }
 
 var backendTCPPorts = []int{8080, 31496, 31337}
 
 const backendUDPPort = 5353
 
+// setup starts a control plane and the node network with its backends
+// serving.
 func setup(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t}
+	netns.Require(t)
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	w := &world{t: t, kube: kubernetes.NewForConfigOrDie(cfg), kubeconfig: testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")}
 	nodeNet := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{
 		Prefix: "op", ClientIP: clientIP, NodeIP: nodeIP, BridgeIP: bridgeIP,
 		Backends: 4, NoRouteBack: []int{4}, // b4 has no way back to the client
@@ -260,16 +270,8 @@ func tcpPort(name string, port, target int32) v1.ServicePort {
 }
 
 func TestDatapath(t *testing.T) {
-	netns.Require(t)
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
 	w := setup(t)
-	w.kube = kubernetes.NewForConfigOrDie(cfg)
-
-	kubeconfig := testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")
+	kubeconfig := w.kubeconfig
 
 	b1, b2, b3, b4 := w.backends[0], w.backends[1], w.backends[2], w.backends[3]
 	all := []ep{{b: b1}, {b: b2}, {b: b3}}
@@ -295,7 +297,7 @@ func TestDatapath(t *testing.T) {
 	w.slice("dns", "dns", v1.ProtocolUDP, backendUDPPort, all...)
 	// Not selected by --service-selector: must get no rules.
 	other := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}, Spec: v1.ServiceSpec{Ports: []v1.ServicePort{tcpPort("", 80, 8080)}}}
-	other, err = w.kube.CoreV1().Services("default").Create(context.Background(), other, metav1.CreateOptions{})
+	other, err := w.kube.CoreV1().Services("default").Create(context.Background(), other, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/outpost-dev/outpost/test/lib/netns"
 	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/process"
-	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
 // TestLocalhostNodePorts runs the syncer as kube-proxy runs by default (no
@@ -22,14 +19,7 @@ import (
 // local endpoint too (traffic from the node goes to any endpoint), and the
 // syncer turned route_localnet on in the node's namespace for it.
 func TestLocalhostNodePorts(t *testing.T) {
-	netns.Require(t)
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
 	w := setup(t)
-	w.kube = kubernetes.NewForConfigOrDie(cfg)
 	b1, b2 := w.backends[0], w.backends[1]
 
 	web := w.service("web", v1.ServiceTypeNodePort, nil, tcpPort("http", 80, 8080))
@@ -39,9 +29,8 @@ func TestLocalhostNodePorts(t *testing.T) {
 	}, tcpPort("http", 80, 8080))
 	w.slice("remote", "http", v1.ProtocolTCP, 8080, ep{b: b2, node: "node2"})
 
-	kubeconfig := testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")
 	process.StartForTest(t, "syncer", syncerBin,
-		"--kubeconfig", kubeconfig, "--node-name", nodeName, "--cluster-cidr", clusterCID, "--netns", w.node.Name,
+		"--kubeconfig", w.kubeconfig, "--node-name", nodeName, "--cluster-cidr", clusterCID, "--netns", w.node.Name,
 		"--service-selector", "app.kubernetes.io/managed-by=outpost-operator",
 		"--min-sync-period", "100ms", "--metrics-bind-address", "0", "--healthz-bind-address", "0")
 	t.Cleanup(func() {
