@@ -70,7 +70,7 @@ func TestDifferential(t *testing.T) {
 	k8sExample, outpostExample := exampleCorefile(t, "kubernetes", true), exampleCorefile(t, "outpost", true)
 	corefile.WriteString(k8sExample.corefile + "\n" + outpostExample.corefile)
 	pairs = append(pairs, pair{name: "Corefile.example", k8s: k8sExample.dns, outpost: outpostExample.dns, ttlSlack: 1})
-	startCoreDNS(t, corefile.String(), pairs[0].outpost)
+	server := startCoreDNS(t, corefile.String(), pairs[0].outpost)
 	for _, pr := range pairs[1:] {
 		waitForAnswers(t, pr.k8s)
 		waitForAnswers(t, pr.outpost)
@@ -83,7 +83,10 @@ func TestDifferential(t *testing.T) {
 	t.Logf("corpus: %d questions per configuration", len(corpus))
 	for _, pr := range pairs {
 		t.Run(pr.name, func(t *testing.T) {
-			stats, differences := runCorpus(corpus, pr.k8s, pr.outpost, pr.ttlSlack)
+			stats, differences, err := runCorpus(corpus, pr.k8s, pr.outpost, pr.ttlSlack)
+			if err != nil {
+				t.Fatalf("%v\nCoreDNS goroutines serving queries:\n%s", err, servingStacks(server.Stacks()))
+			}
 			var queries, withRecords, unexpected int
 			for _, v := range variants {
 				s := stats[v.name]
@@ -210,8 +213,11 @@ func (s variantStats) documentedTotal() int {
 // runCorpus asks both ports every question of the corpus in its variants
 // and compares the answers. Questions are spread over a few workers by their
 // lower-cased name, so that both servers see the questions for one name (and
-// so fill their caches) in the same order.
-func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[string]variantStats, []string) {
+// so fill their caches) in the same order. A question one server leaves
+// unanswered (tryExchange's tries all timed out) stops every worker: a
+// server that stopped answering would otherwise cost each remaining question
+// its timeouts, hours for the whole corpus.
+func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[string]variantStats, []string, error) {
 	const workers = 4
 	byWorker := make([][]int, workers)
 	for i, q := range corpus {
@@ -224,6 +230,7 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 		mu          sync.Mutex
 		stats       = map[string]variantStats{}
 		differences []string
+		unanswered  error
 		wg          sync.WaitGroup
 	)
 	record := func(v variant, withRecords bool, documented, difference string) {
@@ -248,28 +255,49 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 		}
 		stats[v.name] = s
 	}
+	stop := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if unanswered == nil {
+			unanswered = err
+		}
+	}
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return unanswered != nil
+	}
+	exchange := func(proto, server string, port int, m *dns.Msg) (*dns.Msg, error) {
+		r, err := tryExchange(proto, port, m)
+		if err != nil {
+			err = fmt.Errorf("%s (127.0.0.1:%d) stopped answering: %w", server, port, err)
+			stop(err)
+		}
+		return r, err
+	}
 	for _, indexes := range byWorker {
 		wg.Go(func() {
 			for _, i := range indexes {
 				q := corpus[i]
 				for _, v := range variantsOf(i, q) {
-					m := v.message(q.name, q.qtype)
-					k, err := tryExchange(v.proto, k8s, m)
-					if err != nil {
-						record(v, false, "", "kubernetes: "+err.Error())
-						continue
+					if stopped() {
+						return
 					}
-					o, err := tryExchange(v.proto, outpost, m)
+					m := v.message(q.name, q.qtype)
+					k, err := exchange(v.proto, "kubernetes", k8s, m)
 					if err != nil {
-						record(v, len(k.Answer) > 0, "", "outpost: "+err.Error())
-						continue
+						return
+					}
+					o, err := exchange(v.proto, "outpost", outpost, m)
+					if err != nil {
+						return
 					}
 					documented, difference := compare(q, v, k, o, ttlSlack, func() (*dns.Msg, *dns.Msg, error) {
-						k, err := tryExchange("tcp", k8s, m)
+						k, err := exchange("tcp", "kubernetes", k8s, m)
 						if err != nil {
 							return nil, nil, err
 						}
-						o, err := tryExchange("tcp", outpost, m)
+						o, err := exchange("tcp", "outpost", outpost, m)
 						return k, o, err
 					})
 					record(v, len(k.Answer) > 0, documented, difference)
@@ -278,7 +306,33 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 		})
 	}
 	wg.Wait()
-	return stats, differences
+	return stats, differences, unanswered
+}
+
+// servingStacks keeps, of a Go goroutine dump, the goroutines that are
+// answering a query, the ones to read when a server stopped answering; if
+// none is, how many goroutines wait in each state.
+func servingStacks(dump string) string {
+	var serving []string
+	states := map[string]int{}
+	for _, g := range strings.Split(dump, "\n\n") {
+		if strings.Contains(g, "ServeDNS") {
+			serving = append(serving, g)
+		}
+		if header, _, _ := strings.Cut(g, "\n"); strings.HasPrefix(header, "goroutine ") {
+			if i, j := strings.Index(header, "["), strings.LastIndex(header, "]"); 0 <= i && i < j {
+				states[header[i:j+1]]++
+			}
+		}
+	}
+	if serving != nil {
+		return strings.Join(serving, "\n\n")
+	}
+	var counts []string
+	for _, state := range slices.Sorted(maps.Keys(states)) {
+		counts = append(counts, fmt.Sprintf("%4d %s", states[state], state))
+	}
+	return "(none; goroutines by state:)\n" + strings.Join(counts, "\n")
 }
 
 // compare compares the answers of the kubernetes plugin (k) and outpost (o)

@@ -157,6 +157,24 @@ func (p *Process) StopWith(sig syscall.Signal) {
 	}
 }
 
+// Stacks ends a Go binary with SIGABRT, on which the Go runtime prints the
+// stack of every goroutine before it exits, and returns that dump: for a
+// test whose server stopped answering, it shows where the handlers wait.
+// (SIGQUIT would do too, but CoreDNS traps it to quit quietly.) It returns
+// nothing if the process had already exited.
+func (p *Process) Stacks() string {
+	if p.Exited() != nil {
+		return ""
+	}
+	before := len(p.Log())
+	p.StopWith(syscall.SIGABRT)
+	log := p.Log()
+	if len(log) < before {
+		return log
+	}
+	return log[before:]
+}
+
 // Until waits for ready as poll.Until does, and gives up at once if the
 // process exits meanwhile, with an error saying how.
 func (p *Process) Until(ctx context.Context, interval, timeout time.Duration, what string, ready func() error) error {

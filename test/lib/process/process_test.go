@@ -3,6 +3,8 @@ package process
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,5 +54,57 @@ func TestStartOfAMissingBinaryNamesTheFix(t *testing.T) {
 	_, err := Start(filepath.Join(dir, "log"), filepath.Join(dir, "outpost-nothing"))
 	if err == nil || !strings.Contains(err.Error(), "make build") {
 		t.Fatalf("Start = %v, want an error that says to build the binary", err)
+	}
+}
+
+// A Go program whose main goroutine waits in a function named for the test.
+const waitingProgram = `package main
+
+import (
+	"fmt"
+	"time"
+)
+
+//go:noinline
+func waitsForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+func main() {
+	fmt.Println("started")
+	waitsForever()
+}
+`
+
+func TestStacksShowWhereAGoBinaryWaits(t *testing.T) {
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "main.go"), filepath.Join(dir, "waiter")
+	if err := os.WriteFile(src, []byte(waitingProgram), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	p := StartForTest(t, "waiter", bin)
+	p.Eventually(t, 10*time.Second, "the program started", func() error {
+		if !strings.Contains(p.Log(), "started") {
+			return errors.New("no 'started' in its log yet")
+		}
+		return nil
+	})
+	stacks := p.Stacks()
+	if !strings.Contains(stacks, "main.waitsForever") {
+		t.Errorf("the dump does not show main.waitsForever:\n%s", stacks)
+	}
+	if strings.Contains(stacks, "started") {
+		t.Errorf("the dump repeats what the program logged before it:\n%s", stacks)
+	}
+	if p.Exited() == nil {
+		t.Error("the program still runs after Stacks")
+	}
+	if again := p.Stacks(); again != "" {
+		t.Errorf("Stacks of an exited process = %q, want nothing", again)
 	}
 }
