@@ -214,9 +214,10 @@ func (s variantStats) documentedTotal() int {
 // and compares the answers. Questions are spread over a few workers by their
 // lower-cased name, so that both servers see the questions for one name (and
 // so fill their caches) in the same order. A question one server leaves
-// unanswered (tryExchange's tries all timed out) stops every worker: a
-// server that stopped answering would otherwise cost each remaining question
-// its timeouts, hours for the whole corpus.
+// unanswered (tryExchange's tries all timed out) stops every worker, and so
+// does running past corpusBudget: a server that stopped answering, or
+// answers each question only just in time, would otherwise take hours over
+// the corpus, and the test binary's timeout ends it without a word on why.
 func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[string]variantStats, []string, error) {
 	const workers = 4
 	byWorker := make([][]int, workers)
@@ -262,9 +263,15 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 			unanswered = err
 		}
 	}
+	deadline := time.Now().Add(corpusBudget)
+	asked := 0
 	stopped := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
+		if unanswered == nil && time.Now().After(deadline) {
+			unanswered = fmt.Errorf("the corpus took longer than %v (%d questions asked)", corpusBudget, asked)
+		}
+		asked++
 		return unanswered != nil
 	}
 	exchange := func(proto, server string, port int, m *dns.Msg) (*dns.Msg, error) {
@@ -308,6 +315,10 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 	wg.Wait()
 	return stats, differences, unanswered
 }
+
+// corpusBudget is how long one configuration may take over the corpus; it
+// takes seconds on a busy two-core machine.
+const corpusBudget = 3 * time.Minute
 
 // servingStacks keeps, of a Go goroutine dump, the goroutines that are
 // answering a query, the ones to read when a server stopped answering; if
