@@ -62,17 +62,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type backend struct {
-	name string
-	ip   string
-	ns   *netns.NS
-}
-
 type world struct {
 	t        *testing.T
 	client   *netns.NS
 	node     *netns.NS
-	backends []*backend
+	backends []netns.Backend
 	kube     kubernetes.Interface
 	// kubeconfig is the syncer's, for the control plane setup started.
 	kubeconfig string
@@ -97,57 +91,11 @@ func setup(t *testing.T) *world {
 		Prefix: "op", ClientIP: clientIP, NodeIP: nodeIP, BridgeIP: bridgeIP,
 		Backends: 4, NoRouteBack: []int{4}, // b4 has no way back to the client
 	})
-	w.node, w.client = nodeNet.Node, nodeNet.Client
-	for _, nb := range nodeNet.Backends {
-		b := &backend{name: nb.Name, ip: nb.IP, ns: nb.NS}
-		w.serve(b)
-		w.backends = append(w.backends, b)
+	w.node, w.client, w.backends = nodeNet.Node, nodeNet.Client, nodeNet.Backends
+	for _, b := range w.backends {
+		b.ServeWhoAmI(t, backendUDPPort, backendTCPPorts...)
 	}
 	return w
-}
-
-// serve starts TCP servers answering "<backend> <client address>" and a
-// UDP echo doing the same.
-func (w *world) serve(b *backend) {
-	t := w.t
-	for _, port := range backendTCPPorts {
-		var ln net.Listener
-		if err := b.ns.Do(func() (err error) {
-			ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "%s %s\n", b.name, c.RemoteAddr())
-				c.Close()
-			}
-		}()
-	}
-	var pc net.PacketConn
-	if err := b.ns.Do(func() (err error) {
-		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", backendUDPPort))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			_, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo([]byte(fmt.Sprintf("%s %s\n", b.name, from)), from)
-		}
-	}()
 }
 
 // reply is what a backend answered.
@@ -171,12 +119,7 @@ func (w *world) getFrom(from *netns.NS, addr string) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	f := strings.Fields(line)
-	if len(f) != 2 {
-		return reply{}, fmt.Errorf("bad answer %q", line)
-	}
-	host, _, _ := net.SplitHostPort(f[1])
-	return reply{f[0], host}, nil
+	return parseReply(line)
 }
 
 // udp sends one datagram from the client namespace.
@@ -198,8 +141,16 @@ func (w *world) udp(addr string) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	f := strings.Fields(string(buf[:n]))
-	return reply{f[0], ""}, nil
+	return parseReply(string(buf[:n]))
+}
+
+// parseReply reads a backend's answer (netns.Backend.ServeWhoAmI).
+func parseReply(answer string) (reply, error) {
+	name, client, err := netns.ParseWhoAmI(answer)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{name, client.Addr().String()}, nil
 }
 
 // counts opens n connections and counts answers per backend.
@@ -233,7 +184,7 @@ func (w *world) service(name string, typ v1.ServiceType, mutate func(*v1.Service
 }
 
 type ep struct {
-	b    *backend
+	b    netns.Backend
 	node string
 }
 
@@ -246,7 +197,7 @@ func (w *world) slice(svc, portName string, proto v1.Protocol, port int32, eps .
 		Ports:       []discovery.EndpointPort{{Name: ptr.To(portName), Protocol: ptr.To(proto), Port: ptr.To(port)}},
 	}
 	for _, e := range eps {
-		d := discovery.Endpoint{Addresses: []string{e.b.ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}}
+		d := discovery.Endpoint{Addresses: []string{e.b.IP}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}}
 		if e.node != "" {
 			d.NodeName = ptr.To(e.node)
 		}

@@ -29,15 +29,15 @@ func (w *world) testHairpin(t *testing.T) {
 	w.slice("hairpin", "http", v1.ProtocolTCP, 8080, ep{b: b1, node: nodeName}, ep{b: b2, node: nodeName})
 	addr := net.JoinHostPort(svc.Spec.ClusterIP, "80")
 	poll.Eventually(t, 20*time.Second, "b1 reaches its own Service", func() error {
-		_, err := w.getFrom(b1.ns, addr)
+		_, err := w.getFrom(b1.NS, addr)
 		return err
 	})
-	want := map[string]string{"b1": bridgeIP, "b2": b1.ip}
+	want := map[string]string{"b1": bridgeIP, "b2": b1.IP}
 	seen := map[string]int{}
 	// Each connection lands on b1 with probability 1/2: 40 tries miss
 	// one of them with probability 2^-39.
 	for range 40 {
-		r, err := w.getFrom(b1.ns, addr)
+		r, err := w.getFrom(b1.NS, addr)
 		if err != nil {
 			t.Fatalf("b1 calling its Service: %v (seen so far %v)", err, seen)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/outpost-dev/outpost/api/v1alpha1"
 	"github.com/outpost-dev/outpost/operator/controller"
+	"github.com/outpost-dev/outpost/test/lib/netns"
 	"github.com/outpost-dev/outpost/test/lib/poll"
 )
 
@@ -61,7 +62,7 @@ func TestAdoptHandWrittenServiceUnderLoad(t *testing.T) {
 			Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
 		Spec: v1alpha1.ExternalBackendSpec{
 			// b3 is new: once it answers, the syncer follows the operator's slices.
-			Addresses: []string{b1.ip, b2.ip, b3.ip},
+			Addresses: []string{b1.IP, b2.IP, b3.IP},
 			Ports:     []v1alpha1.BackendPort{{Name: "p", Port: 80, TargetPort: dpTCPPort}},
 		},
 	}
@@ -85,7 +86,7 @@ func TestAdoptHandWrittenServiceUnderLoad(t *testing.T) {
 	adopted := time.Since(asked)
 	poll.Eventually(t, 30*time.Second, "b3 answers through "+target, func() error {
 		for range 20 {
-			if who, err := w.get(target, time.Second); err == nil && who == b3.name {
+			if who, err := w.get(target, time.Second); err == nil && who == b3.Name {
 				return nil
 			}
 		}
@@ -121,7 +122,7 @@ func TestAdoptHandWrittenServiceUnderLoad(t *testing.T) {
 // handWrittenEndpoints writes what a user and the endpointslice-mirroring
 // controller leave for a selectorless Service (no controller runs here):
 // Endpoints, and the EndpointSlice mirrored from them.
-func handWrittenEndpoints(t *testing.T, w *dpWorld, name string, bs ...*dpBackend) {
+func handWrittenEndpoints(t *testing.T, w *dpWorld, name string, bs ...netns.Backend) {
 	t.Helper()
 	ctx := context.Background()
 	subset := corev1.EndpointSubset{Ports: []corev1.EndpointPort{{Name: "p", Port: dpTCPPort, Protocol: corev1.ProtocolTCP}}} //nolint:staticcheck // hand-written Endpoints are what is adopted
@@ -134,8 +135,8 @@ func handWrittenEndpoints(t *testing.T, w *dpWorld, name string, bs ...*dpBacken
 		Ports:       []discovery.EndpointPort{{Name: ptr.To("p"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(dpTCPPort))}},
 	}
 	for _, b := range bs {
-		subset.Addresses = append(subset.Addresses, corev1.EndpointAddress{IP: b.ip}) //nolint:staticcheck
-		mirrored.Endpoints = append(mirrored.Endpoints, discovery.Endpoint{Addresses: []string{b.ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
+		subset.Addresses = append(subset.Addresses, corev1.EndpointAddress{IP: b.IP}) //nolint:staticcheck
+		mirrored.Endpoints = append(mirrored.Endpoints, discovery.Endpoint{Addresses: []string{b.IP}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
 	}
 	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: dpNamespace, Name: name}, Subsets: []corev1.EndpointSubset{subset}} //nolint:staticcheck
 	if _, err := w.kube.CoreV1().Endpoints(dpNamespace).Create(ctx, eps, metav1.CreateOptions{}); err != nil {                            //nolint:staticcheck

@@ -60,19 +60,12 @@ var (
 	dpMetricsClient = &http.Client{Timeout: 2 * time.Second}
 )
 
-// dpBackend is a "pod": a namespace on the node's bridge with TCP servers
-// answering "<name> <client address>" and a UDP echo answering the same.
-type dpBackend struct {
-	name, ip string
-	ns       *netns.NS
-}
-
 // dpWorld is one node with its client, backends, API server and syncer.
 type dpWorld struct {
 	t          *testing.T
 	client     *netns.NS
 	node       *netns.NS
-	backends   []*dpBackend
+	backends   []netns.Backend // "pods" on the node's bridge, answering with netns.Backend.ServeWhoAmI
 	kube       kubernetes.Interface
 	kubeconfig string
 }
@@ -92,49 +85,11 @@ func newDPWorld(t *testing.T) *dpWorld {
 	nodeNet := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{
 		Prefix: "of", ClientIP: dpClientIP, NodeIP: dpNodeIP, BridgeIP: dpBridgeIP, Backends: 3,
 	})
-	w.node, w.client = nodeNet.Node, nodeNet.Client
-	for _, nb := range nodeNet.Backends {
-		b := &dpBackend{name: nb.Name, ip: nb.IP, ns: nb.NS}
-		w.serve(b)
-		w.backends = append(w.backends, b)
+	w.node, w.client, w.backends = nodeNet.Node, nodeNet.Client, nodeNet.Backends
+	for _, b := range w.backends {
+		b.ServeWhoAmI(t, dpUDPPort, dpTCPPort)
 	}
 	return w
-}
-
-func (w *dpWorld) serve(b *dpBackend) {
-	t := w.t
-	var ln net.Listener
-	var pc net.PacketConn
-	if err := b.ns.Do(func() (err error) {
-		if ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", dpTCPPort)); err != nil {
-			return err
-		}
-		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", dpUDPPort))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s\n", b.name, c.RemoteAddr())
-			c.Close()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			_, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo([]byte(b.name), from)
-		}
-	}()
 }
 
 // service creates a Service and returns it with its allocated addresses.
@@ -158,7 +113,7 @@ func (w *dpWorld) service(name string, typ corev1.ServiceType, proto corev1.Prot
 }
 
 // endpoints writes the Service's one EndpointSlice with these backends.
-func (w *dpWorld) endpoints(svc *corev1.Service, bs ...*dpBackend) {
+func (w *dpWorld) endpoints(svc *corev1.Service, bs ...netns.Backend) {
 	w.t.Helper()
 	port := svc.Spec.Ports[0]
 	s := &discovery.EndpointSlice{
@@ -168,7 +123,7 @@ func (w *dpWorld) endpoints(svc *corev1.Service, bs ...*dpBackend) {
 		Ports:       []discovery.EndpointPort{{Name: ptr.To(port.Name), Protocol: ptr.To(port.Protocol), Port: ptr.To(port.TargetPort.IntVal)}},
 	}
 	for _, b := range bs {
-		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{b.ip}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
+		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{b.IP}, Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
 	}
 	ctx := context.Background()
 	slices := w.kube.DiscoveryV1().EndpointSlices(dpNamespace)
@@ -212,8 +167,8 @@ func answer(c net.Conn, timeout time.Duration) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name, _, _ := strings.Cut(line, " ")
-	return name, nil
+	name, _, err := netns.ParseWhoAmI(line)
+	return name, err
 }
 
 // syncerProc is one run of bin/outpost-syncer.

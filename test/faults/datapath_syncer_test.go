@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/outpost-dev/outpost/test/lib/netns"
 	"github.com/outpost-dev/outpost/test/lib/poll"
 )
 
@@ -185,7 +186,7 @@ func TestSyncerRestoreFailsUnderLoad(t *testing.T) {
 	before := len(callTimes(t, callsFile))
 	start := time.Now()
 	w.endpoints(web, w.backends[0], w.backends[1])
-	w.drained(t, clusterAddr(web), w.backends[2].name, 45*time.Second)
+	w.drained(t, clusterAddr(web), w.backends[2].Name, 45*time.Second)
 	converged := time.Since(start)
 	load.waitMore(t, dpRate/2)
 
@@ -318,7 +319,7 @@ func TestSyncerXtablesLockHeld(t *testing.T) {
 	})
 	start := time.Now()
 	w.endpoints(web, w.backends[0], w.backends[1])
-	w.drained(t, clusterAddr(web), w.backends[2].name, hold+45*time.Second)
+	w.drained(t, clusterAddr(web), w.backends[2].Name, hold+45*time.Second)
 	converged := time.Since(start)
 	_ = lock.Wait()
 	load.waitMore(t, dpRate/2)
@@ -387,7 +388,11 @@ func TestConntrackUDPFlowMovesOffRemovedEndpoint(t *testing.T) {
 		_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		buf := make([]byte, 64)
 		n, err := conn.Read(buf)
-		return string(buf[:n]), err
+		if err != nil {
+			return "", err
+		}
+		name, _, err := netns.ParseWhoAmI(string(buf[:n]))
+		return name, err
 	}
 	var pinned string
 	poll.Eventually(t, 30*time.Second, "a datagram answered", func() (err error) { pinned, err = ask(); return err })
@@ -396,9 +401,9 @@ func TestConntrackUDPFlowMovesOffRemovedEndpoint(t *testing.T) {
 			t.Fatalf("one 5-tuple answered by %q (%v) after %q: conntrack does not pin it", got, err, pinned)
 		}
 	}
-	var remaining *dpBackend
+	var remaining netns.Backend
 	for _, b := range w.backends[:2] {
-		if b.name != pinned {
+		if b.Name != pinned {
 			remaining = b
 		}
 	}
@@ -411,7 +416,7 @@ func TestConntrackUDPFlowMovesOffRemovedEndpoint(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got != remaining.name {
+		if got != remaining.Name {
 			return fmt.Errorf("the flow still reaches the removed %s", got)
 		}
 		return nil
@@ -422,5 +427,5 @@ func TestConntrackUDPFlowMovesOffRemovedEndpoint(t *testing.T) {
 		t.Errorf("conntrack_entries_deleted_total %v (%v), want at least 1", deleted, err)
 	}
 	t.Logf("UDP flow on a fixed 5-tuple moved from the removed %s to %s after %s (%d datagrams); conntrack entries deleted: %v",
-		pinned, remaining.name, moved.Round(time.Millisecond), datagrams, deleted)
+		pinned, remaining.Name, moved.Round(time.Millisecond), datagrams, deleted)
 }

@@ -1,11 +1,15 @@
 package netns
 
 import (
+	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,6 +61,59 @@ func TestServersInNamespaceAreReachableAndStoppable(t *testing.T) {
 		t.Fatalf("dial after restart: %v", err)
 	}
 	c.Close()
+}
+
+func TestWhoAmIServersNameTheBackendAndTheClient(t *testing.T) {
+	RequireRoot(t)
+	nodeNet := NewNodeNetwork(t, NodeNetworkSpec{Prefix: "nt", ClientIP: "203.0.113.2", NodeIP: "203.0.113.1", BridgeIP: "198.51.100.1", Backends: 2})
+	b2 := nodeNet.Backends[1]
+	// ask sends one line from the node to b2 and reads the answer.
+	ask := func(network string, port int) (string, netip.AddrPort, error) {
+		var c net.Conn
+		if err := nodeNet.Node.Do(func() (err error) {
+			c, err = net.DialTimeout(network, net.JoinHostPort(b2.IP, strconv.Itoa(port)), time.Second)
+			return err
+		}); err != nil {
+			return "", netip.AddrPort{}, err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("who\n")); err != nil {
+			return "", netip.AddrPort{}, err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return "", netip.AddrPort{}, err
+		}
+		name, client, err := ParseWhoAmI(line)
+		if want := netip.MustParseAddrPort(c.LocalAddr().String()); err == nil && client != want {
+			t.Errorf("%s:%d saw the client as %s, want %s", network, port, client, want)
+		}
+		return name, client, err
+	}
+
+	t.Run("serving", func(t *testing.T) {
+		b2.ServeWhoAmI(t, 5353, 8080, 31337)
+		for _, q := range []struct {
+			network string
+			port    int
+		}{{"tcp", 8080}, {"tcp", 31337}, {"udp", 5353}} {
+			if name, _, err := ask(q.network, q.port); err != nil || name != "b2" {
+				t.Errorf("%s:%d answered %q (%v), want b2", q.network, q.port, name, err)
+			}
+		}
+	})
+	// The test that started them has ended: they are closed.
+	if _, _, err := ask("tcp", 8080); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("tcp 8080 after its test ended: %v, want connection refused", err)
+	}
+	if _, _, err := ask("udp", 5353); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("udp 5353 after its test ended: %v, want connection refused", err)
+	}
+
+	if _, _, err := ParseWhoAmI("b1\n"); err == nil {
+		t.Error("ParseWhoAmI accepted an answer without a client address")
+	}
 }
 
 func TestNamespacesDoNotCollideAndAreRemoved(t *testing.T) {

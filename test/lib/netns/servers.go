@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,6 +96,12 @@ func (ns *NS) StartTCP(tb testing.TB, addr netip.AddrPort) *Server {
 }
 
 func startTCP(tb testing.TB, netns string, addr netip.AddrPort) *Server {
+	return startTCPAnswering(tb, netns, addr, func(net.Conn) {})
+}
+
+// startTCPAnswering starts a TCP server at addr that calls answer on each
+// connection, then closes it.
+func startTCPAnswering(tb testing.TB, netns string, addr netip.AddrPort, answer func(net.Conn)) *Server {
 	s := &Server{Addr: addr}
 	s.serve = func(ln net.Listener) {
 		for {
@@ -103,6 +110,7 @@ func startTCP(tb testing.TB, netns string, addr netip.AddrPort) *Server {
 				return
 			}
 			s.hits.Add(1)
+			answer(c)
 			c.Close()
 		}
 	}
@@ -164,4 +172,60 @@ func selfSigned(tb testing.TB, ip netip.Addr, names []string) (tls.Certificate, 
 		tb.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
+}
+
+// ServeWhoAmI starts, inside b's namespace on b's address, TCP servers on
+// tcpPorts and, unless udpPort is 0, a UDP server, all answering each
+// connection or datagram with one line, "<b.Name> <client address:port>"
+// (ParseWhoAmI reads it). A datapath test sees from the name which backend
+// a packet reached and from the client address whether the node
+// masqueraded it. Everything is closed when the test ends; a port that
+// cannot be bound fails the test.
+func (b Backend) ServeWhoAmI(tb testing.TB, udpPort int, tcpPorts ...int) {
+	tb.Helper()
+	ip, err := netip.ParseAddr(b.IP)
+	if err != nil {
+		tb.Fatalf("backend %s: IP %q: %v", b.Name, b.IP, err)
+	}
+	for _, port := range tcpPorts {
+		startTCPAnswering(tb, b.NS.Name, netip.AddrPortFrom(ip, uint16(port)), func(c net.Conn) {
+			fmt.Fprintf(c, "%s %s\n", b.Name, c.RemoteAddr())
+		})
+	}
+	if udpPort == 0 {
+		return
+	}
+	addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(udpPort)))
+	var pc *net.UDPConn
+	if err := b.NS.Do(func() (err error) {
+		pc, err = net.ListenUDP("udp", addr)
+		return err
+	}); err != nil {
+		tb.Fatalf("listen on udp %s in %s: %v", addr, b.NS.Name, err)
+	}
+	tb.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteToUDPAddrPort(fmt.Appendf(nil, "%s %s\n", b.Name, from), from)
+		}
+	}()
+}
+
+// ParseWhoAmI reads the line a ServeWhoAmI server answers with: the name
+// of the backend and the client address it saw.
+func ParseWhoAmI(answer string) (backend string, client netip.AddrPort, err error) {
+	f := strings.Fields(answer)
+	if len(f) != 2 {
+		return "", netip.AddrPort{}, fmt.Errorf("answer %q is not \"<backend> <client address:port>\"", answer)
+	}
+	client, err = netip.ParseAddrPort(f[1])
+	if err != nil {
+		return "", netip.AddrPort{}, fmt.Errorf("answer %q: client address: %w", answer, err)
+	}
+	return f[0], client, nil
 }
