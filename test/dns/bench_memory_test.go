@@ -12,42 +12,76 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/outpost-dev/outpost/internal/benchresult"
 	"github.com/outpost-dev/outpost/test/lib/poll"
 	"github.com/outpost-dev/outpost/test/lib/testenv"
 )
 
-// measureMemory starts one fresh CoreDNS per plugin in the shipped shape
-// with cache (what users run) over the same data and records, per plugin:
-//   - peak RSS (VmHWM) up to the end of the initial sync: the decoded
-//     lists, which a memory limit must allow for;
-//   - RSS (VmRSS) at each of cfg.rssAt after its sync: the steady state,
-//     once the Go runtime has returned the sync's garbage to the system;
-//   - peak RSS during the relist after kube-apiserver restarts (VmHWM
-//     reset through /proc/PID/clear_refs just before).
+// measureMemory measures the memory of fresh processes, each plugin in its
+// own, pinned (GOMAXPROCS 1, as under a one-CPU limit) and unpinned, in
+// cfg.rounds rounds: peak RSS (VmHWM) during the initial sync, RSS at each
+// of cfg.rssAt after sync, and peak RSS during the relist after
+// kube-apiserver restarts. The four processes of a round run side by side,
+// started in the other plugin's order every other round (ABBA), and every
+// round is printed.
 func measureMemory(b *testing.B, cfg *benchConfig, res *results, services, namespaces int) {
-	// Pinned (GOMAXPROCS 1, as under a one-CPU limit) and unpinned, each
-	// plugin in its own process; the four wait out their RSS times together.
+	type key struct{ mode, plugin, metric string }
+	rounds := map[key][]float64{}
+	var keys []key
+	record := func(mode, plugin, metric string, v float64) {
+		k := key{mode, plugin, metric}
+		if _, ok := rounds[k]; !ok {
+			keys = append(keys, k)
+		}
+		rounds[k] = append(rounds[k], v)
+	}
+	for round := range cfg.rounds {
+		figures := memoryRound(b, cfg, services, namespaces, round%4 == 1 || round%4 == 2)
+		for _, f := range figures {
+			record(f.Mode, f.Side, f.Metric, f.Value)
+		}
+		for _, mode := range memoryModes {
+			fmt.Printf("%-36s round %d  kubernetes %s  outpost %s\n", fmt.Sprintf("%s memory (%d Services)", mode, services), round+1,
+				memoryLine(figures, mode, "kubernetes"), memoryLine(figures, mode, "outpost"))
+		}
+	}
+	for _, k := range keys {
+		res.figures = append(res.figures, benchresult.Rounds(k.metric, k.mode, unitOf(k.metric), services, k.plugin, rounds[k]))
+	}
+}
+
+// memoryModes are the modes measureMemory reports.
+var memoryModes = []string{"shipped+cache/pinned", "shipped+cache/unpinned"}
+
+// memoryRound is one round of measureMemory; outpostFirst starts the
+// outpost processes before the kubernetes ones.
+func memoryRound(b *testing.B, cfg *benchConfig, services, namespaces int, outpostFirst bool) []benchresult.Figure {
+	var (
+		mu      sync.Mutex
+		figures []benchresult.Figure
+	)
+	add := func(s *benchServer, metric string, v float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		figures = append(figures, benchresult.Figure{Metric: metric, Mode: s.mode, Unit: unitOf(metric), Size: services, Side: s.plugin, Value: v})
+	}
 	var servers []*benchServer
 	for _, pinned := range []bool{true, false} {
-		for _, s := range startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, pinned, false) {
+		for _, s := range startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, pinned, false, outpostFirst) {
 			s.mode = "shipped+cache/" + pinning(pinned)
 			servers = append(servers, s)
-			res.add(services, s.mode, s.plugin, "peak_sync_mib", s.status(b, "VmHWM:"))
+			add(s, "peak_sync_mib", s.status(b, "VmHWM:"))
 		}
 	}
 	defer stopBenchServers(servers)
 	// The waits overlap: both processes are read at their own times after
 	// their own sync.
-	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Go(func() {
 			for _, at := range cfg.rssAt {
 				time.Sleep(time.Until(s.syncedAt.Add(at)))
-				rss := s.status(b, "VmRSS:")
-				mu.Lock()
-				res.add(services, s.mode, s.plugin, fmt.Sprintf("rss_%ds_mib", int(at.Seconds())), rss)
-				mu.Unlock()
+				add(s, fmt.Sprintf("rss_%ds_mib", int(at.Seconds())), s.status(b, "VmRSS:"))
 			}
 		})
 	}
@@ -81,16 +115,24 @@ func measureMemory(b *testing.B, cfg *benchConfig, res *results, services, names
 		})
 	}
 	for _, s := range servers {
-		res.add(services, s.mode, s.plugin, "peak_relist_mib", s.status(b, "VmHWM:"))
+		add(s, "peak_relist_mib", s.status(b, "VmHWM:"))
 	}
-	for _, mode := range []string{"shipped+cache/pinned", "shipped+cache/unpinned"} {
-		fmt.Printf("%-36s kubernetes %s  outpost %s\n", fmt.Sprintf("%s memory (%d Services)", mode, services),
-			res.memoryLine(services, mode, "kubernetes"), res.memoryLine(services, mode, "outpost"))
-	}
-	// Leave the data as populate made it for the next size.
+	// Leave the data as populate made it for the next round and size.
 	if err := kube.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	return figures
+}
+
+// memoryLine is one plugin's memory figures of a round in mode.
+func memoryLine(figures []benchresult.Figure, mode, plugin string) string {
+	var parts []string
+	for _, f := range figures {
+		if f.Mode == mode && f.Side == plugin {
+			parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimSuffix(f.Metric, "_mib"), f.Value))
+		}
+	}
+	return strings.Join(parts, " ") + " MiB"
 }
 
 // status reads a memory figure of /proc/PID/status ("VmHWM:", "VmRSS:")

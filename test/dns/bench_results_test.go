@@ -55,16 +55,6 @@ func (r *results) median(services int, mode, plugin, metric string) float64 {
 	return 0
 }
 
-func (r *results) memoryLine(services int, mode, plugin string) string {
-	var parts []string
-	for _, f := range r.figures {
-		if f.Size == services && f.Mode == mode && f.Side == plugin && f.Unit == "MiB" {
-			parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimSuffix(f.Metric, "_mib"), f.Value))
-		}
-	}
-	return strings.Join(parts, " ") + " MiB"
-}
-
 // print writes the medians side by side, with outpost/kubernetes.
 func (r *results) print() {
 	type key struct {

@@ -58,17 +58,21 @@ type benchServer struct {
 	mode     string    // what its memory figures are recorded under
 }
 
-// startBenchServers starts one CoreDNS per plugin (kubernetes first) in
-// shape sh and waits until both answer for the last of services Services.
+// startBenchServers starts one CoreDNS per plugin (kubernetes first,
+// unless outpostFirst) in shape sh and waits until both answer for the last of services Services.
 // Pinned ones run on CPU 0 from the start, so that the Go runtime sizes
 // itself for one CPU (GOMAXPROCS 1), as in a pod limited to one CPU.
-func startBenchServers(b *testing.B, sh benchShape, services, namespaces int, pinned, withPprof bool) []*benchServer {
+func startBenchServers(b *testing.B, sh benchShape, services, namespaces int, pinned, withPprof, outpostFirst bool) []*benchServer {
 	var wrapper []string
 	if pinned {
 		wrapper = []string{"taskset", "-c", "0"}
 	}
+	plugins := []string{"kubernetes", "outpost"}
+	if outpostFirst {
+		slices.Reverse(plugins)
+	}
 	var servers []*benchServer
-	for _, plugin := range []string{"kubernetes", "outpost"} {
+	for _, plugin := range plugins {
 		corefile, port := sh.corefile(b, plugin)
 		s := &benchServer{plugin: plugin, port: port}
 		if withPprof {
@@ -121,7 +125,7 @@ func measureShape(b *testing.B, cfg *benchConfig, res *results, services, namesp
 	onePass := []string{"-d", queries, "-n", "1"}
 	for _, pinned := range []bool{true, false} {
 		mode := sh.name + "/" + pinning(pinned)
-		servers := startBenchServers(b, sh, services, namespaces, pinned, pinned && cfg.profileDir != "")
+		servers := startBenchServers(b, sh, services, namespaces, pinned, pinned && cfg.profileDir != "", false)
 		// Warm-up: the first queries fault in pages, grow the goroutine and
 		// buffer pools and fill the cache.
 		for _, s := range servers {
@@ -156,6 +160,9 @@ func measureAtLoad(b *testing.B, cfg *benchConfig, res *results, services int, m
 		// Half of what the kubernetes plugin sustains without cache: neither
 		// plugin is saturated, so both do the same work per second.
 		load = int(res.median(services, "shipped/pinned", "kubernetes", "qps") / 2)
+		if load == 0 {
+			b.Fatal("the equal load is half the kubernetes plugin's shipped/pinned QPS: measure the shipped shape too (BENCH_DNS_SHAPES), or set BENCH_DNS_CPU_QPS")
+		}
 	}
 	atLoad := append(slices.Clone(onePass), "-Q", strconv.Itoa(load), "-v")
 	runs := abba(b, fmt.Sprintf("%s at %d QPS", mode, load), cfg.rounds, servers, func(s *benchServer) perfRun { return s.dnsperf(b, true, atLoad...) })

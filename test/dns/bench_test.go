@@ -43,6 +43,10 @@ import (
 //     the initial sync and during a relist after kube-apiserver restarts,
 //     and RSS at BENCH_DNS_RSS_AT (default 5s,60s,300s) after sync.
 //
+// BENCH_DNS_SHAPES (default bare,shipped,shipped+cache,memory) picks what
+// to measure, e.g. memory alone at a size where throughput was measured
+// already.
+//
 // Every figure is the median of BENCH_DNS_ROUNDS (default 5) interleaved
 // rounds (ABBA: kubernetes, outpost, outpost, kubernetes, ...), all rounds
 // printed; a round runs dnsperf once through a file of BENCH_DNS_QUERIES
@@ -68,6 +72,7 @@ func BenchmarkDNS(b *testing.B) {
 		// shape, to DIR/<services>-<shape>-<plugin>.pprof, to see where the
 		// time goes (go tool pprof -top bin/coredns DIR/10000-shipped-outpost.pprof).
 		profileDir: os.Getenv("BENCH_DNS_PROFILE"),
+		shapes:     envShapes(b),
 	}
 	if cfg.rounds < 5 {
 		fmt.Printf("BENCH_DNS_ROUNDS=%d: fewer than 5 rounds, a trial run; its medians are not results\n", cfg.rounds)
@@ -86,9 +91,13 @@ func BenchmarkDNS(b *testing.B) {
 		fmt.Printf("\n=== %d Services + %d EndpointSlices (populated in %s)\n", size, size, time.Since(start).Round(time.Second))
 		queries := writeQueryFile(b, size, namespaces, cfg.queries)
 		for _, sh := range benchShapes {
-			measureShape(b, &cfg, res, size, namespaces, sh, queries)
+			if cfg.shapes[sh.name] {
+				measureShape(b, &cfg, res, size, namespaces, sh, queries)
+			}
 		}
-		measureMemory(b, &cfg, res, size, namespaces)
+		if cfg.shapes[memoryShape] {
+			measureMemory(b, &cfg, res, size, namespaces)
+		}
 		// After each size, so that a run stopped later keeps its figures.
 		if err := res.write(out); err != nil {
 			b.Fatal(err)
@@ -96,7 +105,37 @@ func BenchmarkDNS(b *testing.B) {
 	}
 	res.print()
 	fmt.Printf("\nfigures written to %s\n", out)
-	b.ReportMetric(res.median(cfg.sizes[0], "shipped/pinned", "outpost", "qps")/res.median(cfg.sizes[0], "shipped/pinned", "kubernetes", "qps"), "qps-ratio")
+	if k := res.median(cfg.sizes[0], "shipped/pinned", "kubernetes", "qps"); k > 0 {
+		b.ReportMetric(res.median(cfg.sizes[0], "shipped/pinned", "outpost", "qps")/k, "qps-ratio")
+	}
+}
+
+// memoryShape names measureMemory in BENCH_DNS_SHAPES.
+const memoryShape = "memory"
+
+// envShapes reads BENCH_DNS_SHAPES: the names of benchShapes and
+// memoryShape to measure, all by default.
+func envShapes(b *testing.B) map[string]bool {
+	known := []string{memoryShape}
+	for _, sh := range benchShapes {
+		known = append(known, sh.name)
+	}
+	chosen := map[string]bool{}
+	v := os.Getenv("BENCH_DNS_SHAPES")
+	if v == "" {
+		for _, name := range known {
+			chosen[name] = true
+		}
+		return chosen
+	}
+	for f := range strings.SplitSeq(v, ",") {
+		name := strings.TrimSpace(f)
+		if !slices.Contains(known, name) {
+			b.Fatalf("BENCH_DNS_SHAPES=%q: %q is none of %s", v, name, strings.Join(known, ", "))
+		}
+		chosen[name] = true
+	}
+	return chosen
 }
 
 // benchConfig is what the BENCH_DNS_* knobs chose.
@@ -107,6 +146,7 @@ type benchConfig struct {
 	cpuLoad    int // QPS offered in the CPU rounds; 0: half the kubernetes plugin's pinned QPS, shipped shape without cache
 	rssAt      []time.Duration
 	profileDir string
+	shapes     map[string]bool // BENCH_DNS_SHAPES
 }
 
 // cpuProfile saves a CPU profile of the CoreDNS whose pprof plugin listens
@@ -237,7 +277,11 @@ func populate(b *testing.B, from, to, namespaces int) {
 			}
 		})
 	}
+	start := time.Now()
 	for i := from; i < to; i++ {
+		if done := i - from; done > 0 && done%5000 == 0 {
+			fmt.Printf("populate: %d of %d Services and their slices created (%s)\n", done, to-from, time.Since(start).Round(time.Second))
+		}
 		work <- i
 	}
 	close(work)
