@@ -4,8 +4,10 @@
 package operator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -256,8 +258,9 @@ func (o Options) limits() (status.Limits, error) {
 }
 
 // cacheOptions keep the operator's memory proportional to what it owns: the
-// slices and Endpoints it wrote, in full, and of every other Service only the
-// metadata needed to notice a name conflict.
+// slices and Endpoints it wrote, in full, of every other Service only the
+// metadata needed to notice a name conflict, and of ConfigMaps (watched for
+// the CA bundles of health checks) only certificates.
 func cacheOptions() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
@@ -267,10 +270,54 @@ func cacheOptions() cache.Options {
 			&corev1.Endpoints{}: { //nolint:staticcheck // legacy Endpoints are written on purpose
 				Label: labels.SelectorFromSet(labels.Set{desired.LabelManagedBy: desired.ManagedBy}),
 			},
-			&corev1.Service{}: {Transform: shrinkForeignService},
+			&corev1.Service{}:   {Transform: shrinkForeignService},
+			&corev1.ConfigMap{}: {Transform: keepCertificates},
 		},
 	}
 }
+
+// keepCertificates keeps of a ConfigMap its identity and the values that
+// hold a PEM certificate, the only ones a health check's tls.caConfigMap
+// can use: a cluster's ConfigMaps also hold configuration files and
+// dashboards of megabytes, which the operator would otherwise cache. The
+// other values are emptied, their keys kept, so that a check naming one is
+// still told it holds no PEM certificate rather than that it is missing.
+func keepCertificates(obj any) (any, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.ConfigMap{
+		TypeMeta: cm.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            cm.Name,
+			Namespace:       cm.Namespace,
+			UID:             cm.UID,
+			ResourceVersion: cm.ResourceVersion,
+		},
+	}
+	if cm.Data != nil {
+		out.Data = make(map[string]string, len(cm.Data))
+		for k, v := range cm.Data {
+			if !strings.Contains(v, pemCertificate) {
+				v = ""
+			}
+			out.Data[k] = v
+		}
+	}
+	if cm.BinaryData != nil {
+		out.BinaryData = make(map[string][]byte, len(cm.BinaryData))
+		for k, v := range cm.BinaryData {
+			if !bytes.Contains(v, []byte(pemCertificate)) {
+				v = nil
+			}
+			out.BinaryData[k] = v
+		}
+	}
+	return out, nil
+}
+
+const pemCertificate = "-----BEGIN CERTIFICATE-----"
 
 // shrinkForeignService drops everything but identity and ownership from
 // Services the operator does not manage.

@@ -67,6 +67,13 @@ var _ = Describe("Health checks with several checks", func() {
 		Expect(k8s.Update(ctx, cm)).To(Succeed())
 		eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonAllHealthy)
 		Eventually(func() map[string]bool { return addressesOf(slicesOf(ns, "api")) }, timeout, poll).Should(Equal(map[string]bool{a.String(): true}))
+
+		By("pointing the check at a key of the ConfigMap that holds no certificate")
+		cm.Data["notes.txt"] = "rotated on Mondays"
+		Expect(k8s.Update(ctx, cm)).To(Succeed())
+		update(xb, func(xb *v1alpha1.ExternalBackend) { xb.Spec.HealthCheck.Checks[1].TLS.CAConfigMap.Key = "notes.txt" })
+		got = eventuallyCondition(xb, v1alpha1.ConditionHealthy, v1alpha1.ReasonInvalidHealthCheck)
+		Expect(healthMessage(got)).To(Equal("spec.healthCheck.checks[1].tls.caConfigMap: ConfigMap " + ns + "/api-ca: \"notes.txt\" holds no PEM certificate"))
 	})
 
 	It("refuses mixing the single form with checks, and checks missing what their type needs", func() {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -128,13 +129,19 @@ func (r *ExternalBackendReconciler) caBundleReader(ctx context.Context, namespac
 			}
 			return nil, fmt.Errorf("read ConfigMap %s/%s: %w", namespace, name, err)
 		}
-		if pem, ok := cm.Data[key]; ok {
-			return []byte(pem), nil
+		var pem []byte
+		if v, ok := cm.Data[key]; ok {
+			pem = []byte(v)
+		} else if pem, ok = cm.BinaryData[key]; !ok {
+			return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", namespace, name, key)
 		}
-		if pem, ok := cm.BinaryData[key]; ok {
-			return pem, nil
+		if len(bytes.TrimSpace(pem)) == 0 {
+			// Not "no CA": the check would then trust the system roots,
+			// or verify nothing, where the user asked for this CA. (The
+			// operator's cache empties values that hold no certificate.)
+			return nil, fmt.Errorf("ConfigMap %s/%s: %q holds no PEM certificate", namespace, name, key)
 		}
-		return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", namespace, name, key)
+		return pem, nil
 	}
 }
 
