@@ -95,8 +95,8 @@ func memoryRound(b *testing.B, cfg *benchConfig, services, namespaces int, outpo
 	if err := testenv.StopAPIServer(env); err != nil {
 		b.Fatal(err)
 	}
-	if err := env.ControlPlane.GetAPIServer().Start(); err != nil {
-		b.Fatalf("start kube-apiserver again: %v", err)
+	if err := testenv.StartAPIServer(env); err != nil {
+		b.Fatal(err)
 	}
 	// A Service made after the restart is answered only once a plugin's
 	// watches are back, which for a watch too old for the new API server's

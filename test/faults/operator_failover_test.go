@@ -123,10 +123,9 @@ func TestOperatorAPIServerOutage(t *testing.T) {
 	if err := testenv.StopAPIServer(c.env); err != nil {
 		t.Fatal(err)
 	}
-	api := c.env.ControlPlane.GetAPIServer()
 	time.Sleep(apiOutage) // the scenario: the API server is away this long
-	if err := api.Start(); err != nil {
-		t.Fatalf("start kube-apiserver again: %v", err)
+	if err := testenv.StartAPIServer(c.env); err != nil {
+		t.Fatal(err)
 	}
 	back := time.Now()
 	poll.Eventually(t, 60*time.Second, "every backend reports the DNS timeout after the outage", allReportTimeout(c, ns))

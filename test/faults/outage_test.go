@@ -94,8 +94,8 @@ func TestAPIServerOutage(t *testing.T) {
 	for _, srv := range []*coreDNS{outpost, kubernetesPlugin} {
 		srv.resetPeakRSS(t)
 	}
-	if err := api.Start(); err != nil {
-		t.Fatalf("start kube-apiserver again: %v", err)
+	if err := testenv.StartAPIServer(env); err != nil {
+		t.Fatal(err)
 	}
 
 	// A Service made now must be answered within caughtUp.

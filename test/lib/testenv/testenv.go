@@ -140,7 +140,7 @@ func AdminKubeconfigFile(tb testing.TB, env *envtest.Environment, name, server s
 }
 
 // StopAPIServer stops kube-apiserver (etcd stays) and waits until it no
-// longer accepts connections; GetAPIServer().Start() brings it back, and
+// longer accepts connections; StartAPIServer brings it back, and
 // its clients' watches then relist: the new API server's watch cache starts
 // past their resource versions. The environment must have been started with
 // a CertDir of its own (set before Start): envtest otherwise makes a new
@@ -162,6 +162,18 @@ func StopAPIServer(env *envtest.Environment) error {
 		return nil
 	}); err != nil {
 		return errors.Join(err, stopErr)
+	}
+	return nil
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer. It may
+// take minutes: over tens of thousands of objects it fills its watch cache
+// before it serves, far beyond envtest's default start timeout of 20 s.
+func StartAPIServer(env *envtest.Environment) error {
+	api := env.ControlPlane.GetAPIServer()
+	api.StartTimeout = 5 * time.Minute
+	if err := api.Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver again: %w", err)
 	}
 	return nil
 }
