@@ -265,14 +265,19 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 	}
 	deadline := time.Now().Add(corpusBudget)
 	asked := 0
-	stopped := func() bool {
+	// mayAsk reports whether a worker may ask its next question, and
+	// counts the questions asked.
+	mayAsk := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if unanswered == nil && time.Now().After(deadline) {
 			unanswered = fmt.Errorf("the corpus took longer than %v (%d questions asked)", corpusBudget, asked)
 		}
+		if unanswered != nil {
+			return false
+		}
 		asked++
-		return unanswered != nil
+		return true
 	}
 	exchange := func(proto, server string, port int, m *dns.Msg) (*dns.Msg, error) {
 		r, err := tryExchange(proto, port, m)
@@ -287,7 +292,7 @@ func runCorpus(corpus []corpusQuery, k8s, outpost int, ttlSlack uint32) (map[str
 			for _, i := range indexes {
 				q := corpus[i]
 				for _, v := range variantsOf(i, q) {
-					if stopped() {
+					if !mayAsk() {
 						return
 					}
 					m := v.message(q.name, q.qtype)
