@@ -73,11 +73,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 func TestWiringWithManager(t *testing.T) {
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	_, cfg := testenv.StartForTest(t)
 
 	dns := dnsserver.Start(t)
 	dns.SetA("db.example.test", 1, "127.0.0.2")

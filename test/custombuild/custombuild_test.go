@@ -191,11 +191,7 @@ func checkOutpostJustBeforeKubernetes(t *testing.T, directives []string) {
 // kubernetes for a pod name.
 func checkServes(t *testing.T, coredns string) {
 	t.Helper()
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.StartForTest(t)
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

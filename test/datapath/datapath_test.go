@@ -81,11 +81,7 @@ const backendUDPPort = 5353
 func setup(t *testing.T) *world {
 	t.Helper()
 	netns.Require(t)
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.StartForTest(t)
 	w := &world{t: t, kube: kubernetes.NewForConfigOrDie(cfg), kubeconfig: testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")}
 	nodeNet := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{
 		Prefix: "op", ClientIP: clientIP, NodeIP: nodeIP, BridgeIP: bridgeIP,

@@ -75,11 +75,7 @@ type dpWorld struct {
 func newDPWorld(t *testing.T) *dpWorld {
 	t.Helper()
 	netns.Require(t)
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.StartForTest(t)
 	w := &dpWorld{t: t, kube: kubernetes.NewForConfigOrDie(cfg), kubeconfig: testenv.AdminKubeconfigFile(t, env, "outpost-syncer", "")}
 
 	nodeNet := netns.NewNodeNetwork(t, netns.NodeNetworkSpec{

@@ -162,11 +162,7 @@ func TestFailoverBetweenAddressGroupsThroughTheClusterIP(t *testing.T) {
 	t.Cleanup(replica.stop)
 
 	crlog.SetLogger(logr.Discard())
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.StartForTest(t)
 	k8s := startInProcessOperator(t, cfg)
 
 	syncer := startSyncer(t, testenv.AdminKubeconfigFile(t, env, "outpost-syncer", ""), node.Name, foNodeIP, nil)

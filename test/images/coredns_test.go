@@ -34,11 +34,7 @@ func checkCoreDNSServes(t *testing.T, img *Image) {
 		t.Log("not root: the CoreDNS image is not started")
 		return
 	}
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.StartForTest(t)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

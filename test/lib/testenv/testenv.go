@@ -95,6 +95,18 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	return env, cfg, nil
 }
 
+// StartForTest is Start for one test: a control plane that cannot start
+// fails tb, and the environment is stopped when tb ends.
+func StartForTest(tb testing.TB) (*envtest.Environment, *rest.Config) {
+	tb.Helper()
+	env, cfg, err := Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = env.Stop() })
+	return env, cfg
+}
+
 // AdminKubeconfig adds a cluster-admin user called name to a started
 // environment and returns a kubeconfig for it, for the processes a test or
 // `make run` starts (the operator, CoreDNS, the syncer).
