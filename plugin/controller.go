@@ -30,6 +30,7 @@ import (
 type controller struct {
 	o        *Outpost
 	kinds    []*kindWatch
+	gc       *listingGC
 	stopCh   chan struct{}
 	stopOnce sync.Once
 	done     sync.WaitGroup
@@ -61,7 +62,7 @@ func newController(o *Outpost) (*controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API client: %w", err)
 	}
-	c := &controller{o: o, stopCh: make(chan struct{})}
+	c := &controller{o: o, stopCh: make(chan struct{}), gc: newListingGC(listingGCPercent)}
 
 	selector := ""
 	if o.labelSelector != nil {
@@ -73,14 +74,15 @@ func newController(o *Outpost) (*controller, error) {
 	}
 	withSelector := func(opts *meta.ListOptions) { opts.LabelSelector = selector }
 
-	listWatch := func(rc rest.Interface, resource string, opts func(*meta.ListOptions)) cache.ListerWatcher {
-		return cache.ToListWatcherWithWatchListSemantics(cache.NewFilteredListWatchFromClient(rc, resource, api.NamespaceAll, opts), client)
+	listWatch := func(kind string, rc rest.Interface, resource string, opts func(*meta.ListOptions)) cache.ListerWatcher {
+		lw := cache.NewFilteredListWatchFromClient(rc, resource, api.NamespaceAll, opts)
+		return cache.ToListWatcherWithWatchListSemantics(c.gc.listWatch(kind, lw), client)
 	}
-	c.add(kindService, &api.Service{}, listWatch(client.CoreV1().RESTClient(), "services", withSelector), toService)
+	c.add(kindService, &api.Service{}, listWatch(kindService, client.CoreV1().RESTClient(), "services", withSelector), toService)
 	if !o.noEndpoints {
-		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, listWatch(client.DiscoveryV1().RESTClient(), "endpointslices", withSelector), toEndpointSlice)
+		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, listWatch(kindEndpointSlice, client.DiscoveryV1().RESTClient(), "endpointslices", withSelector), toEndpointSlice)
 	}
-	c.add(kindNamespace, &api.Namespace{}, listWatch(client.CoreV1().RESTClient(), "namespaces", func(*meta.ListOptions) {}), toNamespace)
+	c.add(kindNamespace, &api.Namespace{}, listWatch(kindNamespace, client.CoreV1().RESTClient(), "namespaces", func(*meta.ListOptions) {}), toNamespace)
 	return c, nil
 }
 
@@ -93,7 +95,7 @@ const (
 )
 
 func (c *controller) add(kind string, objType runtime.Object, lw cache.ListerWatcher, transform cache.TransformFunc) {
-	queue := newQueue(c.o.idx, kind, transform)
+	queue := &listingQueue{RealFIFO: newQueue(c.o.idx, kind, transform), kind: kind, gc: c.gc}
 	c.kinds = append(c.kinds, &kindWatch{
 		reflector: cache.NewReflectorWithOptions(lw, objType, queue, cache.ReflectorOptions{Name: kind, TypeDescription: kind, Backoff: &watchBackoff}),
 		queue:     queue,
@@ -126,7 +128,7 @@ func (w *kindWatch) run(stop <-chan struct{}) {
 // newQueue is the list-watch queue of one kind. A RealFIFO, as informers
 // use: its backing array is released as it drains, where a DeltaFIFO keeps
 // a map sized for the initial list for good.
-func newQueue(x *index, kind string, transform cache.TransformFunc) cache.Queue {
+func newQueue(x *index, kind string, transform cache.TransformFunc) *cache.RealFIFO {
 	return cache.NewRealFIFOWithOptions(cache.RealFIFOOptions{
 		Name:         kind,
 		KeyFunction:  cache.MetaNamespaceKeyFunc,

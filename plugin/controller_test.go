@@ -14,9 +14,11 @@ import (
 	api "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
 )
 
 // fakeListWatch stands in for the API server of one kind: each List takes
@@ -27,6 +29,12 @@ type fakeListWatch struct {
 	// firstWatch, when set, is the error of the first Watch call.
 	firstWatch error
 	watched    int
+	// listing, when set, is called as each list begins.
+	listing func()
+	// streams serves a watch with initial events (a streamed list) from
+	// the next prepared list; without it such a watch is refused, and
+	// the reflector lists instead.
+	streams bool
 }
 
 func newFakeListWatch(lists ...runtime.Object) *fakeListWatch {
@@ -38,6 +46,9 @@ func newFakeListWatch(lists ...runtime.Object) *fakeListWatch {
 }
 
 func (f *fakeListWatch) List(meta.ListOptions) (runtime.Object, error) {
+	if f.listing != nil {
+		f.listing()
+	}
 	select {
 	case l := <-f.lists:
 		return l, nil
@@ -48,13 +59,47 @@ func (f *fakeListWatch) List(meta.ListOptions) (runtime.Object, error) {
 
 func (f *fakeListWatch) Watch(opts meta.ListOptions) (watch.Interface, error) {
 	if opts.SendInitialEvents != nil {
-		return nil, errors.New("fake API: no watch-list, list instead")
+		if !f.streams {
+			return nil, errors.New("fake API: no watch-list, list instead")
+		}
+		return f.stream()
 	}
 	f.watched++
 	if f.watched == 1 && f.firstWatch != nil {
 		return nil, f.firstWatch
 	}
 	w := watch.NewFakeWithChanSize(10, false)
+	f.watches <- w
+	return w, nil
+}
+
+// stream serves the next prepared list as a watch's initial events, ended
+// by the bookmark that says so, and leaves the watch open.
+func (f *fakeListWatch) stream() (watch.Interface, error) {
+	l, err := f.List(meta.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	items, err := apimeta.ExtractList(l)
+	if err != nil {
+		return nil, err
+	}
+	w := watch.NewFakeWithChanSize(len(items)+1, false)
+	for _, item := range items {
+		w.Add(item)
+	}
+	end := items[0].DeepCopyObject() // an object of the kind, carrying the list's version
+	endMeta, err := apimeta.Accessor(end)
+	if err != nil {
+		return nil, err
+	}
+	listMeta, err := apimeta.ListAccessor(l)
+	if err != nil {
+		return nil, err
+	}
+	endMeta.SetResourceVersion(listMeta.GetResourceVersion())
+	endMeta.SetAnnotations(map[string]string{meta.InitialEventsAnnotationKey: "true"})
+	w.Action(watch.Bookmark, end)
 	f.watches <- w
 	return w, nil
 }
@@ -77,13 +122,16 @@ func startFakeController(t *testing.T, services, slices, namespaces *fakeListWat
 	t.Helper()
 	o := New([]string{"cluster.local.", "in-addr.arpa."})
 	o.upstream = testUpstream{}
-	c := &controller{o: o, stopCh: make(chan struct{})}
+	c := &controller{o: o, stopCh: make(chan struct{}), gc: newListingGC(listingGCPercent)}
 	o.ctrl = c
-	c.add(kindService, &api.Service{}, services, toService)
-	if slices != nil {
-		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, slices, toEndpointSlice)
+	listWatch := func(kind string, f *fakeListWatch) cache.ListerWatcher {
+		return c.gc.listWatch(kind, &cache.ListWatch{ListFunc: f.List, WatchFunc: f.Watch})
 	}
-	c.add(kindNamespace, &api.Namespace{}, namespaces, toNamespace)
+	c.add(kindService, &api.Service{}, listWatch(kindService, services), toService)
+	if slices != nil {
+		c.add(kindEndpointSlice, &discovery.EndpointSlice{}, listWatch(kindEndpointSlice, slices), toEndpointSlice)
+	}
+	c.add(kindNamespace, &api.Namespace{}, listWatch(kindNamespace, namespaces), toNamespace)
 	c.run()
 	t.Cleanup(func() { o.stop() })
 	waitFor(t, func() error {

@@ -1,0 +1,100 @@
+package outpost
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+)
+
+// listingGCPercent is the garbage collector's target while a kind is being
+// listed. A list is a burst of garbage: every object arrives whole, is
+// shrunk by the transform and dropped, and the index it feeds is the only
+// memory that stays. At the default GOGC of 100 the heap may grow to twice
+// what is live before a collection, so the peak of a sync or a relist,
+// which is what a memory limit must allow for and what gets CoreDNS
+// OOM-killed, is set by that garbage and not by the index. A tighter target
+// for the few seconds of a list costs CPU then, and nothing while serving.
+const listingGCPercent = 25
+
+// listingGC lowers the garbage collector's target while any kind is being
+// listed (the initial sync, and every relist after a watch could not be
+// resumed) and puts back the one it found when the last list has been
+// handed to its queue. A target the user set tighter, or GOGC=off, is left
+// alone.
+type listingGC struct {
+	mu      sync.Mutex
+	listing map[string]bool // kind: a list has begun and not been delivered
+	saved   int             // the target to restore; valid while listing is non-empty
+	percent int             // the target while listing
+}
+
+func newListingGC(percent int) *listingGC {
+	return &listingGC{listing: make(map[string]bool), percent: percent}
+}
+
+// begin marks kind as listing. A list that fails and is retried begins
+// again; that is one list.
+func (g *listingGC) begin(kind string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.listing[kind] {
+		return
+	}
+	if len(g.listing) == 0 {
+		g.saved = debug.SetGCPercent(g.percent)
+		if g.saved < 0 || g.saved < g.percent {
+			debug.SetGCPercent(g.saved)
+		}
+	}
+	g.listing[kind] = true
+}
+
+// end marks kind's list as delivered.
+func (g *listingGC) end(kind string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.listing[kind] {
+		return
+	}
+	delete(g.listing, kind)
+	if len(g.listing) == 0 {
+		debug.SetGCPercent(g.saved)
+	}
+}
+
+// listWatch wraps lw so that a list of kind, paginated or streamed as a
+// watch with initial events, begins a listing.
+func (g *listingGC) listWatch(kind string, lw *cache.ListWatch) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts meta.ListOptions) (runtime.Object, error) {
+			g.begin(kind)
+			return lw.ListWithContext(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts meta.ListOptions) (watch.Interface, error) {
+			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+				g.begin(kind)
+			}
+			return lw.WatchWithContext(ctx, opts)
+		},
+	}
+}
+
+// listingQueue is a kind's queue that ends its listing when the reflector
+// hands it the list. It embeds the RealFIFO itself, not cache.Queue, so
+// that the reflector still finds its Transformer and shrinks a streamed
+// list's objects as they arrive.
+type listingQueue struct {
+	*cache.RealFIFO
+	kind string
+	gc   *listingGC
+}
+
+func (q *listingQueue) Replace(items []any, resourceVersion string) error {
+	defer q.gc.end(q.kind)
+	return q.RealFIFO.Replace(items, resourceVersion)
+}
