@@ -43,6 +43,7 @@ var dnsCharts = []chart{
 	{file: "memory.svg", title: "CoreDNS memory, Corefile.example, one CPU", ylabel: "MiB", bars: true, series: []series{
 		{"peak_sync_mib", "shipped+cache/pinned", "peak,\ninitial sync"},
 		{"rss_60s_mib", "shipped+cache/pinned", "60 s\nafter sync"},
+		{"anon_60s_mib", "shipped+cache/pinned", "of which\nanonymous"},
 		{"rss_300s_mib", "shipped+cache/pinned", "300 s\nafter sync"},
 		{"peak_relist_mib", "shipped+cache/pinned", "peak, relist after\nAPI server restart"},
 	}},

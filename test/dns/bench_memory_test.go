@@ -20,7 +20,9 @@ import (
 // measureMemory measures the memory of fresh processes, each plugin in its
 // own, pinned (GOMAXPROCS 1, as under a one-CPU limit) and unpinned, in
 // cfg.rounds rounds: peak RSS (VmHWM) during the initial sync, RSS at each
-// of cfg.rssAt after sync, and peak RSS during the relist after
+// of cfg.rssAt after sync with its two parts (RssAnon, the process's own
+// memory, and RssFile, the binary's pages mapped from the page cache, which
+// every process of the binary has), and peak RSS during the relist after
 // kube-apiserver restarts. The four processes of a round run side by side,
 // started in the other plugin's order every other round (ABBA), and every
 // round is printed.
@@ -81,7 +83,10 @@ func memoryRound(b *testing.B, cfg *benchConfig, services, namespaces int, outpo
 		wg.Go(func() {
 			for _, at := range cfg.rssAt {
 				time.Sleep(time.Until(s.syncedAt.Add(at)))
-				add(s, fmt.Sprintf("rss_%ds_mib", int(at.Seconds())), s.status(b, "VmRSS:"))
+				seconds := int(at.Seconds())
+				add(s, fmt.Sprintf("rss_%ds_mib", seconds), s.status(b, "VmRSS:"))
+				add(s, fmt.Sprintf("anon_%ds_mib", seconds), s.status(b, "RssAnon:"))
+				add(s, fmt.Sprintf("file_%ds_mib", seconds), s.status(b, "RssFile:"))
 			}
 		})
 	}
