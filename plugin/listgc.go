@@ -68,20 +68,45 @@ func (g *listingGC) end(kind string) {
 }
 
 // listWatch wraps lw so that a list of kind, paginated or streamed as a
-// watch with initial events, begins a listing.
+// watch with initial events, begins a listing, and one that fails ends it:
+// while the API server is away the reflector retries for as long as it
+// takes, and serving should not pay for the lower target all that time.
 func (g *listingGC) listWatch(kind string, lw *cache.ListWatch) *cache.ListWatch {
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts meta.ListOptions) (runtime.Object, error) {
 			g.begin(kind)
-			return lw.ListWithContext(ctx, opts)
+			list, err := lw.ListWithContext(ctx, opts)
+			if err != nil {
+				g.end(kind)
+			}
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts meta.ListOptions) (watch.Interface, error) {
-			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
-				g.begin(kind)
+			if opts.SendInitialEvents == nil || !*opts.SendInitialEvents {
+				return lw.WatchWithContext(ctx, opts)
 			}
-			return lw.WatchWithContext(ctx, opts)
+			g.begin(kind)
+			w, err := lw.WatchWithContext(ctx, opts)
+			if err != nil {
+				g.end(kind)
+				return nil, err
+			}
+			return &listingWatch{Interface: w, end: func() { g.end(kind) }}, nil
 		},
 	}
+}
+
+// listingWatch is a watch that streams a list. The reflector stops it when
+// the stream fails before the list is complete; stopping it once the list
+// has been delivered (and the listing ended) changes nothing.
+type listingWatch struct {
+	watch.Interface
+	end func()
+}
+
+func (w *listingWatch) Stop() {
+	w.end()
+	w.Interface.Stop()
 }
 
 // listingQueue is a kind's queue that ends its listing when the reflector

@@ -1,6 +1,8 @@
 package outpost
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -8,8 +10,12 @@ import (
 
 	"github.com/miekg/dns"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	clientfeatures "k8s.io/client-go/features"
 	clientfeaturestesting "k8s.io/client-go/features/testing"
+	"k8s.io/client-go/tools/cache"
 )
 
 // gcPercent reads the garbage collector's target.
@@ -62,6 +68,70 @@ func TestListingGCTarget(t *testing.T) {
 				if got := gcPercent(); got != s.want {
 					t.Fatalf("step %d %+v: GC target %d, want %d", i+1, s, got, s.want)
 				}
+			}
+		})
+	}
+}
+
+// TestFailedListsEndTheListing: a list or streamed list that fails (the API
+// server is away) or is stopped before it is complete puts the user's
+// target back, and a plain watch never lowers it.
+func TestFailedListsEndTheListing(t *testing.T) {
+	down := errors.New("fake API: connection refused")
+	streamed := true
+	stream := meta.ListOptions{SendInitialEvents: &streamed}
+	for _, tc := range []struct {
+		name       string
+		call       func(lw *cache.ListWatch) (watch.Interface, error)
+		fail       bool
+		wantDuring int
+	}{
+		{"failed list", func(lw *cache.ListWatch) (watch.Interface, error) {
+			_, err := lw.ListWithContext(context.Background(), meta.ListOptions{})
+			return nil, err
+		}, true, listingGCPercent},
+		{"failed streamed list", func(lw *cache.ListWatch) (watch.Interface, error) {
+			return lw.WatchWithContext(context.Background(), stream)
+		}, true, listingGCPercent},
+		{"streamed list stopped before it is complete", func(lw *cache.ListWatch) (watch.Interface, error) {
+			return lw.WatchWithContext(context.Background(), stream)
+		}, false, listingGCPercent},
+		{"plain watch", func(lw *cache.ListWatch) (watch.Interface, error) {
+			return lw.WatchWithContext(context.Background(), meta.ListOptions{})
+		}, false, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withGCPercent(t, 100)
+			g := newListingGC(listingGCPercent)
+			var during int
+			api := &cache.ListWatch{
+				ListWithContextFunc: func(context.Context, meta.ListOptions) (runtime.Object, error) {
+					during = gcPercent()
+					return nil, down
+				},
+				WatchFuncWithContext: func(context.Context, meta.ListOptions) (watch.Interface, error) {
+					during = gcPercent()
+					if tc.fail {
+						return nil, down
+					}
+					return watch.NewFake(), nil
+				},
+			}
+			w, err := tc.call(g.listWatch("service", api))
+			if during != tc.wantDuring {
+				t.Errorf("GC target %d during the call, want %d", during, tc.wantDuring)
+			}
+			if tc.fail != (err != nil) {
+				t.Fatalf("error %v, want one: %v", err, tc.fail)
+			}
+			if w != nil {
+				if got := gcPercent(); got != tc.wantDuring {
+					t.Errorf("GC target %d while the watch is open, want %d", got, tc.wantDuring)
+				}
+				w.Stop()
+			}
+			if got := gcPercent(); got != 100 {
+				t.Errorf("GC target %d afterwards, want the user's 100", got)
 			}
 		})
 	}
