@@ -62,7 +62,7 @@ func newController(o *Outpost) (*controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API client: %w", err)
 	}
-	c := &controller{o: o, stopCh: make(chan struct{}), gc: newListingGC(listingGCPercent)}
+	c := &controller{o: o, stopCh: make(chan struct{}), gc: newListingGC()}
 
 	selector := ""
 	if o.labelSelector != nil {

@@ -122,7 +122,7 @@ func startFakeController(t *testing.T, services, slices, namespaces *fakeListWat
 	t.Helper()
 	o := New([]string{"cluster.local.", "in-addr.arpa."})
 	o.upstream = testUpstream{}
-	c := &controller{o: o, stopCh: make(chan struct{}), gc: newListingGC(listingGCPercent)}
+	c := &controller{o: o, stopCh: make(chan struct{}), gc: newListingGC()}
 	o.ctrl = c
 	listWatch := func(kind string, f *fakeListWatch) cache.ListerWatcher {
 		return c.gc.listWatch(kind, &cache.ListWatch{ListFunc: f.List, WatchFunc: f.Watch})

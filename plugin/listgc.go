@@ -30,11 +30,10 @@ type listingGC struct {
 	mu      sync.Mutex
 	listing map[string]bool // kind: a list has begun and not been delivered
 	saved   int             // the target to restore; valid while listing is non-empty
-	percent int             // the target while listing
 }
 
-func newListingGC(percent int) *listingGC {
-	return &listingGC{listing: make(map[string]bool), percent: percent}
+func newListingGC() *listingGC {
+	return &listingGC{listing: make(map[string]bool)}
 }
 
 // begin marks kind as listing. A list that fails and is retried begins
@@ -46,8 +45,10 @@ func (g *listingGC) begin(kind string) {
 		return
 	}
 	if len(g.listing) == 0 {
-		g.saved = debug.SetGCPercent(g.percent)
-		if g.saved < 0 || g.saved < g.percent {
+		// SetGCPercent is also the only way to read the target; one
+		// below listingGCPercent (GOGC=off is -1) is put back.
+		g.saved = debug.SetGCPercent(listingGCPercent)
+		if g.saved < listingGCPercent {
 			debug.SetGCPercent(g.saved)
 		}
 	}

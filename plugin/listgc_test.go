@@ -58,7 +58,7 @@ func TestListingGCTarget(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			withGCPercent(t, tc.gogc)
-			g := newListingGC(listingGCPercent)
+			g := newListingGC()
 			for i, s := range tc.steps {
 				if s.begin != "" {
 					g.begin(s.begin)
@@ -102,7 +102,7 @@ func TestFailedListsEndTheListing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			withGCPercent(t, 100)
-			g := newListingGC(listingGCPercent)
+			g := newListingGC()
 			var during int
 			api := &cache.ListWatch{
 				ListWithContextFunc: func(context.Context, meta.ListOptions) (runtime.Object, error) {
