@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,7 +73,7 @@ func memoryRound(b *testing.B, cfg *benchConfig, services, namespaces int, outpo
 		for _, s := range startBenchServers(b, benchShape{name: "memory", shipped: true, cache: true}, services, namespaces, pinned, false, outpostFirst) {
 			s.mode = "shipped+cache/" + pinning(pinned)
 			servers = append(servers, s)
-			add(s, "peak_sync_mib", s.status(b, "VmHWM:"))
+			add(s, "peak_sync_mib", s.status(b, "VmHWM:")[0])
 		}
 	}
 	defer stopBenchServers(servers)
@@ -84,9 +85,11 @@ func memoryRound(b *testing.B, cfg *benchConfig, services, namespaces int, outpo
 			for _, at := range cfg.rssAt {
 				time.Sleep(time.Until(s.syncedAt.Add(at)))
 				seconds := int(at.Seconds())
-				add(s, fmt.Sprintf("rss_%ds_mib", seconds), s.status(b, "VmRSS:"))
-				add(s, fmt.Sprintf("anon_%ds_mib", seconds), s.status(b, "RssAnon:"))
-				add(s, fmt.Sprintf("file_%ds_mib", seconds), s.status(b, "RssFile:"))
+				// One read, so that the parts add up to the whole.
+				rss := s.status(b, "VmRSS:", "RssAnon:", "RssFile:")
+				add(s, fmt.Sprintf("rss_%ds_mib", seconds), rss[0])
+				add(s, fmt.Sprintf("anon_%ds_mib", seconds), rss[1])
+				add(s, fmt.Sprintf("file_%ds_mib", seconds), rss[2])
 			}
 		})
 	}
@@ -120,7 +123,7 @@ func memoryRound(b *testing.B, cfg *benchConfig, services, namespaces int, outpo
 		})
 	}
 	for _, s := range servers {
-		add(s, "peak_relist_mib", s.status(b, "VmHWM:"))
+		add(s, "peak_relist_mib", s.status(b, "VmHWM:")[0])
 	}
 	// Leave the data as populate made it for the next round and size.
 	if err := kube.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
@@ -140,22 +143,30 @@ func memoryLine(figures []benchresult.Figure, mode, plugin string) string {
 	return strings.Join(parts, " ") + " MiB"
 }
 
-// status reads a memory figure of /proc/PID/status ("VmHWM:", "VmRSS:")
-// in MiB.
-func (s *benchServer) status(b *testing.B, field string) float64 {
+// status reads memory figures of /proc/PID/status ("VmHWM:", "VmRSS:",
+// ...) in MiB, in the order asked, from one read of the file.
+func (s *benchServer) status(b *testing.B, fields ...string) []float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.Pid()))
 	if err != nil {
 		b.Fatal(err)
 	}
+	mib := map[string]float64{}
 	for line := range strings.Lines(string(data)) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
+		if f := strings.Fields(line); len(f) >= 2 && slices.Contains(fields, f[0]) {
 			kb, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
-				b.Fatalf("/proc/%d/status %s %q: %v", s.proc.Pid(), field, f[1], err)
+				b.Fatalf("/proc/%d/status %s %q: %v", s.proc.Pid(), f[0], f[1], err)
 			}
-			return kb / 1024
+			mib[f[0]] = kb / 1024
 		}
 	}
-	b.Fatalf("/proc/%d/status has no %s", s.proc.Pid(), field)
-	return 0
+	values := make([]float64, len(fields))
+	for i, field := range fields {
+		v, ok := mib[field]
+		if !ok {
+			b.Fatalf("/proc/%d/status has no %s", s.proc.Pid(), field)
+		}
+		values[i] = v
+	}
+	return values
 }
