@@ -126,8 +126,9 @@ func (w *kindWatch) run(stop <-chan struct{}) {
 }
 
 // newQueue is the list-watch queue of one kind. A RealFIFO, as informers
-// use: its backing array is released as it drains, where a DeltaFIFO keeps
-// a map sized for the initial list for good.
+// use: the backing array that held the list is released with the first
+// change after it drained (client-go reslices it as it pops), where a
+// DeltaFIFO keeps a map sized for the initial list for good.
 func newQueue(x *index, kind string, transform cache.TransformFunc) *cache.RealFIFO {
 	return cache.NewRealFIFOWithOptions(cache.RealFIFOOptions{
 		Name:         kind,
